@@ -1,0 +1,212 @@
+//! The signed-in account's own profile and settings.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+
+use crate::accounts::types::{LocalTime, Locale, QuietHours, TimeZoneName};
+use crate::clock::from_ms;
+use crate::error::{ApiError, ApiResult, Validator};
+use crate::http::{Caller, Json, Role};
+use crate::openapi::{Internal, Unauthorized, ValidationFailed};
+use crate::state::AppState;
+
+/// An account as its owner sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    #[schema(example = "0193a5b2c1d07e4f8a9b0c1d2e3f4a5b")]
+    pub id: String,
+    pub organisation_id: String,
+    pub role: Role,
+    /// Staff only: the name colleagues see. Members appear under a pseudonym
+    /// per circle instead.
+    #[schema(example = "Anna de Vries")]
+    pub display_name: Option<String>,
+    /// Staff only.
+    #[schema(example = "anna@buurtwerk.example")]
+    pub email: Option<String>,
+    /// Members who chose a login name and password.
+    pub login_name: Option<String>,
+    pub locale: Locale,
+    #[schema(example = "Europe/Amsterdam")]
+    pub time_zone: String,
+    pub quiet_hours: QuietHours,
+    /// The member's preferred local time for reminders, `HH:MM`.
+    #[schema(example = "10:00")]
+    pub preferred_reminder_time: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: jiff::Timestamp,
+}
+
+#[derive(sqlx::FromRow)]
+struct MeRow {
+    id: String,
+    organisation_id: String,
+    role: String,
+    display_name: Option<String>,
+    email: Option<String>,
+    login_name: Option<String>,
+    locale: String,
+    time_zone: String,
+    quiet_start_min: i64,
+    quiet_end_min: i64,
+    reminder_time_min: Option<i64>,
+    created_at: i64,
+}
+
+pub async fn load_me(conn: &mut AnyConnection, account_id: &str) -> ApiResult<Me> {
+    let row: Option<MeRow> = sqlx::query_as(
+        "SELECT id, organisation_id, role, display_name, email, login_name, locale, time_zone,
+                quiet_start_min, quiet_end_min, reminder_time_min, created_at
+         FROM accounts WHERE id = $1",
+    )
+    .bind(account_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let row = row.ok_or(ApiError::NotFound("account"))?;
+    Ok(Me {
+        id: row.id,
+        organisation_id: row.organisation_id,
+        role: Role::parse(&row.role).map_err(ApiError::Internal)?,
+        display_name: row.display_name,
+        email: row.email,
+        login_name: row.login_name,
+        locale: Locale::parse(&row.locale).map_err(ApiError::Internal)?,
+        time_zone: row.time_zone,
+        quiet_hours: QuietHours {
+            start: LocalTime::format(row.quiet_start_min),
+            end: LocalTime::format(row.quiet_end_min),
+        },
+        preferred_reminder_time: row.reminder_time_min.map(LocalTime::format),
+        created_at: from_ms(row.created_at),
+    })
+}
+
+/// Your account and settings.
+#[utoipa::path(
+    get, path = "/v1/me", tag = "me",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Your account", body = Me),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn get_me(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Me>> {
+    let mut conn = state.store.pool().acquire().await?;
+    Ok(axum::Json(load_me(&mut conn, &caller.account_id).await?))
+}
+
+/// Changes to your settings; absent fields stay as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct UpdateMe {
+    pub locale: Option<String>,
+    #[schema(example = "Europe/Amsterdam")]
+    pub time_zone: Option<String>,
+    pub quiet_hours: Option<QuietHours>,
+    /// `HH:MM`, or null to have no preference.
+    #[serde(default, deserialize_with = "crate::http::extract::double_option")]
+    #[schema(value_type = Option<String>, example = "10:00")]
+    pub preferred_reminder_time: Option<Option<String>>,
+    /// Staff only: the name colleagues see, 1 to 80 characters.
+    pub display_name: Option<String>,
+}
+
+/// Change your locale, time zone, quiet hours or reminder time.
+#[utoipa::path(
+    patch, path = "/v1/me", tag = "me",
+    security(("bearer" = [])),
+    request_body = UpdateMe,
+    responses(
+        (status = 200, description = "Your updated account", body = Me),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn update_me(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<UpdateMe>,
+) -> ApiResult<axum::Json<Me>> {
+    let mut v = Validator::default();
+    let locale = req.locale.as_deref().map(|l| v.check("locale", Locale::parse(l)));
+    let tz = req.time_zone.as_deref().map(|t| v.check("time_zone", TimeZoneName::parse(t)));
+    let quiet = req.quiet_hours.as_ref().map(|q| {
+        (
+            v.check("quiet_hours.start", LocalTime::parse(&q.start)),
+            v.check("quiet_hours.end", LocalTime::parse(&q.end)),
+        )
+    });
+    let reminder = req.preferred_reminder_time.as_ref().map(|r| match r {
+        Some(t) => v.check("preferred_reminder_time", LocalTime::parse(t)).map(Some),
+        None => Some(None),
+    });
+    let display_name = req.display_name.as_deref().map(|n| {
+        v.check(
+            "display_name",
+            if caller.role.is_staff() {
+                validate_display_name(n)
+            } else {
+                Err("members appear under their pseudonym per circle".into())
+            },
+        )
+    });
+    if let Some((Some(start), Some(end))) = quiet
+        && start == end
+    {
+        v.fail("quiet_hours", "start and end must differ");
+    }
+    v.finish()?;
+
+    let mut tx = state.store.begin().await?;
+    if let Some(Some(locale)) = locale {
+        sqlx::query("UPDATE accounts SET locale = $1 WHERE id = $2")
+            .bind(locale.as_str())
+            .bind(&caller.account_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(Some(tz)) = tz {
+        sqlx::query("UPDATE accounts SET time_zone = $1 WHERE id = $2")
+            .bind(tz.as_str())
+            .bind(&caller.account_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some((Some(start), Some(end))) = quiet {
+        sqlx::query("UPDATE accounts SET quiet_start_min = $1, quiet_end_min = $2 WHERE id = $3")
+            .bind(start.minutes())
+            .bind(end.minutes())
+            .bind(&caller.account_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(Some(reminder)) = reminder {
+        sqlx::query("UPDATE accounts SET reminder_time_min = $1 WHERE id = $2")
+            .bind(reminder.map(LocalTime::minutes))
+            .bind(&caller.account_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(Some(name)) = display_name {
+        sqlx::query("UPDATE accounts SET display_name = $1 WHERE id = $2")
+            .bind(name)
+            .bind(&caller.account_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let me = load_me(&mut tx, &caller.account_id).await?;
+    tx.commit().await?;
+    Ok(axum::Json(me))
+}
+
+pub fn validate_display_name(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    let len = name.chars().count();
+    if !(1..=80).contains(&len) || name.chars().any(char::is_control) {
+        return Err("must be 1 to 80 characters, without control characters".into());
+    }
+    Ok(name.to_owned())
+}

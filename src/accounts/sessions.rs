@@ -1,0 +1,540 @@
+//! Sessions: sign-in, rotating refresh tokens with reuse detection, sign-out,
+//! staff setup codes and member recovery codes.
+//!
+//! A session is one device's sign-in. Each refresh exchanges the refresh token
+//! for a new pair; presenting a spent refresh token again means it was copied,
+//! so the whole session is revoked. A short grace period lets an app that lost
+//! the response to its refresh retry once without being signed out.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+
+use crate::accounts::me::{Me, load_me};
+use crate::clock::from_ms;
+use crate::error::{ApiError, ApiResult, Validator};
+use crate::http::{Caller, Json};
+use crate::openapi::{Internal, TooManyRequests, Unauthorized, ValidationFailed};
+use crate::secrets::{canonical_code, hash_password, hash_token, new_id, new_token, verify_password};
+use crate::state::AppState;
+
+/// How long after its use a refresh token may be presented again (a retry
+/// after a lost response) without counting as reuse.
+const REUSE_GRACE_MS: i64 = 30_000;
+
+/// A fresh pair of tokens.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Tokens {
+    /// Send as `Authorization: Bearer <access_token>`.
+    #[schema(example = "kra_3q2-6vQZ0pJ7o1nY8m1cW6Q9rJx0dB4yq0b7w1r2s3t")]
+    pub access_token: String,
+    #[schema(value_type = String, format = DateTime, example = "2026-11-22T10:15:00Z")]
+    pub access_token_expires_at: jiff::Timestamp,
+    /// Exchange at `POST /v1/auth/refresh` for a new pair; use each once.
+    #[schema(example = "krr_Zk3m9QwX0aB1cD2eF3gH4iJ5kL6mN7oP8qR9sT0uV1w")]
+    pub refresh_token: String,
+    #[schema(value_type = String, format = DateTime, example = "2027-05-21T10:00:00Z")]
+    pub refresh_token_expires_at: jiff::Timestamp,
+    #[schema(example = "Bearer")]
+    pub token_type: String,
+}
+
+/// An account and a new session for it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthResponse {
+    pub account: Me,
+    pub tokens: Tokens,
+}
+
+/// Marks a response that opened a session, so that an idempotent replay opens
+/// a fresh one instead of storing tokens.
+#[derive(Debug, Clone)]
+pub struct SessionIssued(pub String);
+
+impl AuthResponse {
+    pub fn into_response_with(self, status: StatusCode) -> Response {
+        let account_id = self.account.id.clone();
+        let mut response = (status, axum::Json(self)).into_response();
+        response.extensions_mut().insert(SessionIssued(account_id));
+        response
+    }
+}
+
+/// Opens a new session for `account_id` and returns its first tokens.
+pub async fn open_session(
+    conn: &mut AnyConnection,
+    state: &AppState,
+    account_id: &str,
+) -> Result<Tokens, sqlx::Error> {
+    let now = state.now_ms();
+    let session_id = new_id();
+    sqlx::query(
+        "INSERT INTO sessions (id, account_id, created_at, last_used_at) VALUES ($1, $2, $3, $3)",
+    )
+    .bind(&session_id)
+    .bind(account_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    issue_tokens(conn, state, &session_id).await.map(|(t, _)| t)
+}
+
+/// A new access and refresh token for a session; returns them and the
+/// refresh token's hash.
+async fn issue_tokens(
+    conn: &mut AnyConnection,
+    state: &AppState,
+    session_id: &str,
+) -> Result<(Tokens, String), sqlx::Error> {
+    let now = state.now_ms();
+    let access = new_token("kra_");
+    let refresh = new_token("krr_");
+    let access_expires = now + i64::from(state.config.access_token_ttl_secs) * 1000;
+    let refresh_expires = now + i64::from(state.config.refresh_token_ttl_days) * 86_400_000;
+    let refresh_hash = hash_token(&refresh);
+    sqlx::query("INSERT INTO access_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)")
+        .bind(hash_token(&access))
+        .bind(session_id)
+        .bind(access_expires)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&refresh_hash)
+    .bind(session_id)
+    .bind(now)
+    .bind(refresh_expires)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(session_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok((
+        Tokens {
+            access_token: access,
+            access_token_expires_at: from_ms(access_expires),
+            refresh_token: refresh,
+            refresh_token_expires_at: from_ms(refresh_expires),
+            token_type: "Bearer".into(),
+        },
+        refresh_hash,
+    ))
+}
+
+/// Revokes sessions: one (`session_id`) or every session of an account.
+pub async fn revoke_sessions(
+    conn: &mut AnyConnection,
+    now: i64,
+    account_id: &str,
+    session_id: Option<&str>,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM sessions WHERE account_id = $1 AND revoked_at IS NULL AND ($2 IS NULL OR id = $2)",
+    )
+    .bind(account_id)
+    .bind(session_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for id in ids {
+        sqlx::query("UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3")
+            .bind(now)
+            .bind(reason)
+            .bind(&id)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM access_tokens WHERE session_id = $1")
+            .bind(&id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// E-mail address (staff) or login name (members who chose one).
+    #[schema(example = "anna@buurtwerk.example")]
+    pub login: String,
+    #[schema(example = "correct horse battery staple", format = Password)]
+    pub password: String,
+}
+
+/// Sign in with e-mail or login name and password.
+///
+/// Repeated failures for one name are throttled (429 with `Retry-After`).
+#[utoipa::path(
+    post, path = "/v1/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = AuthResponse),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = ValidationFailed),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn login(State(state): State<AppState>, Json(req): Json<LoginRequest>) -> ApiResult<Response> {
+    let login = req.login.trim().to_lowercase();
+    let mut v = Validator::default();
+    if login.is_empty() || login.len() > 254 {
+        v.fail("login", "must be 1 to 254 characters");
+    }
+    if req.password.is_empty() || req.password.len() > 1024 {
+        v.fail("password", "must be 1 to 1024 characters");
+    }
+    v.finish()?;
+
+    let now = state.now_ms();
+    let window_ms = i64::from(state.config.login_window_secs) * 1000;
+    let identifier = format!("login:{login}");
+    let failures: Vec<i64> = sqlx::query_scalar(
+        "SELECT failed_at FROM login_failures WHERE identifier = $1 AND failed_at > $2 ORDER BY failed_at",
+    )
+    .bind(&identifier)
+    .bind(now - window_ms)
+    .fetch_all(state.store.pool())
+    .await?;
+    if failures.len() >= state.config.login_max_failures as usize {
+        let oldest = failures.first().copied().unwrap_or(now);
+        let retry_after_secs = u64::try_from((oldest + window_ms - now + 999) / 1000).unwrap_or(1).max(1);
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
+
+    let account: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT id, password_hash FROM accounts
+         WHERE (email = $1 OR login_name = $1) AND deactivated_at IS NULL",
+    )
+    .bind(&login)
+    .fetch_optional(state.store.pool())
+    .await?;
+    let stored_hash = account
+        .as_ref()
+        .and_then(|(_, h)| h.clone())
+        .unwrap_or_else(|| crate::secrets::dummy_password_hash().to_owned());
+    let password = req.password;
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+
+    let mut tx = state.store.begin().await?;
+    match account {
+        Some((account_id, Some(_))) if ok => {
+            sqlx::query("DELETE FROM login_failures WHERE identifier = $1")
+                .bind(&identifier)
+                .execute(&mut *tx)
+                .await?;
+            let tokens = open_session(&mut tx, &state, &account_id).await?;
+            let account = load_me(&mut tx, &account_id).await?;
+            tx.commit().await?;
+            Ok(AuthResponse { account, tokens }.into_response_with(StatusCode::OK))
+        }
+        _ => {
+            sqlx::query("INSERT INTO login_failures (id, identifier, failed_at) VALUES ($1, $2, $3)")
+                .bind(new_id())
+                .bind(&identifier)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Err(ApiError::unauthorized(
+                "invalid_credentials",
+                "The login or password is not correct",
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    #[schema(example = "krr_Zk3m9QwX0aB1cD2eF3gH4iJ5kL6mN7oP8qR9sT0uV1w")]
+    pub refresh_token: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct RefreshRow {
+    session_id: String,
+    expires_at: i64,
+    used_at: Option<i64>,
+    replaced_by: Option<String>,
+    revoked_at: Option<i64>,
+    account_id: String,
+}
+
+/// Exchange a refresh token for a new token pair.
+///
+/// Each refresh token works once. Presenting a spent one again (except for a
+/// retry within 30 seconds) revokes the whole session: code
+/// `refresh_token_reused`.
+#[utoipa::path(
+    post, path = "/v1/auth/refresh", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new token pair", body = Tokens),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn refresh(State(state): State<AppState>, Json(req): Json<RefreshRequest>) -> ApiResult<axum::Json<Tokens>> {
+    let invalid = || ApiError::unauthorized("invalid_refresh_token", "The refresh token is not valid");
+    if req.refresh_token.is_empty() || req.refresh_token.len() > 200 {
+        return Err(invalid());
+    }
+    let hash = hash_token(&req.refresh_token);
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let row: Option<RefreshRow> = sqlx::query_as(
+        "SELECT r.session_id, r.expires_at, r.used_at, r.replaced_by, s.revoked_at, s.account_id
+         FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
+         WHERE r.token_hash = $1",
+    )
+    .bind(&hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let row = row.ok_or_else(invalid)?;
+    if row.revoked_at.is_some() {
+        return Err(ApiError::unauthorized("session_revoked", "This session has been signed out"));
+    }
+    if row.expires_at <= now {
+        return Err(ApiError::unauthorized("refresh_token_expired", "The refresh token has expired; sign in again"));
+    }
+
+    let may_exchange = match row.used_at {
+        None => {
+            sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
+                .bind(now)
+                .bind(&hash)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1
+        }
+        // A retry after a lost response: the token it was exchanged for has
+        // not been used, so retire that one and hand out a new pair.
+        Some(used_at) if now - used_at <= REUSE_GRACE_MS => match &row.replaced_by {
+            Some(successor) => {
+                sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
+                    .bind(now)
+                    .bind(successor)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1
+            }
+            None => false,
+        },
+        Some(_) => false,
+    };
+    if !may_exchange {
+        revoke_sessions(&mut tx, now, &row.account_id, Some(&row.session_id), "refresh_token_reused").await?;
+        tx.commit().await?;
+        tracing::warn!(session_id = %row.session_id, "refresh token reused; session revoked");
+        return Err(ApiError::unauthorized(
+            "refresh_token_reused",
+            "This refresh token was already used; the session has been signed out for safety",
+        ));
+    }
+    let (tokens, new_hash) = issue_tokens(&mut tx, &state, &row.session_id).await?;
+    sqlx::query("UPDATE refresh_tokens SET replaced_by = $1 WHERE token_hash = $2")
+        .bind(&new_hash)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(axum::Json(tokens))
+}
+
+/// Sign out on this device: revokes this session's tokens.
+#[utoipa::path(
+    post, path = "/v1/auth/logout", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
+    let mut tx = state.store.begin().await?;
+    revoke_sessions(&mut tx, state.now_ms(), &caller.account_id, Some(&caller.session_id), "logout").await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sign out everywhere: revokes every session of this account.
+#[utoipa::path(
+    post, path = "/v1/auth/logout-all", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Signed out on every device"),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn logout_all(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
+    let mut tx = state.store.begin().await?;
+    revoke_sessions(&mut tx, state.now_ms(), &caller.account_id, None, "logout_all").await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SetupRequest {
+    /// The one-time setup code the coordinator (or `kring admin`) handed out.
+    #[schema(example = "KX4M-7TQD-9HCA")]
+    pub code: String,
+    /// The new password: 10 to 256 characters.
+    #[schema(example = "correct horse battery staple", format = Password)]
+    pub password: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct CodeRow {
+    account_id: String,
+    expires_at: i64,
+    used_at: Option<i64>,
+}
+
+/// Finds and spends a one-time account code, or says why it cannot be used.
+async fn spend_code(conn: &mut AnyConnection, now: i64, code: &str, purpose: &str) -> ApiResult<String> {
+    let invalid = || ApiError::field("code", "is not a valid code");
+    let canonical = canonical_code(code).map_err(|_| invalid())?;
+    let row: Option<CodeRow> = sqlx::query_as(
+        "SELECT account_id, expires_at, used_at FROM account_codes WHERE code_hash = $1 AND purpose = $2",
+    )
+    .bind(hash_token(&canonical))
+    .bind(purpose)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let row = row.ok_or_else(invalid)?;
+    if row.used_at.is_some() {
+        return Err(ApiError::gone("code_used", "This code has already been used"));
+    }
+    if row.expires_at <= now {
+        return Err(ApiError::gone("code_expired", "This code has expired; ask for a new one"));
+    }
+    let spent = sqlx::query("UPDATE account_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL")
+        .bind(now)
+        .bind(hash_token(&canonical))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    if spent != 1 {
+        return Err(ApiError::gone("code_used", "This code has already been used"));
+    }
+    Ok(row.account_id)
+}
+
+/// Creates a one-time code for an account and returns it (shown once).
+pub async fn create_code(
+    conn: &mut AnyConnection,
+    now: i64,
+    account_id: &str,
+    purpose: &str,
+    created_by: Option<&str>,
+    valid_ms: i64,
+) -> Result<(String, i64), sqlx::Error> {
+    let code = crate::secrets::new_code(3);
+    let canonical = code.replace('-', "");
+    // A new code replaces any earlier unused one for the same purpose.
+    sqlx::query("UPDATE account_codes SET used_at = $1 WHERE account_id = $2 AND purpose = $3 AND used_at IS NULL")
+        .bind(now)
+        .bind(account_id)
+        .bind(purpose)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO account_codes (code_hash, account_id, purpose, created_by, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(hash_token(&canonical))
+    .bind(account_id)
+    .bind(purpose)
+    .bind(created_by)
+    .bind(now)
+    .bind(now + valid_ms)
+    .execute(&mut *conn)
+    .await?;
+    Ok((code, now + valid_ms))
+}
+
+/// Staff: choose a password with a one-time setup code and sign in.
+#[utoipa::path(
+    post, path = "/v1/auth/setup", tag = "auth",
+    request_body = SetupRequest,
+    responses(
+        (status = 200, description = "Password set; signed in", body = AuthResponse),
+        (status = 410, response = crate::openapi::Gone),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn setup(State(state): State<AppState>, Json(req): Json<SetupRequest>) -> ApiResult<Response> {
+    let mut v = Validator::default();
+    let password = v.check("password", validate_password(&req.password));
+    let Some(password) = password else {
+        return Err(v.into_error());
+    };
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::Internal)?;
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let account_id = spend_code(&mut tx, now, &req.code, "setup").await?;
+    sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
+        .bind(&hash)
+        .bind(&account_id)
+        .execute(&mut *tx)
+        .await?;
+    let tokens = open_session(&mut tx, &state, &account_id).await?;
+    let account = load_me(&mut tx, &account_id).await?;
+    tx.commit().await?;
+    Ok(AuthResponse { account, tokens }.into_response_with(StatusCode::OK))
+}
+
+pub fn validate_password(password: &str) -> Result<String, String> {
+    let chars = password.chars().count();
+    if !(10..=256).contains(&chars) {
+        return Err("must be 10 to 256 characters".into());
+    }
+    Ok(password.to_owned())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RecoverRequest {
+    /// The one-time recovery code a worker issued.
+    #[schema(example = "KX4M-7TQD-9HCA")]
+    pub code: String,
+}
+
+/// Move an account to a new phone with a recovery code from a worker.
+///
+/// Signs the account out on every other device and opens a session here.
+#[utoipa::path(
+    post, path = "/v1/auth/recover", tag = "auth",
+    request_body = RecoverRequest,
+    responses(
+        (status = 200, description = "Signed in on this device", body = AuthResponse),
+        (status = 410, response = crate::openapi::Gone),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn recover(State(state): State<AppState>, Json(req): Json<RecoverRequest>) -> ApiResult<Response> {
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let account_id = spend_code(&mut tx, now, &req.code, "recovery").await?;
+    revoke_sessions(&mut tx, now, &account_id, None, "recovered").await?;
+    let tokens = open_session(&mut tx, &state, &account_id).await?;
+    let account = load_me(&mut tx, &account_id).await?;
+    tx.commit().await?;
+    Ok(AuthResponse { account, tokens }.into_response_with(StatusCode::OK))
+}

@@ -1,0 +1,273 @@
+//! One error type for the API, mapped once to RFC 9457 problem+json.
+//!
+//! Every variant carries a stable machine-readable `code`; internal errors are
+//! logged with their cause and shown to the caller only as `internal_error`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A field that failed validation, and why.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field's path in the request, e.g. `pseudonym` or `steps[1].after_hours`.
+    #[schema(example = "pseudonym")]
+    pub field: String,
+    #[schema(example = "must be 2 to 40 characters")]
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:kring:problem:validation_failed",
+    "title": "Unprocessable Content",
+    "status": 422,
+    "code": "validation_failed",
+    "detail": "The request has invalid fields.",
+    "errors": [{"field": "pseudonym", "message": "must be 2 to 40 characters"}]
+}))]
+pub struct Problem {
+    /// `urn:kring:problem:<code>`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// The HTTP status text.
+    pub title: String,
+    pub status: u16,
+    /// Stable machine-readable error code; switch on this, not on `detail`.
+    pub code: String,
+    /// A human-readable explanation (English).
+    pub detail: String,
+    /// For `validation_failed`: every field that failed and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(nullable = false)]
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the request has invalid fields")]
+    Validation(Vec<FieldError>),
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    #[error("{detail}")]
+    Unauthorized { code: &'static str, detail: String },
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("{detail}")]
+    Unprocessable { code: &'static str, detail: String },
+    #[error("{detail}")]
+    Gone { code: &'static str, detail: String },
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("expected a JSON body with Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("too many attempts; try again in {retry_after_secs} seconds")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Unauthorized {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Forbidden {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Unprocessable {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn gone(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Gone {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Gone { .. } => StatusCode::GONE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "validation_failed",
+            Self::BadRequest { code, .. }
+            | Self::Unauthorized { code, .. }
+            | Self::Forbidden { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Unprocessable { code, .. }
+            | Self::Gone { code, .. } => code,
+            Self::NotFound(_) => "not_found",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::TooManyRequests { .. } => "too_many_requests",
+            Self::Database(_) | Self::Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn to_problem(&self) -> Problem {
+        let status = self.status();
+        let detail = match self {
+            Self::Validation(_) => "The request has invalid fields.".to_owned(),
+            Self::Database(_) | Self::Internal(_) => {
+                "Something went wrong on our side; please try again.".to_owned()
+            }
+            other => {
+                let mut s = other.to_string();
+                if let Some(first) = s.get_mut(0..1) {
+                    first.make_ascii_uppercase();
+                }
+                if !s.ends_with('.') {
+                    s.push('.');
+                }
+                s
+            }
+        };
+        Problem {
+            type_: format!("urn:kring:problem:{}", self.code()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            code: self.code().to_owned(),
+            detail,
+            errors: match self {
+                Self::Validation(errors) => errors.clone(),
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if matches!(self, Self::Database(_) | Self::Internal(_)) {
+            // The cause goes to the log, never to the caller.
+            tracing::error!(error = %self, "request failed");
+        }
+        let problem = self.to_problem();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (self.status(), body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        match &self {
+            Self::Unauthorized { .. } => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::TooManyRequests { retry_after_secs } => {
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    headers.insert(header::RETRY_AFTER, v);
+                }
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Collects field errors so that one response lists every bad field.
+#[derive(Debug, Default)]
+pub struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    /// Keeps the parsed value, or records why `field` failed.
+    pub fn check<T>(&mut self, field: &str, parsed: Result<T, String>) -> Option<T> {
+        match parsed {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.errors.push(FieldError::new(field, message));
+                None
+            }
+        }
+    }
+
+    /// Records a failure that is not tied to one parse.
+    pub fn fail(&mut self, field: &str, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// The error to return once some field failed.
+    pub fn into_error(self) -> ApiError {
+        if self.errors.is_empty() {
+            ApiError::Internal("validator finished without errors".into())
+        } else {
+            ApiError::Validation(self.errors)
+        }
+    }
+
+    pub fn finish(self) -> ApiResult<()> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.errors))
+        }
+    }
+}

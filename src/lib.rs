@@ -1,0 +1,125 @@
+//! Kring: the backend for small asynchronous support circles.
+//!
+//! - [`config`]: command line and `KRING_*` environment.
+//! - [`store`]: the database (SQLite or PostgreSQL through one set of queries).
+//! - [`http`]: extractors, auth, idempotency, the router.
+//! - features, each with its routes: [`accounts`], [`organisations`],
+//!   [`circles`] (with invites and memberships), [`posts`], [`checkins`].
+//! - [`clock`]: injected time, so tests move days in milliseconds.
+//!
+//! [`run`] serves the API until a shutdown signal; tests call [`serve`] with
+//! their own state and a port-0 listener.
+
+pub mod accounts;
+pub mod checkins;
+pub mod circles;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod openapi;
+pub mod organisations;
+pub mod posts;
+pub mod secrets;
+pub mod state;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::state::AppState;
+use crate::store::{Store, StoreError};
+
+/// Connects to the database, applies migrations and serves until `shutdown`.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let store = Store::connect(&config.database_url()).await?;
+    store.migrate().await?;
+    let state = AppState {
+        store: store.clone(),
+        clock: Arc::new(SystemClock) as Arc<dyn Clock>,
+        config: Arc::new(config),
+    };
+    serve(state, listener, shutdown).await?;
+    store.close().await;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("serving failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves the API with background upkeep until `shutdown` completes, then
+/// drains requests and tasks.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tracker.spawn(upkeep(state.clone(), cancel.clone()));
+
+    let app = http::router::app(state);
+    let stop = cancel.clone();
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = stop.cancelled() => {}
+            }
+        })
+        .await;
+    cancel.cancel();
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await.is_err() {
+        tracing::warn!("background tasks did not stop within 10 s");
+    }
+    result
+}
+
+/// Periodic housekeeping: forget expired idempotency keys, access tokens and
+/// login failures.
+async fn upkeep(state: AppState, cancel: CancellationToken) {
+    loop {
+        if let Err(err) = upkeep_once(&state).await {
+            tracing::warn!(error = %err, "upkeep failed; will retry");
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(600)) => {}
+        }
+    }
+}
+
+/// One round of housekeeping; returns how many rows it removed.
+pub async fn upkeep_once(state: &AppState) -> Result<u64, sqlx::Error> {
+    let now = state.now_ms();
+    let pool = state.store.pool();
+    let mut removed = http::idempotency::sweep(state).await?;
+    removed += sqlx::query("DELETE FROM access_tokens WHERE expires_at < $1")
+        .bind(now)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    removed += sqlx::query("DELETE FROM login_failures WHERE failed_at < $1")
+        .bind(now - 86_400_000)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    Ok(removed)
+}

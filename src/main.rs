@@ -1,0 +1,110 @@
+//! The `kring` binary: parse the configuration, set up logging, and run.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use kring::clock::{Clock, SystemClock};
+use kring::config::{AdminCommand, Cli, Command};
+use kring::store::Store;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.config.log_format);
+    match execute(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("kring: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> Result<(), String> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let listener = TcpListener::bind(config.bind)
+                .await
+                .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+            tracing::info!(
+                address = %config.bind,
+                database = %kring::store::redact_url(&config.database_url()),
+                "kring is serving"
+            );
+            kring::run(config, listener, shutdown_signal()).await.map_err(|e| e.to_string())?;
+            tracing::info!("kring stopped");
+            Ok(())
+        }
+        Command::Migrate => {
+            let store = connect(&config.database_url()).await?;
+            store.migrate().await.map_err(|e| e.to_string())?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", kring::http::router::spec_json());
+            Ok(())
+        }
+        Command::Admin(AdminCommand::CreateOrganisation(cmd)) => {
+            let store = connect(&config.database_url()).await?;
+            store.migrate().await.map_err(|e| e.to_string())?;
+            let made = kring::organisations::bootstrap(&store, SystemClock.now_ms(), &cmd)
+                .await
+                .map_err(|e| match e {
+                    kring::error::ApiError::Validation(errors) => errors
+                        .iter()
+                        .map(|f| format!("--{} {}", f.field.replace('_', "-"), f.message))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    other => other.to_string(),
+                })?;
+            println!("organisation_id: {}", made.organisation_id);
+            println!("coordinator_id:  {}", made.coordinator_id);
+            println!("setup_code:      {}", made.setup_code);
+            println!();
+            println!("The coordinator sets a password with this code (valid 7 days) at POST /v1/auth/setup.");
+            Ok(())
+        }
+    }
+}
+
+async fn connect(url: &str) -> Result<Store, String> {
+    Store::connect(url).await.map_err(|e| e.to_string())
+}
+
+fn init_tracing(format: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received; draining");
+}

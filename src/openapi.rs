@@ -1,0 +1,149 @@
+//! The OpenAPI document: metadata, security scheme, tags, and the shared
+//! problem+json error responses that every route refers to.
+
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToResponse};
+
+use crate::error::{FieldError, Problem};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Kring API",
+        description = "The REST API behind Kring's phone apps: small asynchronous support circles \
+                       with gentle reminders and worker alerts.\n\n\
+                       Conventions: JSON with snake_case fields; ids are opaque strings; times are \
+                       RFC 3339 UTC. Errors are RFC 9457 `application/problem+json` with a stable \
+                       `code`. Lists use cursor pagination (`limit`, `cursor` → `next_cursor`) and \
+                       `since` for incremental sync. Send `Idempotency-Key` on every POST that \
+                       creates something: a retry returns the first response.",
+        version = env!("CARGO_PKG_VERSION"),
+        license(name = "EUPL-1.2", identifier = "EUPL-1.2"),
+    ),
+    modifiers(&SecurityAddon),
+    components(
+        schemas(Problem, FieldError),
+        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Gone, ValidationFailed, TooManyRequests, Internal),
+    ),
+    tags(
+        (name = "auth", description = "Sign-in, tokens and sessions"),
+        (name = "me", description = "Your own account and settings"),
+        (name = "organisation", description = "Coordinators: the organisation and its staff"),
+        (name = "circles", description = "Circles, their rhythm and escalation policy"),
+        (name = "invites", description = "Invite codes and joining a circle"),
+        (name = "memberships", description = "Members of a circle and their own settings"),
+        (name = "posts", description = "Posts, replies, reactions and read positions"),
+        (name = "checkins", description = "How members are doing, and \"I'm OK\""),
+        (name = "operations", description = "Health checks and the spec"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecurityAddon;
+
+impl Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An access token from sign-in, join, setup, recovery or refresh. \
+                         Expired tokens answer 401 `token_expired`: refresh and retry.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            Content::new(Some(Ref::from_schema_name("Problem"))),
+        )
+        .build()
+        .into()
+}
+
+macro_rules! problem_responses {
+    ($($name:ident => $description:literal,)*) => {
+        $(
+            #[doc = $description]
+            pub struct $name;
+
+            impl<'r> ToResponse<'r> for $name {
+                fn response() -> (&'r str, RefOr<utoipa::openapi::Response>) {
+                    (stringify!($name), problem_response($description))
+                }
+            }
+        )*
+    };
+}
+
+problem_responses! {
+    BadRequest => "The request is malformed (for example invalid JSON or a bad header).",
+    Unauthorized => "No valid access token: `unauthenticated`, `invalid_token` or `token_expired` (refresh and retry).",
+    Forbidden => "You can see this, but your role may not do it.",
+    NotFound => "It does not exist, or you may not see it.",
+    Conflict => "It conflicts with the current state (for example a pseudonym already taken).",
+    Gone => "A code that has expired, been used up or revoked.",
+    ValidationFailed => "Fields failed validation; `errors` lists each field and why.",
+    TooManyRequests => "Too many attempts; wait for `Retry-After` seconds.",
+    Internal => "Something went wrong on the server; retry later.",
+}
+
+/// Every operation gets the same generic responses for things that can go
+/// wrong on any route (oversized body, wrong media type), so the spec never
+/// omits a status the server can send.
+pub struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for op in operations(item) {
+                let has_body = op.request_body.is_some();
+                let idempotent = op.parameters.iter().flatten().any(|p| matches!(p, RefOr::T(p) if p.name == "Idempotency-Key"));
+                if idempotent {
+                    op.responses.responses.entry("409".into()).or_insert_with(|| {
+                        problem_response("A request with this Idempotency-Key is still in progress (`idempotency_in_progress`), or the change conflicts with the current state.")
+                    });
+                    op.responses
+                        .responses
+                        .entry("422".into())
+                        .or_insert_with(|| Ref::from_response_name("ValidationFailed").into());
+                }
+                if has_body {
+                    op.responses
+                        .responses
+                        .entry("400".into())
+                        .or_insert_with(|| Ref::from_response_name("BadRequest").into());
+                    op.responses.responses.entry("413".into()).or_insert_with(|| {
+                        problem_response("The request body is larger than the server accepts.")
+                    });
+                    op.responses.responses.entry("415".into()).or_insert_with(|| {
+                        problem_response("The body must be JSON (`Content-Type: application/json`).")
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.patch.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}

@@ -1,0 +1,365 @@
+//! Organisations (tenants) and their staff: bootstrap from the command line,
+//! coordinators adding workers and coordinators with one-time setup codes.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::accounts::me::validate_display_name;
+use crate::accounts::sessions::create_code;
+use crate::accounts::types::{Locale, TimeZoneName};
+use crate::clock::from_ms;
+use crate::error::{ApiError, ApiResult, Validator};
+use crate::http::idempotency::IdempotencyKey;
+use crate::http::{Caller, Json, Role};
+use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::secrets::new_id;
+use crate::state::AppState;
+use crate::store::{Store, is_unique_violation};
+
+/// How long a staff setup code stays valid.
+pub const SETUP_CODE_VALID_MS: i64 = 7 * 86_400_000;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_organisation))
+        .routes(routes!(list_staff, create_staff))
+        .routes(routes!(setup_code))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Organisation {
+    pub id: String,
+    #[schema(example = "Buurtwerk Noord")]
+    pub name: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: jiff::Timestamp,
+}
+
+/// Your organisation.
+#[utoipa::path(
+    get, path = "/v1/organisation", tag = "organisation",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Your organisation", body = Organisation),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn get_organisation(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Organisation>> {
+    let (id, name, created_at): (String, String, i64) =
+        sqlx::query_as("SELECT id, name, created_at FROM organisations WHERE id = $1")
+            .bind(&caller.organisation_id)
+            .fetch_one(state.store.pool())
+            .await?;
+    Ok(axum::Json(Organisation {
+        id,
+        name,
+        created_at: from_ms(created_at),
+    }))
+}
+
+/// A worker or coordinator of the organisation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaffMember {
+    pub id: String,
+    pub role: Role,
+    #[schema(example = "Sam Jansen")]
+    pub display_name: Option<String>,
+    #[schema(example = "sam@buurtwerk.example")]
+    pub email: Option<String>,
+    /// False until they have used their setup code.
+    pub has_password: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: jiff::Timestamp,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaffList {
+    pub items: Vec<StaffMember>,
+}
+
+#[derive(sqlx::FromRow)]
+struct StaffRow {
+    id: String,
+    role: String,
+    display_name: Option<String>,
+    email: Option<String>,
+    has_password: i64,
+    created_at: i64,
+}
+
+impl StaffRow {
+    fn into_view(self) -> ApiResult<StaffMember> {
+        Ok(StaffMember {
+            id: self.id,
+            role: Role::parse(&self.role).map_err(ApiError::Internal)?,
+            display_name: self.display_name,
+            email: self.email,
+            has_password: self.has_password != 0,
+            created_at: from_ms(self.created_at),
+        })
+    }
+}
+
+/// Coordinators and workers: the organisation's staff.
+#[utoipa::path(
+    get, path = "/v1/organisation/staff", tag = "organisation",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The staff", body = StaffList),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn list_staff(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<StaffList>> {
+    caller.require_staff()?;
+    let rows: Vec<StaffRow> = sqlx::query_as(
+        "SELECT id, role, display_name, email,
+                CASE WHEN password_hash IS NULL THEN 0 ELSE 1 END AS has_password, created_at
+         FROM accounts
+         WHERE organisation_id = $1 AND role IN ('coordinator', 'worker') AND deactivated_at IS NULL
+         ORDER BY created_at, id",
+    )
+    .bind(&caller.organisation_id)
+    .fetch_all(state.store.pool())
+    .await?;
+    Ok(axum::Json(StaffList {
+        items: rows.into_iter().map(StaffRow::into_view).collect::<ApiResult<_>>()?,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateStaff {
+    /// `worker` or `coordinator`.
+    pub role: Role,
+    #[schema(example = "sam@buurtwerk.example")]
+    pub email: String,
+    #[schema(example = "Sam Jansen")]
+    pub display_name: String,
+    #[schema(example = "nl")]
+    pub locale: Option<String>,
+    #[schema(example = "Europe/Amsterdam")]
+    pub time_zone: Option<String>,
+}
+
+/// A new staff account and the one-time code with which they choose a password.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaffCreated {
+    pub account: StaffMember,
+    /// Give this to the person; it is shown only once. They use it at
+    /// `POST /v1/auth/setup`.
+    #[schema(example = "KX4M-7TQD-9HCA")]
+    pub setup_code: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub setup_code_expires_at: jiff::Timestamp,
+}
+
+/// Coordinators: add a worker or coordinator.
+#[utoipa::path(
+    post, path = "/v1/organisation/staff", tag = "organisation",
+    security(("bearer" = [])),
+    params(IdempotencyKey),
+    request_body = CreateStaff,
+    responses(
+        (status = 201, description = "Created, with a setup code", body = StaffCreated),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn create_staff(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<CreateStaff>,
+) -> ApiResult<(StatusCode, axum::Json<StaffCreated>)> {
+    caller.require_coordinator()?;
+    let mut v = Validator::default();
+    if req.role == Role::Member {
+        v.fail("role", "must be worker or coordinator; members join with an invite code");
+    }
+    let email = v.check("email", validate_email(&req.email));
+    let name = v.check("display_name", validate_display_name(&req.display_name));
+    let locale = v.check("locale", Locale::parse(req.locale.as_deref().unwrap_or("nl")));
+    let tz = v.check("time_zone", TimeZoneName::parse(req.time_zone.as_deref().unwrap_or("Europe/Amsterdam")));
+    let (Some(email), Some(name), Some(locale), Some(tz), true) = (email, name, locale, tz, v.is_ok()) else {
+        return Err(v.into_error());
+    };
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let id = new_id();
+    insert_staff(&mut tx, &id, &caller.organisation_id, req.role, &email, &name, locale, &tz, now).await?;
+    let (code, expires) = create_code(&mut tx, now, &id, "setup", Some(&caller.account_id), SETUP_CODE_VALID_MS).await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(StaffCreated {
+            account: StaffMember {
+                id,
+                role: req.role,
+                display_name: Some(name),
+                email: Some(email),
+                has_password: false,
+                created_at: from_ms(now),
+            },
+            setup_code: code,
+            setup_code_expires_at: from_ms(expires),
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SetupCode {
+    #[schema(example = "KX4M-7TQD-9HCA")]
+    pub setup_code: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub setup_code_expires_at: jiff::Timestamp,
+}
+
+/// Coordinators: a new setup code for a staff member (a forgotten password).
+///
+/// Replaces any earlier unused code. The staff member's sessions stay until
+/// they set the new password.
+#[utoipa::path(
+    post, path = "/v1/organisation/staff/{account_id}/setup-code", tag = "organisation",
+    security(("bearer" = [])),
+    params(("account_id" = String, Path, description = "The staff member's account id"), IdempotencyKey),
+    responses(
+        (status = 201, description = "A new setup code", body = SetupCode),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn setup_code(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+) -> ApiResult<(StatusCode, axum::Json<SetupCode>)> {
+    caller.require_coordinator()?;
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM accounts WHERE id = $1 AND organisation_id = $2
+         AND role IN ('coordinator', 'worker') AND deactivated_at IS NULL",
+    )
+    .bind(&account_id)
+    .bind(&caller.organisation_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if found.is_none() {
+        return Err(ApiError::NotFound("staff member"));
+    }
+    let (code, expires) = create_code(&mut tx, now, &account_id, "setup", Some(&caller.account_id), SETUP_CODE_VALID_MS).await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(SetupCode {
+            setup_code: code,
+            setup_code_expires_at: from_ms(expires),
+        }),
+    ))
+}
+
+pub fn validate_email(input: &str) -> Result<String, String> {
+    let email = input.trim().to_lowercase();
+    let bad = || "must be an e-mail address".to_owned();
+    let (local, domain) = email.split_once('@').ok_or_else(bad)?;
+    if local.is_empty()
+        || domain.len() < 3
+        || !domain.contains('.')
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+        || email.len() > 254
+        || email.chars().any(|c| c.is_whitespace() || c.is_control())
+        || domain.contains('@')
+    {
+        return Err(bad());
+    }
+    Ok(email)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_staff(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    organisation_id: &str,
+    role: Role,
+    email: &str,
+    name: &str,
+    locale: Locale,
+    tz: &TimeZoneName,
+    now: i64,
+) -> ApiResult<()> {
+    let result = sqlx::query(
+        "INSERT INTO accounts (id, organisation_id, role, display_name, email, locale, time_zone, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(organisation_id)
+    .bind(role.as_str())
+    .bind(name)
+    .bind(email)
+    .bind(locale.as_str())
+    .bind(tz.as_str())
+    .bind(now)
+    .execute(&mut *conn)
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(ApiError::conflict(
+            "email_taken",
+            "An account with this e-mail address already exists",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What `kring admin create-organisation` made.
+#[derive(Debug)]
+pub struct Bootstrapped {
+    pub organisation_id: String,
+    pub coordinator_id: String,
+    pub setup_code: String,
+}
+
+/// Creates an organisation and its first coordinator with a setup code.
+pub async fn bootstrap(
+    store: &Store,
+    now: i64,
+    cmd: &crate::config::CreateOrganisation,
+) -> Result<Bootstrapped, ApiError> {
+    let mut v = Validator::default();
+    let name = v.check("name", validate_display_name(&cmd.name));
+    let email = v.check("coordinator_email", validate_email(&cmd.coordinator_email));
+    let coordinator = v.check("coordinator_name", validate_display_name(&cmd.coordinator_name));
+    let locale = v.check("locale", Locale::parse(&cmd.locale));
+    let tz = v.check("time_zone", TimeZoneName::parse(&cmd.time_zone));
+    let (Some(name), Some(email), Some(coordinator), Some(locale), Some(tz)) = (name, email, coordinator, locale, tz) else {
+        return Err(v.into_error());
+    };
+    let mut tx = store.begin().await?;
+    let organisation_id = new_id();
+    sqlx::query("INSERT INTO organisations (id, name, created_at) VALUES ($1, $2, $3)")
+        .bind(&organisation_id)
+        .bind(&name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    let coordinator_id = new_id();
+    insert_staff(&mut tx, &coordinator_id, &organisation_id, Role::Coordinator, &email, &coordinator, locale, &tz, now).await?;
+    let (setup_code, _) = create_code(&mut tx, now, &coordinator_id, "setup", None, SETUP_CODE_VALID_MS).await?;
+    tx.commit().await?;
+    Ok(Bootstrapped {
+        organisation_id,
+        coordinator_id,
+        setup_code,
+    })
+}
