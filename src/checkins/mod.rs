@@ -1,4 +1,311 @@
-//! (being written)
+//! Check-ins: how a member is doing (mood 1–5, a note, "I would like
+//! contact"), and the one-tap "I'm OK". Each is activity and ends a silence.
+//! Whether the circle sees them or only its workers is set per circle.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::circles::{CircleAccess, access, record_activity};
+use crate::clock::from_ms;
+use crate::error::{ApiResult, Validator};
+use crate::http::cursor::{Cursor, PageQuery, next_cursor};
+use crate::http::idempotency::IdempotencyKey;
+use crate::http::{Caller, Json, Query};
+use crate::openapi::{Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::secrets::new_id;
 use crate::state::AppState;
-pub fn router() -> OpenApiRouter<AppState> { OpenApiRouter::new() }
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_checkins, create_checkin))
+        .routes(routes!(im_ok))
+}
+
+/// How a member feels, 1 (bad) to 5 (good).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mood(i64);
+
+impl Mood {
+    pub fn parse(n: i64) -> Result<Self, String> {
+        if (1..=5).contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err("must be 1 to 5".into())
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckinKind {
+    /// A mood check-in.
+    Mood,
+    /// The one-tap "I'm OK".
+    Ok,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Checkin {
+    pub id: String,
+    pub circle_id: String,
+    pub membership_id: String,
+    #[schema(example = "Zonnebloem")]
+    pub pseudonym: String,
+    pub kind: CheckinKind,
+    /// 1 (bad) to 5 (good); null for "I'm OK".
+    #[schema(example = 4, minimum = 1, maximum = 5)]
+    pub mood: Option<i64>,
+    #[schema(example = "Goed geslapen.")]
+    pub note: Option<String>,
+    /// The member asked for contact with their worker.
+    pub wants_contact: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: jiff::Timestamp,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckinPage {
+    pub items: Vec<Checkin>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct CheckinRow {
+    id: String,
+    circle_id: String,
+    membership_id: String,
+    pseudonym: String,
+    kind: String,
+    mood: Option<i64>,
+    note: Option<String>,
+    wants_contact: i64,
+    created_at: i64,
+}
+
+impl CheckinRow {
+    fn into_view(self) -> Checkin {
+        Checkin {
+            kind: if self.kind == "ok" { CheckinKind::Ok } else { CheckinKind::Mood },
+            id: self.id,
+            circle_id: self.circle_id,
+            membership_id: self.membership_id,
+            pseudonym: self.pseudonym,
+            mood: self.mood,
+            note: self.note,
+            wants_contact: self.wants_contact != 0,
+            created_at: from_ms(self.created_at),
+        }
+    }
+}
+
+const CHECKIN_SELECT: &str = "SELECT c.id, c.circle_id, c.membership_id, m.pseudonym, c.kind, c.mood, c.note,
+        c.wants_contact, c.created_at
+    FROM checkins c JOIN memberships m ON m.id = c.membership_id";
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateCheckin {
+    /// 1 (bad) to 5 (good).
+    #[schema(example = 4, minimum = 1, maximum = 5)]
+    pub mood: i64,
+    /// Up to 1000 characters.
+    #[schema(example = "Goed geslapen.")]
+    pub note: Option<String>,
+    /// Ask your worker to get in touch.
+    #[serde(default)]
+    pub wants_contact: bool,
+}
+
+async fn insert(
+    state: &AppState,
+    caller: &Caller,
+    circle_id: &str,
+    kind: &str,
+    mood: Option<Mood>,
+    note: Option<String>,
+    wants_contact: bool,
+) -> ApiResult<Checkin> {
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let access = access(&mut tx, caller, circle_id).await?;
+    let membership_id = access.member_membership_id()?.to_owned();
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO checkins (id, circle_id, membership_id, kind, mood, note, wants_contact, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&id)
+    .bind(&access.circle_id)
+    .bind(&membership_id)
+    .bind(kind)
+    .bind(mood.map(|m| m.0))
+    .bind(note)
+    .bind(i64::from(wants_contact))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    record_activity(&mut tx, &membership_id, now).await?;
+    let row: CheckinRow = sqlx::query_as(sqlx::AssertSqlSafe(format!("{CHECKIN_SELECT} WHERE c.id = $1")))
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(row.into_view())
+}
+
+/// Members: check in with your mood, a note, and whether you would like
+/// contact. Counts as activity.
+#[utoipa::path(
+    post, path = "/v1/circles/{circle_id}/checkins", tag = "checkins",
+    security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The circle's id"), IdempotencyKey),
+    request_body = CreateCheckin,
+    responses(
+        (status = 201, description = "Checked in", body = Checkin),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn create_checkin(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(circle_id): Path<String>,
+    Json(req): Json<CreateCheckin>,
+) -> ApiResult<(StatusCode, axum::Json<Checkin>)> {
+    let mut v = Validator::default();
+    let mood = v.check("mood", Mood::parse(req.mood));
+    let note = match req.note.as_deref().map(str::trim) {
+        None | Some("") => Some(None),
+        Some(n) if n.chars().count() > 1000 => {
+            v.fail("note", "must be at most 1000 characters");
+            None
+        }
+        Some(n) => Some(Some(n.to_owned())),
+    };
+    let (Some(mood), Some(note)) = (mood, note) else {
+        return Err(v.into_error());
+    };
+    let checkin = insert(&state, &caller, &circle_id, "mood", Some(mood), note, req.wants_contact).await?;
+    Ok((StatusCode::CREATED, axum::Json(checkin)))
+}
+
+/// Members: the one-tap "I'm OK", also sent straight from a reminder's
+/// notification action. Counts as activity.
+#[utoipa::path(
+    post, path = "/v1/circles/{circle_id}/checkins/ok", tag = "checkins",
+    security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The circle's id"), IdempotencyKey),
+    responses(
+        (status = 201, description = "Checked in", body = Checkin),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn im_ok(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(circle_id): Path<String>,
+) -> ApiResult<(StatusCode, axum::Json<Checkin>)> {
+    let checkin = insert(&state, &caller, &circle_id, "ok", None, None, false).await?;
+    Ok((StatusCode::CREATED, axum::Json(checkin)))
+}
+
+/// Check-ins in the circle, newest first (or with `since`, oldest first).
+/// When the circle shares check-ins with workers only, members see just
+/// their own.
+#[utoipa::path(
+    get, path = "/v1/circles/{circle_id}/checkins", tag = "checkins",
+    security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The circle's id"), PageQuery),
+    responses(
+        (status = 200, description = "A page of check-ins", body = CheckinPage),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn list_checkins(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(circle_id): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<axum::Json<CheckinPage>> {
+    let page = query.parse()?;
+    let mut conn = state.store.pool().acquire().await?;
+    let access = access(&mut conn, &caller, &circle_id).await?;
+    let only = own_only(&access).unwrap_or_default();
+    let mut rows: Vec<CheckinRow> = match page.since_ms {
+        Some(since) => {
+            let (after_ms, after_id) = page.cursor.map(|c| (c.at_ms, c.id)).unwrap_or((since, String::new()));
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{CHECKIN_SELECT}
+                 WHERE c.circle_id = $1 AND ($2 = '' OR c.membership_id = $2)
+                   AND (c.created_at > $3 OR (c.created_at = $3 AND c.id > $4))
+                 ORDER BY c.created_at, c.id LIMIT $5"
+            )))
+            .bind(&access.circle_id)
+            .bind(&only)
+            .bind(after_ms)
+            .bind(after_id)
+            .bind(page.limit + 1)
+            .fetch_all(&mut *conn)
+            .await?
+        }
+        None => {
+            let (before_ms, before_id) = page.cursor.map(|c| (c.at_ms, c.id)).unwrap_or((i64::MAX, String::new()));
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{CHECKIN_SELECT}
+                 WHERE c.circle_id = $1 AND ($2 = '' OR c.membership_id = $2)
+                   AND (c.created_at < $3 OR (c.created_at = $3 AND c.id < $4))
+                 ORDER BY c.created_at DESC, c.id DESC LIMIT $5"
+            )))
+            .bind(&access.circle_id)
+            .bind(&only)
+            .bind(before_ms)
+            .bind(before_id)
+            .bind(page.limit + 1)
+            .fetch_all(&mut *conn)
+            .await?
+        }
+    };
+    let next = next_cursor(&mut rows, page.limit, |r| Cursor {
+        at_ms: r.created_at,
+        id: r.id.clone(),
+    });
+    Ok(axum::Json(CheckinPage {
+        items: rows.into_iter().map(CheckinRow::into_view).collect(),
+        next_cursor: next,
+    }))
+}
+
+/// For a member in a workers-only circle: their own membership id, the only
+/// one whose check-ins they may see. `None`: they see all.
+fn own_only(access: &CircleAccess) -> Option<String> {
+    match &access.relation {
+        crate::circles::Relation::Member { membership_id } if access.checkin_visibility == "workers" => {
+            Some(membership_id.clone())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moods_are_one_to_five() {
+        assert!(Mood::parse(1).is_ok() && Mood::parse(5).is_ok());
+        assert!(Mood::parse(0).is_err() && Mood::parse(6).is_err());
+    }
+}
+

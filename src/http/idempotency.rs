@@ -15,6 +15,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
 
+use crate::accounts::sessions::{SessionIssued, open_session};
 use crate::error::ApiError;
 use crate::http::auth::{Caller, bearer_token};
 use crate::state::AppState;
@@ -48,6 +49,7 @@ struct Stored {
     status_code: Option<i64>,
     content_type: Option<String>,
     response_body: Option<String>,
+    reissue_account_id: Option<String>,
     created_at: i64,
 }
 
@@ -116,7 +118,7 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
 
     if !claimed {
         let stored: Option<Stored> = sqlx::query_as(
-            "SELECT fingerprint, status_code, content_type, response_body, created_at
+            "SELECT fingerprint, status_code, content_type, response_body, reissue_account_id, created_at
              FROM idempotency_keys WHERE scope = $1 AND idem_key = $2",
         )
         .bind(&scope)
@@ -133,6 +135,10 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
             ));
         }
         if let (Some(status), Some(body)) = (stored.status_code, stored.response_body) {
+            let body = match &stored.reissue_account_id {
+                Some(account_id) => with_fresh_tokens(&state, account_id, &body).await?,
+                None => body,
+            };
             return Ok(replay(status, stored.content_type.as_deref(), body));
         }
         // Still pending: wait for it, unless its lease has run out.
@@ -172,14 +178,21 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body_text = String::from_utf8_lossy(&resp_bytes).into_owned();
+    // Tokens are never stored: a replay opens a fresh session instead.
+    let reissue = resp_parts.extensions.get::<SessionIssued>().map(|s| s.0.clone());
+    let body_text = match &reissue {
+        Some(_) => without_tokens(&resp_bytes)?,
+        None => String::from_utf8_lossy(&resp_bytes).into_owned(),
+    };
     sqlx::query(
-        "UPDATE idempotency_keys SET status_code = $1, content_type = $2, response_body = $3
-         WHERE scope = $4 AND idem_key = $5",
+        "UPDATE idempotency_keys SET status_code = $1, content_type = $2, response_body = $3,
+                reissue_account_id = $4
+         WHERE scope = $5 AND idem_key = $6",
     )
     .bind(i64::from(status.as_u16()))
     .bind(content_type)
     .bind(body_text)
+    .bind(reissue)
     .bind(&scope)
     .bind(&key)
     .execute(pool)
@@ -188,6 +201,30 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
         .headers
         .insert(HeaderName::from_static(REPLAYED_HEADER), HeaderValue::from_static("false"));
     Ok(Response::from_parts(resp_parts, Body::from(resp_bytes)))
+}
+
+fn without_tokens(body: &[u8]) -> Result<String, ApiError> {
+    let mut json: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::Internal(format!("session response is not JSON: {e}")))?;
+    if let Some(obj) = json.as_object_mut() {
+        obj.remove("tokens");
+    }
+    Ok(json.to_string())
+}
+
+async fn with_fresh_tokens(state: &AppState, account_id: &str, body: &str) -> Result<String, ApiError> {
+    let mut json: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| ApiError::Internal(format!("stored response is not JSON: {e}")))?;
+    let mut tx = state.store.begin().await?;
+    let tokens = open_session(&mut tx, state, account_id).await?;
+    tx.commit().await?;
+    if let Some(obj) = json.as_object_mut() {
+        obj.insert(
+            "tokens".into(),
+            serde_json::to_value(tokens).map_err(|e| ApiError::Internal(e.to_string()))?,
+        );
+    }
+    Ok(json.to_string())
 }
 
 fn fingerprint(method: &Method, path: &str, body: &Bytes) -> String {

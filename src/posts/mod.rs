@@ -1,4 +1,247 @@
-//! (being written)
+//! Posts in a circle: the feed, replies, edits and deletes by the author,
+//! hiding by staff, reactions, and each member's read position.
+
+pub mod handlers;
+pub mod reactions;
+
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::circles::members::MembershipRole;
+use crate::circles::{CircleAccess, access};
+use crate::clock::{from_ms, opt_from_ms};
+use crate::error::{ApiError, ApiResult};
+use crate::http::Caller;
 use crate::state::AppState;
-pub fn router() -> OpenApiRouter<AppState> { OpenApiRouter::new() }
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handlers::feed, handlers::create_post))
+        .routes(routes!(handlers::get_post, handlers::edit_post, handlers::delete_post))
+        .routes(routes!(handlers::hide_post, handlers::unhide_post))
+        .routes(routes!(reactions::add_reaction, reactions::remove_reaction))
+        .routes(routes!(reactions::set_read_position))
+}
+
+/// Who wrote a post, as the circle sees them.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Author {
+    pub membership_id: String,
+    #[schema(example = "Zonnebloem")]
+    pub pseudonym: String,
+    pub role: MembershipRole,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PostStatus {
+    Visible,
+    /// Deleted by its author: a tombstone without a body.
+    Deleted,
+    /// Hidden by a worker; members see no body.
+    Hidden,
+}
+
+/// The supportive reactions a post can get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReactionKind {
+    Heart,
+    Hug,
+    Strong,
+    Thanks,
+}
+
+impl ReactionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Heart => "heart",
+            Self::Hug => "hug",
+            Self::Strong => "strong",
+            Self::Thanks => "thanks",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "heart" => Ok(Self::Heart),
+            "hug" => Ok(Self::Hug),
+            "strong" => Ok(Self::Strong),
+            "thanks" => Ok(Self::Thanks),
+            _ => Err("must be one of heart, hug, strong, thanks".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReactionCount {
+    pub kind: ReactionKind,
+    #[schema(example = 3)]
+    pub count: i64,
+    /// Whether you gave this reaction.
+    pub mine: bool,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Post {
+    pub id: String,
+    pub circle_id: String,
+    pub author: Author,
+    /// The post this replies to.
+    pub reply_to_id: Option<String>,
+    /// Null when deleted, or hidden and you are not staff.
+    #[schema(example = "Vandaag voor het eerst weer een wandeling gemaakt.")]
+    pub body: Option<String>,
+    pub status: PostStatus,
+    /// Staff only: why it was hidden.
+    pub hidden_reason: Option<String>,
+    pub reactions: Vec<ReactionCount>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: jiff::Timestamp,
+    /// Changes with every edit, delete, hide or unhide: the key for `since`.
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: jiff::Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub edited_at: Option<jiff::Timestamp>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PostPage {
+    pub items: Vec<Post>,
+    /// Pass as `cursor` for the next page; null at the end.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct PostRow {
+    pub id: String,
+    pub circle_id: String,
+    pub author_membership_id: String,
+    pub author_pseudonym: String,
+    pub author_role: String,
+    pub reply_to_id: Option<String>,
+    pub body: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub edited_at: Option<i64>,
+    pub deleted_at: Option<i64>,
+    pub hidden_at: Option<i64>,
+    pub hidden_reason: Option<String>,
+}
+
+pub(crate) const POST_SELECT: &str = "
+    SELECT p.id, p.circle_id, p.author_membership_id, m.pseudonym AS author_pseudonym,
+           m.role AS author_role, p.reply_to_id, p.body, p.created_at, p.updated_at, p.edited_at,
+           p.deleted_at, p.hidden_at, p.hidden_reason
+    FROM posts p JOIN memberships m ON m.id = p.author_membership_id";
+
+#[derive(sqlx::FromRow)]
+struct ReactionRow {
+    post_id: String,
+    kind: String,
+    count: i64,
+    mine: i64,
+}
+
+/// Turns rows into views, with reaction counts, as `viewer` may see them.
+pub(crate) async fn views(
+    conn: &mut AnyConnection,
+    rows: Vec<PostRow>,
+    viewer_membership: Option<&str>,
+    staff: bool,
+) -> ApiResult<Vec<Post>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (0..rows.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT post_id, kind, COUNT(*) AS count,
+                CAST(MAX(CASE WHEN membership_id = $1 THEN 1 ELSE 0 END) AS BIGINT) AS mine
+         FROM reactions WHERE post_id IN ({}) GROUP BY post_id, kind ORDER BY post_id, kind",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_as::<_, ReactionRow>(sqlx::AssertSqlSafe(sql)).bind(viewer_membership.unwrap_or(""));
+    for row in &rows {
+        query = query.bind(row.id.clone());
+    }
+    let reactions = query.fetch_all(&mut *conn).await?;
+    rows.into_iter()
+        .map(|row| {
+            let counts = reactions
+                .iter()
+                .filter(|r| r.post_id == row.id)
+                .map(|r| {
+                    Ok(ReactionCount {
+                        kind: ReactionKind::parse(&r.kind).map_err(ApiError::Internal)?,
+                        count: r.count,
+                        mine: r.mine != 0,
+                    })
+                })
+                .collect::<ApiResult<Vec<_>>>()?;
+            view(row, counts, staff)
+        })
+        .collect()
+}
+
+fn view(row: PostRow, reactions: Vec<ReactionCount>, staff: bool) -> ApiResult<Post> {
+    let status = if row.deleted_at.is_some() {
+        PostStatus::Deleted
+    } else if row.hidden_at.is_some() {
+        PostStatus::Hidden
+    } else {
+        PostStatus::Visible
+    };
+    let body = match status {
+        PostStatus::Visible => Some(row.body),
+        PostStatus::Hidden if staff => Some(row.body),
+        _ => None,
+    };
+    Ok(Post {
+        id: row.id,
+        circle_id: row.circle_id,
+        author: Author {
+            membership_id: row.author_membership_id,
+            pseudonym: row.author_pseudonym,
+            role: MembershipRole::parse(&row.author_role).map_err(ApiError::Internal)?,
+        },
+        reply_to_id: row.reply_to_id,
+        body,
+        status,
+        hidden_reason: if staff { row.hidden_reason } else { None },
+        reactions: if status == PostStatus::Deleted { Vec::new() } else { reactions },
+        created_at: from_ms(row.created_at),
+        updated_at: from_ms(row.updated_at),
+        edited_at: opt_from_ms(row.edited_at),
+    })
+}
+
+/// A post the caller may see, with their access to its circle.
+pub(crate) async fn post_access(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    post_id: &str,
+) -> ApiResult<(PostRow, CircleAccess)> {
+    let row: Option<PostRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{POST_SELECT} WHERE p.id = $1")))
+        .bind(post_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let row = row.ok_or(ApiError::NotFound("post"))?;
+    let access = access(&mut *conn, caller, &row.circle_id)
+        .await
+        .map_err(|e| match e {
+            ApiError::NotFound(_) => ApiError::NotFound("post"),
+            other => other,
+        })?;
+    Ok((row, access))
+}
+
+/// One post as the caller sees it.
+pub(crate) async fn load_post(conn: &mut AnyConnection, caller: &Caller, post_id: &str) -> ApiResult<Post> {
+    let (row, access) = post_access(conn, caller, post_id).await?;
+    let viewer = access.membership_id().ok().map(str::to_owned);
+    let mut posts = views(conn, vec![row], viewer.as_deref(), access.is_staff()).await?;
+    posts.pop().ok_or(ApiError::NotFound("post"))
+}

@@ -1,0 +1,704 @@
+//! Circles: create, list, read, change, and staff them with workers.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+
+use crate::accounts::types::Locale;
+use crate::circles::members::{MemberView, Pseudonym, load_member};
+use crate::circles::policy::EscalationPolicy;
+use crate::circles::access;
+use crate::clock::from_ms;
+use crate::error::{ApiError, ApiResult, Validator};
+use crate::http::cursor::{Cursor, PageQuery, next_cursor};
+use crate::http::idempotency::IdempotencyKey;
+use crate::http::{Caller, Json, Query, Role};
+use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::secrets::new_id;
+use crate::state::AppState;
+use crate::store::is_unique_violation;
+
+/// Who sees members' check-ins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckinVisibility {
+    /// Everyone in the circle.
+    Circle,
+    /// Only the circle's workers (and the member themself).
+    Workers,
+}
+
+impl CheckinVisibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Circle => "circle",
+            Self::Workers => "workers",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "circle" => Ok(Self::Circle),
+            "workers" => Ok(Self::Workers),
+            other => Err(format!("unknown check-in visibility {other}")),
+        }
+    }
+}
+
+/// What members agree to when they join: how Kring reminds them and when
+/// their worker is told.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Agreement {
+    /// Goes up by one whenever the text changes; members consent to a version.
+    #[schema(example = 1)]
+    pub version: i64,
+    pub text: String,
+}
+
+/// The caller's place in a circle.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MyMembership {
+    pub id: String,
+    pub role: crate::circles::members::MembershipRole,
+    #[schema(example = "Zonnebloem")]
+    pub pseudonym: String,
+    /// The agreement version this member consented to (null for workers).
+    pub consent_version: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Circle {
+    pub id: String,
+    pub organisation_id: String,
+    #[schema(example = "Samen sterk")]
+    pub name: String,
+    #[schema(example = "Eenzaamheid na pensioen")]
+    pub theme: String,
+    pub language: Locale,
+    /// How often contact is expected, in days (1 to 14).
+    #[schema(example = 2)]
+    pub rhythm_days: i64,
+    pub escalation_policy: EscalationPolicy,
+    pub checkin_visibility: CheckinVisibility,
+    pub agreement: Agreement,
+    /// Your membership; null for a coordinator who is not in the circle.
+    pub my_membership: Option<MyMembership>,
+    /// Posts by others since your read position.
+    #[schema(example = 3)]
+    pub unread_count: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: jiff::Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: jiff::Timestamp,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CirclePage {
+    pub items: Vec<Circle>,
+    /// Pass as `cursor` for the next page; null at the end.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct CircleRow {
+    id: String,
+    organisation_id: String,
+    name: String,
+    theme: String,
+    language: String,
+    rhythm_days: i64,
+    escalation_policy: String,
+    checkin_visibility: String,
+    agreement_version: i64,
+    agreement_text: String,
+    created_at: i64,
+    updated_at: i64,
+    membership_id: Option<String>,
+    membership_role: Option<String>,
+    pseudonym: Option<String>,
+    consent_version: Option<i64>,
+    unread_count: i64,
+}
+
+const CIRCLE_SELECT: &str = "
+    SELECT c.id, c.organisation_id, c.name, c.theme, c.language, c.rhythm_days,
+           c.escalation_policy, c.checkin_visibility, c.agreement_version, c.agreement_text,
+           c.created_at, c.updated_at,
+           m.id AS membership_id, m.role AS membership_role, m.pseudonym, m.consent_version,
+           CASE WHEN m.id IS NULL THEN 0 ELSE
+             (SELECT COUNT(*) FROM posts p
+              WHERE p.circle_id = c.id AND p.created_at > m.last_read_at
+                AND p.deleted_at IS NULL AND p.author_membership_id <> m.id)
+           END AS unread_count
+    FROM circles c
+    LEFT JOIN memberships m ON m.circle_id = c.id AND m.account_id = $1 AND m.left_at IS NULL";
+
+impl CircleRow {
+    fn into_view(self) -> ApiResult<Circle> {
+        let internal = |e: String| ApiError::Internal(format!("circle {}: {e}", self.id));
+        let escalation_policy: EscalationPolicy =
+            serde_json::from_str(&self.escalation_policy).map_err(|e| internal(e.to_string()))?;
+        let my_membership = match (self.membership_id, self.membership_role, self.pseudonym) {
+            (Some(id), Some(role), Some(pseudonym)) => Some(MyMembership {
+                id,
+                role: crate::circles::members::MembershipRole::parse(&role).map_err(internal)?,
+                pseudonym,
+                consent_version: self.consent_version,
+            }),
+            _ => None,
+        };
+        Ok(Circle {
+            language: Locale::parse(&self.language).map_err(internal)?,
+            checkin_visibility: CheckinVisibility::parse(&self.checkin_visibility).map_err(internal)?,
+            id: self.id,
+            organisation_id: self.organisation_id,
+            name: self.name,
+            theme: self.theme,
+            rhythm_days: self.rhythm_days,
+            escalation_policy,
+            agreement: Agreement {
+                version: self.agreement_version,
+                text: self.agreement_text,
+            },
+            my_membership,
+            unread_count: self.unread_count,
+            created_at: from_ms(self.created_at),
+            updated_at: from_ms(self.updated_at),
+        })
+    }
+}
+
+pub async fn load_circle(conn: &mut AnyConnection, circle_id: &str, account_id: &str) -> ApiResult<Circle> {
+    let row: Option<CircleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{CIRCLE_SELECT} WHERE c.id = $2")))
+        .bind(account_id)
+        .bind(circle_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.ok_or(ApiError::NotFound("circle"))?.into_view()
+}
+
+/// Your circles (coordinators: every circle of the organisation), oldest first.
+#[utoipa::path(
+    get, path = "/v1/circles", tag = "circles",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "Circles", body = CirclePage),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn list_circles(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<axum::Json<CirclePage>> {
+    let page = query.parse()?;
+    let (after_ms, after_id) = page.cursor.map(|c| (c.at_ms, c.id)).unwrap_or((i64::MIN, String::new()));
+    let mut rows: Vec<CircleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{CIRCLE_SELECT}
+         WHERE c.organisation_id = $2 AND c.archived_at IS NULL
+           AND (m.id IS NOT NULL OR $3 = 1)
+           AND (c.created_at > $4 OR (c.created_at = $4 AND c.id > $5))
+         ORDER BY c.created_at, c.id
+         LIMIT $6"
+    )))
+    .bind(&caller.account_id)
+    .bind(&caller.organisation_id)
+    .bind(i64::from(caller.role == Role::Coordinator))
+    .bind(after_ms)
+    .bind(after_id)
+    .bind(page.limit + 1)
+    .fetch_all(state.store.pool())
+    .await?;
+    let next = next_cursor(&mut rows, page.limit, |r| Cursor {
+        at_ms: r.created_at,
+        id: r.id.clone(),
+    });
+    Ok(axum::Json(CirclePage {
+        items: rows.into_iter().map(CircleRow::into_view).collect::<ApiResult<_>>()?,
+        next_cursor: next,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateCircle {
+    #[schema(example = "Samen sterk")]
+    pub name: String,
+    /// What the circle is about; up to 200 characters.
+    #[schema(example = "Eenzaamheid na pensioen")]
+    pub theme: Option<String>,
+    /// `nl` or `en` (default `nl`).
+    #[schema(example = "nl")]
+    pub language: Option<String>,
+    /// 1 to 14 days (default 2).
+    #[schema(example = 2)]
+    pub rhythm_days: Option<i64>,
+    /// Default: derived from the rhythm (see `EscalationPolicy`).
+    pub escalation_policy: Option<EscalationPolicy>,
+    /// Default: `workers`.
+    pub checkin_visibility: Option<CheckinVisibility>,
+    /// The agreement members consent to; default: a standard text in the
+    /// circle's language describing the escalation policy.
+    pub agreement_text: Option<String>,
+}
+
+/// Staff: create a circle. A worker who creates one becomes its worker.
+#[utoipa::path(
+    post, path = "/v1/circles", tag = "circles",
+    security(("bearer" = [])),
+    params(IdempotencyKey),
+    request_body = CreateCircle,
+    responses(
+        (status = 201, description = "The new circle", body = Circle),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn create_circle(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<CreateCircle>,
+) -> ApiResult<(StatusCode, axum::Json<Circle>)> {
+    caller.require_staff()?;
+    let mut v = Validator::default();
+    let name = v.check("name", validate_name(&req.name));
+    let theme = v.check("theme", validate_theme(req.theme.as_deref().unwrap_or("")));
+    let language = v.check("language", Locale::parse(req.language.as_deref().unwrap_or("nl")));
+    let rhythm = v.check("rhythm_days", validate_rhythm(req.rhythm_days.unwrap_or(2)));
+    let policy = req
+        .escalation_policy
+        .clone()
+        .unwrap_or_else(|| EscalationPolicy::default_for(rhythm.unwrap_or(2)));
+    policy.validate("escalation_policy", &mut v);
+    let agreement = match &req.agreement_text {
+        Some(text) => v.check("agreement_text", validate_agreement(text)),
+        None => language.map(|l| default_agreement(l, &policy)),
+    };
+    let (Some(name), Some(theme), Some(language), Some(rhythm), Some(agreement), true) =
+        (name, theme, language, rhythm, agreement, v.is_ok())
+    else {
+        return Err(v.into_error());
+    };
+    let visibility = req.checkin_visibility.unwrap_or(CheckinVisibility::Workers);
+    let policy_json = serde_json::to_string(&policy).map_err(|e| ApiError::Internal(e.to_string()))?;
+
+    let now = state.now_ms();
+    let id = new_id();
+    let mut tx = state.store.begin().await?;
+    sqlx::query(
+        "INSERT INTO circles (id, organisation_id, name, theme, language, rhythm_days, escalation_policy,
+                              checkin_visibility, agreement_version, agreement_text, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10, $10)",
+    )
+    .bind(&id)
+    .bind(&caller.organisation_id)
+    .bind(&name)
+    .bind(&theme)
+    .bind(language.as_str())
+    .bind(rhythm)
+    .bind(&policy_json)
+    .bind(visibility.as_str())
+    .bind(&agreement)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if caller.role == Role::Worker {
+        add_worker_membership(&mut tx, &id, &caller.account_id, None, now).await?;
+    }
+    let circle = load_circle(&mut tx, &id, &caller.account_id).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, axum::Json(circle)))
+}
+
+/// One circle.
+#[utoipa::path(
+    get, path = "/v1/circles/{circle_id}", tag = "circles",
+    security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The circle's id")),
+    responses(
+        (status = 200, description = "The circle", body = Circle),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn get_circle(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(circle_id): Path<String>,
+) -> ApiResult<axum::Json<Circle>> {
+    let mut conn = state.store.pool().acquire().await?;
+    let access = access(&mut conn, &caller, &circle_id).await?;
+    Ok(axum::Json(load_circle(&mut conn, &access.circle_id, &caller.account_id).await?))
+}
+
+/// Changes to a circle; absent fields stay as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct UpdateCircle {
+    pub name: Option<String>,
+    pub theme: Option<String>,
+    pub language: Option<String>,
+    /// Changing the rhythm without giving a policy resets the policy to the
+    /// default for the new rhythm.
+    pub rhythm_days: Option<i64>,
+    pub escalation_policy: Option<EscalationPolicy>,
+    pub checkin_visibility: Option<CheckinVisibility>,
+    /// A new agreement text raises the agreement version; members are asked
+    /// to consent again.
+    pub agreement_text: Option<String>,
+}
+
+/// Staff of the circle: change its name, theme, rhythm, policy or agreement.
+#[utoipa::path(
+    patch, path = "/v1/circles/{circle_id}", tag = "circles",
+    security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The circle's id")),
+    request_body = UpdateCircle,
+    responses(
+        (status = 200, description = "The updated circle", body = Circle),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn update_circle(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(circle_id): Path<String>,
+    Json(req): Json<UpdateCircle>,
+) -> ApiResult<axum::Json<Circle>> {
+    let mut v = Validator::default();
+    let name = req.name.as_deref().map(|n| v.check("name", validate_name(n)));
+    let theme = req.theme.as_deref().map(|t| v.check("theme", validate_theme(t)));
+    let language = req.language.as_deref().map(|l| v.check("language", Locale::parse(l)));
+    let rhythm = req.rhythm_days.map(|r| v.check("rhythm_days", validate_rhythm(r)));
+    let policy = match (&req.escalation_policy, rhythm) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(Some(r))) => Some(EscalationPolicy::default_for(r)),
+        _ => None,
+    };
+    if let Some(p) = &policy {
+        p.validate("escalation_policy", &mut v);
+    }
+    let agreement = req
+        .agreement_text
+        .as_deref()
+        .map(|t| v.check("agreement_text", validate_agreement(t)));
+    v.finish()?;
+
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let access = access(&mut tx, &caller, &circle_id).await?;
+    access.require_staff()?;
+    let id = access.circle_id.as_str();
+    if let Some(Some(name)) = name {
+        set_text(&mut tx, "UPDATE circles SET name = $1, updated_at = $2 WHERE id = $3", &name, now, id).await?;
+    }
+    if let Some(Some(theme)) = theme {
+        set_text(&mut tx, "UPDATE circles SET theme = $1, updated_at = $2 WHERE id = $3", &theme, now, id).await?;
+    }
+    if let Some(Some(language)) = language {
+        set_text(&mut tx, "UPDATE circles SET language = $1, updated_at = $2 WHERE id = $3", language.as_str(), now, id).await?;
+    }
+    if let Some(vis) = req.checkin_visibility {
+        set_text(&mut tx, "UPDATE circles SET checkin_visibility = $1, updated_at = $2 WHERE id = $3", vis.as_str(), now, id).await?;
+    }
+    if let Some(Some(r)) = rhythm {
+        sqlx::query("UPDATE circles SET rhythm_days = $1, updated_at = $2 WHERE id = $3")
+            .bind(r)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(p) = policy {
+        let json = serde_json::to_string(&p).map_err(|e| ApiError::Internal(e.to_string()))?;
+        set_text(&mut tx, "UPDATE circles SET escalation_policy = $1, updated_at = $2 WHERE id = $3", &json, now, id).await?;
+    }
+    if let Some(Some(text)) = agreement {
+        sqlx::query(
+            "UPDATE circles SET agreement_text = $1, agreement_version = agreement_version + 1, updated_at = $2
+             WHERE id = $3 AND agreement_text <> $1",
+        )
+        .bind(&text)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let circle = load_circle(&mut tx, id, &caller.account_id).await?;
+    tx.commit().await?;
+    Ok(axum::Json(circle))
+}
+
+async fn set_text(
+    conn: &mut AnyConnection,
+    sql: &'static str,
+    value: &str,
+    now: i64,
+    id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(sql).bind(value).bind(now).bind(id).execute(&mut *conn).await?;
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AddWorker {
+    /// A worker or coordinator of the organisation.
+    pub account_id: String,
+    /// The name members see; default: the worker's display name.
+    #[schema(example = "Sam (begeleider)")]
+    pub pseudonym: Option<String>,
+}
+
+/// Coordinators: make a staff member a worker of this circle.
+#[utoipa::path(
+    post, path = "/v1/circles/{circle_id}/workers", tag = "circles",
+    security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The circle's id"), IdempotencyKey),
+    request_body = AddWorker,
+    responses(
+        (status = 201, description = "The worker's membership", body = MemberView),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn add_worker(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(circle_id): Path<String>,
+    Json(req): Json<AddWorker>,
+) -> ApiResult<(StatusCode, axum::Json<MemberView>)> {
+    caller.require_coordinator()?;
+    let pseudonym = match &req.pseudonym {
+        Some(p) => Some(Pseudonym::parse(p).map_err(|m| ApiError::field("pseudonym", m))?),
+        None => None,
+    };
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let access = access(&mut tx, &caller, &circle_id).await?;
+    let staff: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM accounts WHERE id = $1 AND organisation_id = $2
+         AND role IN ('worker', 'coordinator') AND deactivated_at IS NULL",
+    )
+    .bind(&req.account_id)
+    .bind(&access.organisation_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if staff.is_none() {
+        return Err(ApiError::NotFound("staff member"));
+    }
+    let membership_id = add_worker_membership(&mut tx, &access.circle_id, &req.account_id, pseudonym, now).await?;
+    let member = load_member(&mut tx, &membership_id, now).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, axum::Json(member)))
+}
+
+/// Makes an account a worker of a circle (or brings a former one back).
+async fn add_worker_membership(
+    conn: &mut AnyConnection,
+    circle_id: &str,
+    account_id: &str,
+    pseudonym: Option<Pseudonym>,
+    now: i64,
+) -> ApiResult<String> {
+    let pseudonym = match pseudonym {
+        Some(p) => p,
+        None => {
+            let name: Option<String> = sqlx::query_scalar("SELECT display_name FROM accounts WHERE id = $1")
+                .bind(account_id)
+                .fetch_one(&mut *conn)
+                .await?;
+            Pseudonym::parse(name.as_deref().unwrap_or("Begeleider"))
+                .or_else(|_| Pseudonym::parse("Begeleider"))
+                .map_err(ApiError::Internal)?
+        }
+    };
+    let existing: Option<(String, Option<i64>)> =
+        sqlx::query_as("SELECT id, left_at FROM memberships WHERE circle_id = $1 AND account_id = $2")
+            .bind(circle_id)
+            .bind(account_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let result = match existing {
+        Some((_, None)) => {
+            return Err(ApiError::conflict("already_in_circle", "This person is already in the circle"));
+        }
+        Some((id, Some(_))) => sqlx::query(
+            "UPDATE memberships SET left_at = NULL, role = 'worker', pseudonym = $1, pseudonym_key = $2,
+                    updated_at = $3, last_activity_at = $3, last_read_at = $3
+             WHERE id = $4",
+        )
+        .bind(pseudonym.as_str())
+        .bind(pseudonym.key())
+        .bind(now)
+        .bind(&id)
+        .execute(&mut *conn)
+        .await
+        .map(|_| id),
+        None => {
+            let id = new_id();
+            sqlx::query(
+                "INSERT INTO memberships (id, circle_id, account_id, role, pseudonym, pseudonym_key,
+                                          last_activity_at, last_read_at, joined_at, updated_at)
+                 VALUES ($1, $2, $3, 'worker', $4, $5, $6, $6, $6, $6)",
+            )
+            .bind(&id)
+            .bind(circle_id)
+            .bind(account_id)
+            .bind(pseudonym.as_str())
+            .bind(pseudonym.key())
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map(|_| id)
+        }
+    };
+    match result {
+        Ok(id) => Ok(id),
+        Err(e) if is_unique_violation(&e) => Err(ApiError::conflict(
+            "pseudonym_taken",
+            "Someone in this circle already uses this name",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Coordinators: a worker leaves this circle.
+#[utoipa::path(
+    delete, path = "/v1/circles/{circle_id}/workers/{account_id}", tag = "circles",
+    security(("bearer" = [])),
+    params(
+        ("circle_id" = String, Path, description = "The circle's id"),
+        ("account_id" = String, Path, description = "The worker's account id"),
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn remove_worker(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((circle_id, account_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    caller.require_coordinator()?;
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let access = access(&mut tx, &caller, &circle_id).await?;
+    let removed = sqlx::query(
+        "UPDATE memberships SET left_at = $1, updated_at = $1
+         WHERE circle_id = $2 AND account_id = $3 AND role = 'worker' AND left_at IS NULL",
+    )
+    .bind(now)
+    .bind(&access.circle_id)
+    .bind(&account_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if removed == 0 {
+        return Err(ApiError::NotFound("worker"));
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn validate_name(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    let len = name.chars().count();
+    if !(1..=80).contains(&len) || name.chars().any(char::is_control) {
+        return Err("must be 1 to 80 characters".into());
+    }
+    Ok(name.to_owned())
+}
+
+fn validate_theme(theme: &str) -> Result<String, String> {
+    let theme = theme.trim();
+    if theme.chars().count() > 200 || theme.chars().any(char::is_control) {
+        return Err("must be at most 200 characters".into());
+    }
+    Ok(theme.to_owned())
+}
+
+fn validate_rhythm(days: i64) -> Result<i64, String> {
+    if (1..=14).contains(&days) {
+        Ok(days)
+    } else {
+        Err("must be 1 to 14 days".into())
+    }
+}
+
+fn validate_agreement(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let len = text.chars().count();
+    if !(1..=4000).contains(&len) {
+        return Err("must be 1 to 4000 characters".into());
+    }
+    Ok(text.to_owned())
+}
+
+/// The standard agreement text, saying in plain words what the policy does.
+pub fn default_agreement(language: Locale, policy: &EscalationPolicy) -> String {
+    use crate::circles::policy::StepAction;
+    let days = |h: i64| {
+        if h % 24 == 0 {
+            match (language, h / 24) {
+                (Locale::Nl, 1) => "1 dag".to_owned(),
+                (Locale::Nl, d) => format!("{d} dagen"),
+                (Locale::En, 1) => "1 day".to_owned(),
+                (Locale::En, d) => format!("{d} days"),
+            }
+        } else {
+            match language {
+                Locale::Nl => format!("{h} uur"),
+                Locale::En => format!("{h} hours"),
+            }
+        }
+    };
+    let mut lines = Vec::new();
+    for step in &policy.steps {
+        lines.push(match (language, step.action) {
+            (Locale::Nl, StepAction::Nudge) => {
+                format!("- Na {} stilte krijg je een vriendelijke herinnering.", days(step.after_hours))
+            }
+            (Locale::Nl, StepAction::AlertWorker) => {
+                format!("- Na {} stilte laten we het je begeleider weten.", days(step.after_hours))
+            }
+            (Locale::En, StepAction::Nudge) => {
+                format!("- After {} of silence you get a gentle reminder.", days(step.after_hours))
+            }
+            (Locale::En, StepAction::AlertWorker) => {
+                format!("- After {} of silence we let your worker know.", days(step.after_hours))
+            }
+        });
+    }
+    match language {
+        Locale::Nl => format!(
+            "Jij bepaalt wanneer je schrijft. Als het een tijd stil is, houden we een oogje in het zeil:\n{}\n\
+             Herinneringen kun je uitzetten, en je kunt een pauze nemen ('afwezig tot'). \
+             Je begeleider wordt wel ingelicht als het lang stil blijft; daar stem je mee in.",
+            lines.join("\n")
+        ),
+        Locale::En => format!(
+            "You decide when you write. When it has been quiet for a while, we keep an eye out:\n{}\n\
+             You can turn reminders off, and you can take a break ('away until'). \
+             Your worker is still told when the silence lasts; that is what you agree to.",
+            lines.join("\n")
+        ),
+    }
+}

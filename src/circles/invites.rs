@@ -1,0 +1,575 @@
+//! Invites: short codes with no look-alike characters, an expiry and a use
+//! limit; previewing one; and joining a circle with one.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::accounts::me::{Me, load_me};
+use crate::accounts::sessions::{SessionIssued, Tokens, open_session, validate_password};
+use crate::accounts::types::{Locale, TimeZoneName};
+use crate::circles::access;
+use crate::circles::handlers::Agreement;
+use crate::circles::members::{MemberView, Pseudonym, load_member};
+use crate::clock::from_ms;
+use crate::error::{ApiError, ApiResult, Validator};
+use crate::http::auth::MaybeCaller;
+use crate::http::idempotency::IdempotencyKey;
+use crate::http::{Caller, Json, Role};
+use crate::openapi::{Conflict, Forbidden, Gone, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::secrets::{canonical_code, hash_token, hash_password, new_code, new_id};
+use crate::state::AppState;
+use crate::store::is_unique_violation;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Invite {
+    pub id: String,
+    pub circle_id: String,
+    /// The code itself: shown only in the response that creates it.
+    #[schema(example = "KX4M-7TQD-9HCA")]
+    pub code: Option<String>,
+    /// The code's last four characters, to tell invites apart.
+    #[schema(example = "9HCA")]
+    pub code_hint: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: jiff::Timestamp,
+    #[schema(example = 5)]
+    pub max_uses: i64,
+    #[schema(example = 1)]
+    pub uses: i64,
+    pub revoked: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: jiff::Timestamp,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InviteList {
+    pub items: Vec<Invite>,
+}
+
+#[derive(sqlx::FromRow)]
+struct InviteRow {
+    id: String,
+    circle_id: String,
+    code_hint: String,
+    expires_at: i64,
+    max_uses: i64,
+    uses: i64,
+    revoked_at: Option<i64>,
+    created_at: i64,
+}
+
+impl From<InviteRow> for Invite {
+    fn from(r: InviteRow) -> Self {
+        Self {
+            id: r.id,
+            circle_id: r.circle_id,
+            code: None,
+            code_hint: r.code_hint,
+            expires_at: from_ms(r.expires_at),
+            max_uses: r.max_uses,
+            uses: r.uses,
+            revoked: r.revoked_at.is_some(),
+            created_at: from_ms(r.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CreateInvite {
+    /// 1 to 720 hours (default 168, a week).
+    #[schema(example = 168)]
+    pub expires_in_hours: Option<i64>,
+    /// How many people may join with it, 1 to 100 (default 1).
+    #[schema(example = 1)]
+    pub max_uses: Option<i64>,
+}
+
+/// Staff of the circle: a new invite code for members.
+#[utoipa::path(
+    post, path = "/v1/circles/{circle_id}/invites", tag = "invites",
+    security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The circle's id"), IdempotencyKey),
+    request_body = CreateInvite,
+    responses(
+        (status = 201, description = "The invite, with its code (shown once)", body = Invite),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn create_invite(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(circle_id): Path<String>,
+    Json(req): Json<CreateInvite>,
+) -> ApiResult<(StatusCode, axum::Json<Invite>)> {
+    let mut v = Validator::default();
+    let hours = req.expires_in_hours.unwrap_or(168);
+    if !(1..=720).contains(&hours) {
+        v.fail("expires_in_hours", "must be 1 to 720 hours");
+    }
+    let max_uses = req.max_uses.unwrap_or(1);
+    if !(1..=100).contains(&max_uses) {
+        v.fail("max_uses", "must be 1 to 100");
+    }
+    v.finish()?;
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let access = access(&mut tx, &caller, &circle_id).await?;
+    access.require_staff()?;
+    let code = new_code(3);
+    let canonical = code.replace('-', "");
+    let hint = canonical[canonical.len() - 4..].to_owned();
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO invites (id, organisation_id, circle_id, code_hash, code_hint, created_by, created_at, expires_at, max_uses)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&id)
+    .bind(&access.organisation_id)
+    .bind(&access.circle_id)
+    .bind(hash_token(&canonical))
+    .bind(&hint)
+    .bind(&caller.account_id)
+    .bind(now)
+    .bind(now + hours * 3_600_000)
+    .bind(max_uses)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Invite {
+            id,
+            circle_id: access.circle_id,
+            code: Some(code),
+            code_hint: hint,
+            expires_at: from_ms(now + hours * 3_600_000),
+            max_uses,
+            uses: 0,
+            revoked: false,
+            created_at: from_ms(now),
+        }),
+    ))
+}
+
+/// Staff of the circle: its invites, newest first.
+#[utoipa::path(
+    get, path = "/v1/circles/{circle_id}/invites", tag = "invites",
+    security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The circle's id")),
+    responses(
+        (status = 200, description = "Invites (without their codes)", body = InviteList),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn list_invites(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(circle_id): Path<String>,
+) -> ApiResult<axum::Json<InviteList>> {
+    let mut conn = state.store.pool().acquire().await?;
+    let access = access(&mut conn, &caller, &circle_id).await?;
+    access.require_staff()?;
+    let rows: Vec<InviteRow> = sqlx::query_as(
+        "SELECT id, circle_id, code_hint, expires_at, max_uses, uses, revoked_at, created_at
+         FROM invites WHERE circle_id = $1 ORDER BY created_at DESC, id DESC LIMIT 200",
+    )
+    .bind(&access.circle_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(axum::Json(InviteList {
+        items: rows.into_iter().map(Invite::from).collect(),
+    }))
+}
+
+/// Staff of the circle: revoke an invite so nobody else joins with it.
+#[utoipa::path(
+    delete, path = "/v1/circles/{circle_id}/invites/{invite_id}", tag = "invites",
+    security(("bearer" = [])),
+    params(
+        ("circle_id" = String, Path, description = "The circle's id"),
+        ("invite_id" = String, Path, description = "The invite's id"),
+    ),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn revoke_invite(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((circle_id, invite_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let access = access(&mut tx, &caller, &circle_id).await?;
+    access.require_staff()?;
+    let found = sqlx::query("UPDATE invites SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND circle_id = $3")
+        .bind(now)
+        .bind(&invite_id)
+        .bind(&access.circle_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if found == 0 {
+        return Err(ApiError::NotFound("invite"));
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// What an invite leads to, shown before joining.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitePreview {
+    pub circle_id: String,
+    #[schema(example = "Samen sterk")]
+    pub circle_name: String,
+    pub theme: String,
+    pub language: Locale,
+    #[schema(example = "Buurtwerk Noord")]
+    pub organisation_name: String,
+    /// What joining means: show it and ask for consent; send its version as
+    /// `consent_version` when joining.
+    pub agreement: Agreement,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: jiff::Timestamp,
+}
+
+#[derive(sqlx::FromRow)]
+struct ValidInvite {
+    id: String,
+    circle_id: String,
+    organisation_id: String,
+    circle_name: String,
+    theme: String,
+    language: String,
+    organisation_name: String,
+    agreement_version: i64,
+    agreement_text: String,
+    expires_at: i64,
+    max_uses: i64,
+    uses: i64,
+    revoked_at: Option<i64>,
+}
+
+/// Finds a usable invite by its code, or says why it cannot be used.
+async fn find_invite(conn: &mut sqlx::AnyConnection, code: &str, now: i64) -> ApiResult<ValidInvite> {
+    let canonical = canonical_code(code).map_err(|_| ApiError::NotFound("invite"))?;
+    let row: Option<ValidInvite> = sqlx::query_as(
+        "SELECT i.id, i.circle_id, i.organisation_id, c.name AS circle_name, c.theme, c.language,
+                o.name AS organisation_name, c.agreement_version, c.agreement_text,
+                i.expires_at, i.max_uses, i.uses, i.revoked_at
+         FROM invites i
+         JOIN circles c ON c.id = i.circle_id
+         JOIN organisations o ON o.id = i.organisation_id
+         WHERE i.code_hash = $1 AND c.archived_at IS NULL",
+    )
+    .bind(hash_token(&canonical))
+    .fetch_optional(&mut *conn)
+    .await?;
+    let row = row.ok_or(ApiError::NotFound("invite"))?;
+    if row.revoked_at.is_some() {
+        return Err(ApiError::gone("invite_revoked", "This invite has been withdrawn; ask for a new one"));
+    }
+    if row.expires_at <= now {
+        return Err(ApiError::gone("invite_expired", "This invite has expired; ask for a new one"));
+    }
+    if row.uses >= row.max_uses {
+        return Err(ApiError::gone("invite_used_up", "This invite has been used up; ask for a new one"));
+    }
+    Ok(row)
+}
+
+/// See where an invite code leads, and the agreement to consent to.
+#[utoipa::path(
+    get, path = "/v1/invites/{code}", tag = "invites",
+    params(("code" = String, Path, description = "The invite code; case and dashes do not matter", example = "KX4M-7TQD-9HCA")),
+    responses(
+        (status = 200, description = "The circle the code leads to", body = InvitePreview),
+        (status = 404, response = NotFound),
+        (status = 410, response = Gone),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn preview_invite(State(state): State<AppState>, Path(code): Path<String>) -> ApiResult<axum::Json<InvitePreview>> {
+    let mut conn = state.store.pool().acquire().await?;
+    let invite = find_invite(&mut conn, &code, state.now_ms()).await?;
+    Ok(axum::Json(InvitePreview {
+        circle_id: invite.circle_id,
+        circle_name: invite.circle_name,
+        theme: invite.theme,
+        language: Locale::parse(&invite.language).map_err(ApiError::Internal)?,
+        organisation_name: invite.organisation_name,
+        agreement: Agreement {
+            version: invite.agreement_version,
+            text: invite.agreement_text,
+        },
+        expires_at: from_ms(invite.expires_at),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct JoinRequest {
+    #[schema(example = "KX4M-7TQD-9HCA")]
+    pub code: String,
+    /// The name others in this circle will see.
+    #[schema(example = "Zonnebloem")]
+    pub pseudonym: String,
+    /// The agreement version the member read and consents to (from the
+    /// invite preview).
+    #[schema(example = 1)]
+    pub consent_version: i64,
+    /// New accounts: `nl` or `en` (default `nl`).
+    #[schema(example = "nl")]
+    pub locale: Option<String>,
+    /// New accounts: IANA time zone (default `Europe/Amsterdam`).
+    #[schema(example = "Europe/Amsterdam")]
+    pub time_zone: Option<String>,
+    /// New accounts, optional: a login name (3 to 40 characters, no `@`) to
+    /// sign in on another device; needs `password`.
+    #[schema(example = "zonnebloem52")]
+    pub login_name: Option<String>,
+    /// With `login_name`: 10 to 256 characters.
+    #[schema(format = Password)]
+    pub password: Option<String>,
+}
+
+/// You are in: your account, your membership, and for a new account its
+/// first tokens.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JoinResponse {
+    pub account: Me,
+    pub membership: MemberView,
+    /// Present when joining created a new account (no bearer token was sent).
+    pub tokens: Option<Tokens>,
+}
+
+/// Join a circle with an invite code.
+///
+/// Without a bearer token this creates a member account (no e-mail needed)
+/// and returns its tokens. A signed-in member joins another circle of the
+/// same organisation with their existing account. Send an `Idempotency-Key`:
+/// a retry after a lost response returns the same account, not a second one.
+#[utoipa::path(
+    post, path = "/v1/join", tag = "invites",
+    params(IdempotencyKey),
+    request_body = JoinRequest,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 201, description = "Joined", body = JoinResponse),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 410, response = Gone),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn join(
+    State(state): State<AppState>,
+    MaybeCaller(caller): MaybeCaller,
+    Json(req): Json<JoinRequest>,
+) -> ApiResult<Response> {
+    let mut v = Validator::default();
+    let pseudonym = v.check("pseudonym", Pseudonym::parse(&req.pseudonym));
+    let locale = v.check("locale", Locale::parse(req.locale.as_deref().unwrap_or("nl")));
+    let tz = v.check("time_zone", TimeZoneName::parse(req.time_zone.as_deref().unwrap_or("Europe/Amsterdam")));
+    let login_name = match &req.login_name {
+        Some(name) => v.check("login_name", validate_login_name(name)).map(Some),
+        None => Some(None),
+    };
+    let password = match (&req.login_name, &req.password) {
+        (Some(_), Some(p)) => v.check("password", validate_password(p)).map(Some),
+        (Some(_), None) => {
+            v.fail("password", "is required with login_name");
+            None
+        }
+        (None, Some(_)) => {
+            v.fail("login_name", "is required with password");
+            None
+        }
+        (None, None) => Some(None),
+    };
+    if caller.is_some() && req.login_name.is_some() {
+        v.fail("login_name", "can only be chosen when creating an account");
+    }
+    let (Some(pseudonym), Some(locale), Some(tz), Some(login_name), Some(password), true) =
+        (pseudonym, locale, tz, login_name, password, v.is_ok())
+    else {
+        return Err(v.into_error());
+    };
+    if let Some(c) = &caller
+        && c.role != Role::Member
+    {
+        return Err(ApiError::forbidden(
+            "staff_cannot_join",
+            "Staff are added to circles by a coordinator, not with an invite",
+        ));
+    }
+    let password_hash = match password {
+        Some(p) => Some(
+            tokio::task::spawn_blocking(move || hash_password(&p))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .map_err(ApiError::Internal)?,
+        ),
+        None => None,
+    };
+
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let invite = find_invite(&mut tx, &req.code, now).await?;
+    if req.consent_version != invite.agreement_version {
+        return Err(ApiError::conflict(
+            "agreement_changed",
+            format!(
+                "The circle's agreement is now version {}; show it again and ask for consent",
+                invite.agreement_version
+            ),
+        ));
+    }
+    let used = sqlx::query(
+        "UPDATE invites SET uses = uses + 1
+         WHERE id = $1 AND uses < max_uses AND revoked_at IS NULL AND expires_at > $2",
+    )
+    .bind(&invite.id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if used != 1 {
+        return Err(ApiError::gone("invite_used_up", "This invite has been used up; ask for a new one"));
+    }
+
+    let account_id = match &caller {
+        Some(c) => {
+            if c.organisation_id != invite.organisation_id {
+                return Err(ApiError::conflict(
+                    "other_organisation",
+                    "This invite is for another organisation; join it without signing in to get a separate account",
+                ));
+            }
+            c.account_id.clone()
+        }
+        None => {
+            let id = new_id();
+            let inserted = sqlx::query(
+                "INSERT INTO accounts (id, organisation_id, role, login_name, password_hash, locale, time_zone, created_at)
+                 VALUES ($1, $2, 'member', $3, $4, $5, $6, $7)",
+            )
+            .bind(&id)
+            .bind(&invite.organisation_id)
+            .bind(login_name.as_deref())
+            .bind(password_hash.as_deref())
+            .bind(locale.as_str())
+            .bind(tz.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(ApiError::conflict("login_name_taken", "This login name is taken; choose another"));
+                }
+                other => {
+                    other?;
+                }
+            }
+            id
+        }
+    };
+
+    let existing: Option<(String, Option<i64>)> =
+        sqlx::query_as("SELECT id, left_at FROM memberships WHERE circle_id = $1 AND account_id = $2")
+            .bind(&invite.circle_id)
+            .bind(&account_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let membership = match existing {
+        Some((_, None)) => {
+            return Err(ApiError::conflict("already_in_circle", "You are already in this circle"));
+        }
+        Some((id, Some(_))) => sqlx::query(
+            "UPDATE memberships SET left_at = NULL, pseudonym = $1, pseudonym_key = $2, consent_version = $3,
+                    consented_at = $4, away_until = NULL, last_activity_at = $4, last_read_at = $4,
+                    joined_at = $4, updated_at = $4
+             WHERE id = $5",
+        )
+        .bind(pseudonym.as_str())
+        .bind(pseudonym.key())
+        .bind(invite.agreement_version)
+        .bind(now)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await
+        .map(|_| id),
+        None => {
+            let id = new_id();
+            sqlx::query(
+                "INSERT INTO memberships (id, circle_id, account_id, role, pseudonym, pseudonym_key,
+                    consent_version, consented_at, last_activity_at, last_read_at, joined_at, updated_at)
+                 VALUES ($1, $2, $3, 'member', $4, $5, $6, $7, $7, $7, $7, $7)",
+            )
+            .bind(&id)
+            .bind(&invite.circle_id)
+            .bind(&account_id)
+            .bind(pseudonym.as_str())
+            .bind(pseudonym.key())
+            .bind(invite.agreement_version)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map(|_| id)
+        }
+    };
+    let membership_id = match membership {
+        Ok(id) => id,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(ApiError::conflict("pseudonym_taken", "Someone in this circle already uses this name"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let tokens = match caller {
+        Some(_) => None,
+        None => Some(open_session(&mut tx, &state, &account_id).await?),
+    };
+    let account = load_me(&mut tx, &account_id).await?;
+    let membership = load_member(&mut tx, &membership_id, now).await?;
+    tx.commit().await?;
+
+    let issued = tokens.is_some();
+    let mut response = (
+        StatusCode::CREATED,
+        axum::Json(JoinResponse {
+            account,
+            membership,
+            tokens,
+        }),
+    )
+        .into_response();
+    if issued {
+        response.extensions_mut().insert(SessionIssued(account_id));
+    }
+    Ok(response)
+}
+
+fn validate_login_name(name: &str) -> Result<String, String> {
+    let name = name.trim().to_lowercase();
+    let len = name.chars().count();
+    if !(3..=40).contains(&len) || name.contains('@') || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must be 3 to 40 characters without spaces or @".into());
+    }
+    Ok(name)
+}

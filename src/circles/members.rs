@@ -1,0 +1,493 @@
+//! Memberships: who is in a circle, under which pseudonym, and the member's
+//! own choices (pseudonym, nudges, away-until, consent, leaving).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+
+use crate::accounts::sessions::create_code;
+use crate::circles::access;
+use crate::clock::{from_ms, opt_from_ms};
+use crate::error::{ApiError, ApiResult, Validator};
+use crate::http::idempotency::IdempotencyKey;
+use crate::http::time::parse_timestamp;
+use crate::http::{Caller, Json};
+use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::state::AppState;
+use crate::store::is_unique_violation;
+
+/// How long a recovery code stays valid.
+pub const RECOVERY_CODE_VALID_MS: i64 = 72 * 3_600_000;
+/// The furthest ahead a member can set "away until".
+const MAX_AWAY_MS: i64 = 366 * 86_400_000;
+
+/// A name a person uses in one circle: 2 to 40 characters, no control
+/// characters, unique (ignoring case) among the circle's current members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pseudonym(String);
+
+impl Pseudonym {
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let trimmed = input.trim();
+        let len = trimmed.chars().count();
+        if !(2..=40).contains(&len) {
+            return Err("must be 2 to 40 characters".into());
+        }
+        if trimmed.chars().any(|c| c.is_control()) {
+            return Err("must not contain control characters".into());
+        }
+        Ok(Self(trimmed.split_whitespace().collect::<Vec<_>>().join(" ")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form compared for uniqueness.
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+/// A person's role within one circle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MembershipRole {
+    Member,
+    Worker,
+}
+
+impl MembershipRole {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "member" => Ok(Self::Member),
+            "worker" => Ok(Self::Worker),
+            other => Err(format!("unknown membership role {other}")),
+        }
+    }
+}
+
+/// Where a membership stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MembershipState {
+    Active,
+    /// Taking a break until `away_until`: no nudges, no alerts.
+    Away,
+    Left,
+}
+
+/// The consent a member gave to the circle's agreement.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Consent {
+    pub version: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: jiff::Timestamp,
+}
+
+/// A person in a circle. Fields after `joined_at` are shown to the circle's
+/// staff and to the member themself, and are null for everyone else.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MemberView {
+    /// The membership id.
+    pub id: String,
+    pub circle_id: String,
+    #[schema(example = "Zonnebloem")]
+    pub pseudonym: String,
+    pub role: MembershipRole,
+    #[schema(value_type = String, format = DateTime)]
+    pub joined_at: jiff::Timestamp,
+    pub state: Option<MembershipState>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub away_until: Option<jiff::Timestamp>,
+    pub nudges_enabled: Option<bool>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_activity_at: Option<jiff::Timestamp>,
+    pub consent: Option<Consent>,
+    /// Staff only: the member's account, for recovery codes and support.
+    pub account_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberList {
+    pub items: Vec<MemberView>,
+}
+
+#[derive(sqlx::FromRow)]
+struct MemberRow {
+    id: String,
+    circle_id: String,
+    account_id: String,
+    pseudonym: String,
+    role: String,
+    joined_at: i64,
+    left_at: Option<i64>,
+    away_until: Option<i64>,
+    nudges_enabled: i64,
+    last_activity_at: i64,
+    consent_version: Option<i64>,
+    consented_at: Option<i64>,
+}
+
+const MEMBER_SELECT: &str = "SELECT id, circle_id, account_id, pseudonym, role, joined_at, left_at, away_until,
+        nudges_enabled, last_activity_at, consent_version, consented_at FROM memberships";
+
+impl MemberRow {
+    fn into_view(self, full: bool, now: i64) -> ApiResult<MemberView> {
+        let state = if self.left_at.is_some() {
+            MembershipState::Left
+        } else if self.away_until.is_some_and(|t| t > now) {
+            MembershipState::Away
+        } else {
+            MembershipState::Active
+        };
+        let consent = match (self.consent_version, self.consented_at) {
+            (Some(version), Some(at)) => Some(Consent { version, at: from_ms(at) }),
+            _ => None,
+        };
+        Ok(MemberView {
+            role: MembershipRole::parse(&self.role).map_err(ApiError::Internal)?,
+            id: self.id,
+            circle_id: self.circle_id,
+            pseudonym: self.pseudonym,
+            joined_at: from_ms(self.joined_at),
+            state: full.then_some(state),
+            away_until: if full { opt_from_ms(self.away_until) } else { None },
+            nudges_enabled: full.then_some(self.nudges_enabled != 0),
+            last_activity_at: full.then(|| from_ms(self.last_activity_at)),
+            consent: if full { consent } else { None },
+            account_id: full.then_some(self.account_id),
+        })
+    }
+}
+
+/// Loads one membership as its owner or the circle's staff see it.
+pub async fn load_member(conn: &mut AnyConnection, membership_id: &str, now: i64) -> ApiResult<MemberView> {
+    let row: Option<MemberRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{MEMBER_SELECT} WHERE id = $1")))
+        .bind(membership_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.ok_or(ApiError::NotFound("membership"))?.into_view(true, now)
+}
+
+/// The circle's current members and workers. Staff see each member's state,
+/// away-until, last activity and consent.
+#[utoipa::path(
+    get, path = "/v1/circles/{circle_id}/members", tag = "memberships",
+    security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The circle's id")),
+    responses(
+        (status = 200, description = "Members and workers", body = MemberList),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn list_members(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(circle_id): Path<String>,
+) -> ApiResult<axum::Json<MemberList>> {
+    let mut conn = state.store.pool().acquire().await?;
+    let access = access(&mut conn, &caller, &circle_id).await?;
+    let rows: Vec<MemberRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{MEMBER_SELECT} WHERE circle_id = $1 AND left_at IS NULL ORDER BY role DESC, joined_at, id"
+    )))
+    .bind(&access.circle_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let now = state.now_ms();
+    let staff = access.is_staff();
+    let items = rows
+        .into_iter()
+        .map(|r| {
+            let full = staff || r.account_id == caller.account_id;
+            r.into_view(full, now)
+        })
+        .collect::<ApiResult<_>>()?;
+    Ok(axum::Json(MemberList { items }))
+}
+
+/// Your membership of this circle.
+#[utoipa::path(
+    get, path = "/v1/circles/{circle_id}/membership", tag = "memberships",
+    security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The circle's id")),
+    responses(
+        (status = 200, description = "Your membership", body = MemberView),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn get_membership(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(circle_id): Path<String>,
+) -> ApiResult<axum::Json<MemberView>> {
+    let mut conn = state.store.pool().acquire().await?;
+    let access = access(&mut conn, &caller, &circle_id).await?;
+    let id = access.membership_id()?;
+    Ok(axum::Json(load_member(&mut conn, id, state.now_ms()).await?))
+}
+
+/// Changes to your membership; absent fields stay as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct UpdateMembership {
+    #[schema(example = "Zonnebloem")]
+    pub pseudonym: Option<String>,
+    /// Gentle reminders on or off. With reminders off your worker is still
+    /// told when a silence lasts, as the circle's agreement says.
+    pub nudges_enabled: Option<bool>,
+    /// Taking a break: no reminders and no alerts until this time (at most a
+    /// year ahead). Null ends the break.
+    #[serde(default, deserialize_with = "crate::http::extract::double_option")]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-12-01T09:00:00Z")]
+    pub away_until: Option<Option<String>>,
+}
+
+/// Change your pseudonym, reminders or away-until in this circle.
+#[utoipa::path(
+    patch, path = "/v1/circles/{circle_id}/membership", tag = "memberships",
+    security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The circle's id")),
+    request_body = UpdateMembership,
+    responses(
+        (status = 200, description = "Your membership", body = MemberView),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn update_membership(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(circle_id): Path<String>,
+    Json(req): Json<UpdateMembership>,
+) -> ApiResult<axum::Json<MemberView>> {
+    let now = state.now_ms();
+    let mut v = Validator::default();
+    let pseudonym = req.pseudonym.as_deref().map(|p| v.check("pseudonym", Pseudonym::parse(p)));
+    let away = req.away_until.as_ref().map(|a| match a {
+        None => Some(None),
+        Some(s) => v
+            .check(
+                "away_until",
+                parse_timestamp(s).and_then(|t| {
+                    let ms = t.as_millisecond();
+                    if ms <= now {
+                        Err("must be in the future".into())
+                    } else if ms > now + MAX_AWAY_MS {
+                        Err("must be at most a year ahead".into())
+                    } else {
+                        Ok(ms)
+                    }
+                }),
+            )
+            .map(Some),
+    });
+    v.finish()?;
+
+    let mut tx = state.store.begin().await?;
+    let access = access(&mut tx, &caller, &circle_id).await?;
+    let id = access.membership_id()?.to_owned();
+    if let Some(Some(p)) = pseudonym {
+        let result = sqlx::query("UPDATE memberships SET pseudonym = $1, pseudonym_key = $2, updated_at = $3 WHERE id = $4")
+            .bind(p.as_str())
+            .bind(p.key())
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await;
+        match result {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(ApiError::conflict("pseudonym_taken", "Someone in this circle already uses this name"));
+            }
+            other => {
+                other?;
+            }
+        }
+    }
+    if let Some(enabled) = req.nudges_enabled {
+        sqlx::query("UPDATE memberships SET nudges_enabled = $1, updated_at = $2 WHERE id = $3")
+            .bind(i64::from(enabled))
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(Some(away_until)) = away {
+        sqlx::query("UPDATE memberships SET away_until = $1, updated_at = $2 WHERE id = $3")
+            .bind(away_until)
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let view = load_member(&mut tx, &id, now).await?;
+    tx.commit().await?;
+    Ok(axum::Json(view))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ConsentRequest {
+    /// The agreement version you read and agree to; must be the current one.
+    #[schema(example = 2)]
+    pub version: i64,
+}
+
+/// Members: consent to the circle's current agreement (after it changed).
+#[utoipa::path(
+    post, path = "/v1/circles/{circle_id}/membership/consent", tag = "memberships",
+    security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The circle's id")),
+    request_body = ConsentRequest,
+    responses(
+        (status = 200, description = "Your membership with the new consent", body = MemberView),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn consent(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(circle_id): Path<String>,
+    Json(req): Json<ConsentRequest>,
+) -> ApiResult<axum::Json<MemberView>> {
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let access = access(&mut tx, &caller, &circle_id).await?;
+    let id = access.member_membership_id()?.to_owned();
+    if req.version != access.agreement_version {
+        return Err(ApiError::conflict(
+            "agreement_changed",
+            format!("The current agreement is version {}; read it and consent to that", access.agreement_version),
+        ));
+    }
+    sqlx::query("UPDATE memberships SET consent_version = $1, consented_at = $2, updated_at = $2 WHERE id = $3")
+        .bind(req.version)
+        .bind(now)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+    let view = load_member(&mut tx, &id, now).await?;
+    tx.commit().await?;
+    Ok(axum::Json(view))
+}
+
+/// Leave this circle. Your posts stay, under your pseudonym.
+#[utoipa::path(
+    post, path = "/v1/circles/{circle_id}/membership/leave", tag = "memberships",
+    security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The circle's id")),
+    responses(
+        (status = 204, description = "You left the circle"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn leave(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(circle_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let access = access(&mut tx, &caller, &circle_id).await?;
+    let id = access.membership_id()?.to_owned();
+    sqlx::query("UPDATE memberships SET left_at = $1, updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A one-time recovery code, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryCode {
+    /// The member enters this in the app on the new phone
+    /// (`POST /v1/auth/recover`); it signs out every other device.
+    #[schema(example = "KX4M-7TQD-9HCA")]
+    pub code: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: jiff::Timestamp,
+}
+
+/// Workers: a one-time code that moves a member's account to a new phone.
+///
+/// Valid for 72 hours; replaces any earlier unused code.
+#[utoipa::path(
+    post, path = "/v1/circles/{circle_id}/members/{membership_id}/recovery-code", tag = "memberships",
+    security(("bearer" = [])),
+    params(
+        ("circle_id" = String, Path, description = "The circle's id"),
+        ("membership_id" = String, Path, description = "The member's membership id"),
+        IdempotencyKey,
+    ),
+    responses(
+        (status = 201, description = "The code", body = RecoveryCode),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn recovery_code(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((circle_id, membership_id)): Path<(String, String)>,
+) -> ApiResult<(StatusCode, axum::Json<RecoveryCode>)> {
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let access = access(&mut tx, &caller, &circle_id).await?;
+    access.require_staff()?;
+    let account_id: Option<String> = sqlx::query_scalar(
+        "SELECT m.account_id FROM memberships m JOIN accounts a ON a.id = m.account_id
+         WHERE m.id = $1 AND m.circle_id = $2 AND m.left_at IS NULL AND m.role = 'member'
+           AND a.deactivated_at IS NULL",
+    )
+    .bind(&membership_id)
+    .bind(&access.circle_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let account_id = account_id.ok_or(ApiError::NotFound("member"))?;
+    let (code, expires) =
+        create_code(&mut tx, now, &account_id, "recovery", Some(&caller.account_id), RECOVERY_CODE_VALID_MS).await?;
+    tx.commit().await?;
+    tracing::info!(membership_id = %membership_id, "recovery code issued");
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(RecoveryCode {
+            code,
+            expires_at: from_ms(expires),
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pseudonyms_are_trimmed_and_bounded() {
+        assert_eq!(Pseudonym::parse("  Zonne   bloem ").map(|p| p.0), Ok("Zonne bloem".into()));
+        assert!(Pseudonym::parse("a").is_err());
+        assert!(Pseudonym::parse(&"x".repeat(41)).is_err());
+        assert!(Pseudonym::parse("ab\u{7}c").is_err());
+        assert_eq!(Pseudonym::parse("ZonneBloem").map(|p| p.key()), Ok("zonnebloem".into()));
+    }
+}

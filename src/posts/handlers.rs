@@ -1,0 +1,381 @@
+//! Writing and reading posts.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::circles::{access, record_activity};
+use crate::error::{ApiError, ApiResult, Validator};
+use crate::http::cursor::{Cursor, PageQuery, next_cursor};
+use crate::http::idempotency::IdempotencyKey;
+use crate::http::{Caller, Json, Query};
+use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::posts::{POST_SELECT, Post, PostPage, PostRow, load_post, post_access, views};
+use crate::secrets::new_id;
+use crate::state::AppState;
+
+/// The longest post, in characters.
+pub const MAX_BODY_CHARS: usize = 4000;
+
+fn validate_body(body: &str) -> Result<String, String> {
+    let trimmed = body.trim();
+    let len = trimmed.chars().count();
+    if len == 0 {
+        return Err("must not be empty".into());
+    }
+    if len > MAX_BODY_CHARS {
+        return Err(format!("must be at most {MAX_BODY_CHARS} characters"));
+    }
+    if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err("must not contain control characters".into());
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// The circle's posts. Without `since`: newest first, without deleted posts.
+/// With `since`: everything created or changed at or after that time, oldest
+/// change first, deleted and hidden posts included as tombstones, so an app
+/// can bring its copy up to date.
+#[utoipa::path(
+    get, path = "/v1/circles/{circle_id}/posts", tag = "posts",
+    security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The circle's id"), PageQuery),
+    responses(
+        (status = 200, description = "A page of posts", body = PostPage),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn feed(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(circle_id): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<axum::Json<PostPage>> {
+    let page = query.parse()?;
+    let mut conn = state.store.pool().acquire().await?;
+    let access = access(&mut conn, &caller, &circle_id).await?;
+    let mut rows: Vec<PostRow> = match page.since_ms {
+        Some(since) => {
+            // Without a cursor, start just before `since`: every id sorts after "".
+            let (after_ms, after_id) = page.cursor.map(|c| (c.at_ms, c.id)).unwrap_or((since, String::new()));
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{POST_SELECT}
+                 WHERE p.circle_id = $1 AND (p.updated_at > $2 OR (p.updated_at = $2 AND p.id > $3))
+                 ORDER BY p.updated_at, p.id LIMIT $4"
+            )))
+            .bind(&access.circle_id)
+            .bind(after_ms)
+            .bind(after_id)
+            .bind(page.limit + 1)
+            .fetch_all(&mut *conn)
+            .await?
+        }
+        None => {
+            let (before_ms, before_id) = page.cursor.map(|c| (c.at_ms, c.id)).unwrap_or((i64::MAX, String::new()));
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{POST_SELECT}
+                 WHERE p.circle_id = $1 AND p.deleted_at IS NULL
+                   AND (p.created_at < $2 OR (p.created_at = $2 AND p.id < $3))
+                 ORDER BY p.created_at DESC, p.id DESC LIMIT $4"
+            )))
+            .bind(&access.circle_id)
+            .bind(before_ms)
+            .bind(before_id)
+            .bind(page.limit + 1)
+            .fetch_all(&mut *conn)
+            .await?
+        }
+    };
+    let since_mode = page.since_ms.is_some();
+    let next = next_cursor(&mut rows, page.limit, |r| Cursor {
+        at_ms: if since_mode { r.updated_at } else { r.created_at },
+        id: r.id.clone(),
+    });
+    let viewer = access.membership_id().ok().map(str::to_owned);
+    let items = views(&mut conn, rows, viewer.as_deref(), access.is_staff()).await?;
+    Ok(axum::Json(PostPage { items, next_cursor: next }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreatePost {
+    /// 1 to 4000 characters.
+    #[schema(example = "Vandaag voor het eerst weer een wandeling gemaakt.")]
+    pub body: String,
+    /// Reply to this post (in the same circle).
+    pub reply_to_id: Option<String>,
+}
+
+/// Write a post or a reply in the circle. Counts as activity.
+#[utoipa::path(
+    post, path = "/v1/circles/{circle_id}/posts", tag = "posts",
+    security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The circle's id"), IdempotencyKey),
+    request_body = CreatePost,
+    responses(
+        (status = 201, description = "The new post", body = Post),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn create_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(circle_id): Path<String>,
+    Json(req): Json<CreatePost>,
+) -> ApiResult<(StatusCode, axum::Json<Post>)> {
+    let mut v = Validator::default();
+    let body = v.check("body", validate_body(&req.body));
+    let Some(body) = body else {
+        return Err(v.into_error());
+    };
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let access = access(&mut tx, &caller, &circle_id).await?;
+    let membership_id = access.membership_id()?.to_owned();
+    if let Some(reply_to) = &req.reply_to_id {
+        let parent: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM posts WHERE id = $1 AND circle_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(reply_to)
+        .bind(&access.circle_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if parent.is_none() {
+            return Err(ApiError::field("reply_to_id", "is not a post in this circle"));
+        }
+    }
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO posts (id, circle_id, author_membership_id, reply_to_id, body, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $6)",
+    )
+    .bind(&id)
+    .bind(&access.circle_id)
+    .bind(&membership_id)
+    .bind(req.reply_to_id.as_deref())
+    .bind(&body)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    // Your own post is read by you.
+    sqlx::query("UPDATE memberships SET last_read_at = $1 WHERE id = $2 AND last_read_at < $1")
+        .bind(now)
+        .bind(&membership_id)
+        .execute(&mut *tx)
+        .await?;
+    record_activity(&mut tx, &membership_id, now).await?;
+    let post = load_post(&mut tx, &caller, &id).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, axum::Json(post)))
+}
+
+/// One post.
+#[utoipa::path(
+    get, path = "/v1/posts/{post_id}", tag = "posts",
+    security(("bearer" = [])),
+    params(("post_id" = String, Path, description = "The post's id")),
+    responses(
+        (status = 200, description = "The post", body = Post),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn get_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(post_id): Path<String>,
+) -> ApiResult<axum::Json<Post>> {
+    let mut conn = state.store.pool().acquire().await?;
+    Ok(axum::Json(load_post(&mut conn, &caller, &post_id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EditPost {
+    #[schema(example = "Vandaag voor het eerst weer een lange wandeling gemaakt.")]
+    pub body: String,
+}
+
+/// The author: change a post's text.
+#[utoipa::path(
+    patch, path = "/v1/posts/{post_id}", tag = "posts",
+    security(("bearer" = [])),
+    params(("post_id" = String, Path, description = "The post's id")),
+    request_body = EditPost,
+    responses(
+        (status = 200, description = "The edited post", body = Post),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn edit_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(post_id): Path<String>,
+    Json(req): Json<EditPost>,
+) -> ApiResult<axum::Json<Post>> {
+    let body = validate_body(&req.body).map_err(|m| ApiError::field("body", m))?;
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let (row, access) = post_access(&mut tx, &caller, &post_id).await?;
+    require_author(&row, access.membership_id().ok())?;
+    if row.deleted_at.is_some() {
+        return Err(ApiError::conflict("post_deleted", "This post was deleted"));
+    }
+    sqlx::query("UPDATE posts SET body = $1, edited_at = $2, updated_at = $2 WHERE id = $3")
+        .bind(&body)
+        .bind(now)
+        .bind(&row.id)
+        .execute(&mut *tx)
+        .await?;
+    let post = load_post(&mut tx, &caller, &row.id).await?;
+    tx.commit().await?;
+    Ok(axum::Json(post))
+}
+
+/// The author: delete a post. Its text is erased; a tombstone remains so
+/// replies keep their place.
+#[utoipa::path(
+    delete, path = "/v1/posts/{post_id}", tag = "posts",
+    security(("bearer" = [])),
+    params(("post_id" = String, Path, description = "The post's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn delete_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(post_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let (row, access) = post_access(&mut tx, &caller, &post_id).await?;
+    require_author(&row, access.membership_id().ok())?;
+    if row.deleted_at.is_none() {
+        sqlx::query("UPDATE posts SET body = '', deleted_at = $1, updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(&row.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM reactions WHERE post_id = $1")
+            .bind(&row.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn require_author(row: &PostRow, membership_id: Option<&str>) -> ApiResult<()> {
+    if membership_id == Some(row.author_membership_id.as_str()) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("not_author", "Only the author may change this post"))
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct HidePost {
+    /// Why, for the other staff: 1 to 500 characters.
+    #[schema(example = "Persoonlijke gegevens van een ander lid")]
+    pub reason: String,
+}
+
+/// Staff: hide a post from members, with a reason.
+#[utoipa::path(
+    post, path = "/v1/posts/{post_id}/hide", tag = "posts",
+    security(("bearer" = [])),
+    params(("post_id" = String, Path, description = "The post's id")),
+    request_body = HidePost,
+    responses(
+        (status = 200, description = "The hidden post", body = Post),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn hide_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(post_id): Path<String>,
+    Json(req): Json<HidePost>,
+) -> ApiResult<axum::Json<Post>> {
+    let reason = req.reason.trim().to_owned();
+    let len = reason.chars().count();
+    if !(1..=500).contains(&len) {
+        return Err(ApiError::field("reason", "must be 1 to 500 characters"));
+    }
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let (row, access) = post_access(&mut tx, &caller, &post_id).await?;
+    access.require_staff()?;
+    if row.deleted_at.is_some() {
+        return Err(ApiError::conflict("post_deleted", "This post was deleted"));
+    }
+    sqlx::query("UPDATE posts SET hidden_at = $1, hidden_reason = $2, hidden_by = $3, updated_at = $1 WHERE id = $4")
+        .bind(now)
+        .bind(&reason)
+        .bind(access.membership_id().ok())
+        .bind(&row.id)
+        .execute(&mut *tx)
+        .await?;
+    tracing::info!(post_id = %row.id, "post hidden by staff");
+    let post = load_post(&mut tx, &caller, &row.id).await?;
+    tx.commit().await?;
+    Ok(axum::Json(post))
+}
+
+/// Staff: show a hidden post again.
+#[utoipa::path(
+    delete, path = "/v1/posts/{post_id}/hide", tag = "posts",
+    security(("bearer" = [])),
+    params(("post_id" = String, Path, description = "The post's id")),
+    responses(
+        (status = 200, description = "The post, visible again", body = Post),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn unhide_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(post_id): Path<String>,
+) -> ApiResult<axum::Json<Post>> {
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let (row, access) = post_access(&mut tx, &caller, &post_id).await?;
+    access.require_staff()?;
+    if row.hidden_at.is_some() {
+        sqlx::query(
+            "UPDATE posts SET hidden_at = NULL, hidden_reason = NULL, hidden_by = NULL, updated_at = $1 WHERE id = $2",
+        )
+        .bind(now)
+        .bind(&row.id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let post = load_post(&mut tx, &caller, &row.id).await?;
+    tx.commit().await?;
+    Ok(axum::Json(post))
+}

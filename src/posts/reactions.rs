@@ -1,0 +1,173 @@
+//! Reactions to posts, and each member's read position for unread counts.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::circles::{access, record_activity};
+use crate::clock::from_ms;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Caller, Json};
+use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::posts::{Post, ReactionKind, load_post, post_access};
+use crate::state::AppState;
+
+fn parse_kind(kind: &str) -> ApiResult<ReactionKind> {
+    ReactionKind::parse(kind).map_err(|m| ApiError::field("kind", m))
+}
+
+/// React to a post (heart, hug, strong, thanks). Counts as activity;
+/// reacting twice with the same kind changes nothing.
+#[utoipa::path(
+    put, path = "/v1/posts/{post_id}/reactions/{kind}", tag = "posts",
+    security(("bearer" = [])),
+    params(
+        ("post_id" = String, Path, description = "The post's id"),
+        ("kind" = ReactionKind, Path, description = "The reaction"),
+    ),
+    responses(
+        (status = 200, description = "The post with its reactions", body = Post),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn add_reaction(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((post_id, kind)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Post>> {
+    let kind = parse_kind(&kind)?;
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let (row, access) = post_access(&mut tx, &caller, &post_id).await?;
+    let membership_id = access.membership_id()?.to_owned();
+    if row.deleted_at.is_some() || row.hidden_at.is_some() {
+        return Err(ApiError::conflict("post_unavailable", "This post was deleted or hidden"));
+    }
+    sqlx::query(
+        "INSERT INTO reactions (post_id, membership_id, kind, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (post_id, membership_id, kind) DO NOTHING",
+    )
+    .bind(&row.id)
+    .bind(&membership_id)
+    .bind(kind.as_str())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    record_activity(&mut tx, &membership_id, now).await?;
+    let post = load_post(&mut tx, &caller, &row.id).await?;
+    tx.commit().await?;
+    Ok(axum::Json(post))
+}
+
+/// Take back your reaction.
+#[utoipa::path(
+    delete, path = "/v1/posts/{post_id}/reactions/{kind}", tag = "posts",
+    security(("bearer" = [])),
+    params(
+        ("post_id" = String, Path, description = "The post's id"),
+        ("kind" = ReactionKind, Path, description = "The reaction"),
+    ),
+    responses(
+        (status = 200, description = "The post with its reactions", body = Post),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn remove_reaction(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((post_id, kind)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Post>> {
+    let kind = parse_kind(&kind)?;
+    let mut tx = state.store.begin().await?;
+    let (row, access) = post_access(&mut tx, &caller, &post_id).await?;
+    let membership_id = access.membership_id()?.to_owned();
+    sqlx::query("DELETE FROM reactions WHERE post_id = $1 AND membership_id = $2 AND kind = $3")
+        .bind(&row.id)
+        .bind(&membership_id)
+        .bind(kind.as_str())
+        .execute(&mut *tx)
+        .await?;
+    let post = load_post(&mut tx, &caller, &row.id).await?;
+    tx.commit().await?;
+    Ok(axum::Json(post))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReadPositionRequest {
+    /// The newest post you have seen; your position never moves backwards.
+    pub post_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadPosition {
+    #[schema(value_type = String, format = DateTime)]
+    pub last_read_at: jiff::Timestamp,
+    /// Posts by others after your read position.
+    #[schema(example = 0)]
+    pub unread_count: i64,
+}
+
+/// Mark the circle read up to a post.
+#[utoipa::path(
+    put, path = "/v1/circles/{circle_id}/read-position", tag = "posts",
+    security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The circle's id")),
+    request_body = ReadPositionRequest,
+    responses(
+        (status = 200, description = "Your read position and unread count", body = ReadPosition),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn set_read_position(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(circle_id): Path<String>,
+    Json(req): Json<ReadPositionRequest>,
+) -> ApiResult<(StatusCode, axum::Json<ReadPosition>)> {
+    let mut tx = state.store.begin().await?;
+    let access = access(&mut tx, &caller, &circle_id).await?;
+    let membership_id = access.membership_id()?.to_owned();
+    let created_at: Option<i64> = sqlx::query_scalar("SELECT created_at FROM posts WHERE id = $1 AND circle_id = $2")
+        .bind(&req.post_id)
+        .bind(&access.circle_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let created_at = created_at.ok_or_else(|| ApiError::field("post_id", "is not a post in this circle"))?;
+    sqlx::query("UPDATE memberships SET last_read_at = $1 WHERE id = $2 AND last_read_at < $1")
+        .bind(created_at)
+        .bind(&membership_id)
+        .execute(&mut *tx)
+        .await?;
+    let (last_read_at, unread_count): (i64, i64) = sqlx::query_as(
+        "SELECT m.last_read_at,
+                (SELECT COUNT(*) FROM posts p
+                 WHERE p.circle_id = m.circle_id AND p.created_at > m.last_read_at
+                   AND p.deleted_at IS NULL AND p.author_membership_id <> m.id) AS unread_count
+         FROM memberships m WHERE m.id = $1",
+    )
+    .bind(&membership_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::OK,
+        axum::Json(ReadPosition {
+            last_read_at: from_ms(last_read_at),
+            unread_count,
+        }),
+    ))
+}
