@@ -1,0 +1,16 @@
+//! Kring's integration tests: every test talks HTTP to a real server bound to
+//! port 0, with an injected clock, on SQLite and (when
+//! `KRING_TEST_POSTGRES_URL` is set) on PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod access_matrix;
+mod auth;
+mod checkins;
+mod circles;
+mod errors;
+mod idempotency;
+mod openapi;
+mod posts;
