@@ -109,6 +109,11 @@ impl Modify for CommonResponses {
         for item in openapi.paths.paths.values_mut() {
             for op in operations(item) {
                 let has_body = op.request_body.is_some();
+                // Any operation can meet a malformed query string or header.
+                op.responses
+                    .responses
+                    .entry("400".into())
+                    .or_insert_with(|| Ref::from_response_name("BadRequest").into());
                 let idempotent = op.parameters.iter().flatten().any(|p| matches!(p, RefOr::T(p) if p.name == "Idempotency-Key"));
                 if idempotent {
                     op.responses.responses.entry("409".into()).or_insert_with(|| {
@@ -120,10 +125,6 @@ impl Modify for CommonResponses {
                         .or_insert_with(|| Ref::from_response_name("ValidationFailed").into());
                 }
                 if has_body {
-                    op.responses
-                        .responses
-                        .entry("400".into())
-                        .or_insert_with(|| Ref::from_response_name("BadRequest").into());
                     op.responses.responses.entry("413".into()).or_insert_with(|| {
                         problem_response("The request body is larger than the server accepts.")
                     });

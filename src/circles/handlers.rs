@@ -481,14 +481,15 @@ pub async fn add_worker(
     Path(circle_id): Path<String>,
     Json(req): Json<AddWorker>,
 ) -> ApiResult<(StatusCode, axum::Json<MemberView>)> {
-    caller.require_coordinator()?;
     let pseudonym = match &req.pseudonym {
         Some(p) => Some(Pseudonym::parse(p).map_err(|m| ApiError::field("pseudonym", m))?),
         None => None,
     };
     let now = state.now_ms();
     let mut tx = state.store.begin().await?;
+    // Visibility first: a circle the caller cannot see is 404 whatever their role.
     let access = access(&mut tx, &caller, &circle_id).await?;
+    caller.require_coordinator()?;
     let staff: Option<String> = sqlx::query_scalar(
         "SELECT id FROM accounts WHERE id = $1 AND organisation_id = $2
          AND role IN ('worker', 'coordinator') AND deactivated_at IS NULL",
@@ -597,10 +598,10 @@ pub async fn remove_worker(
     caller: Caller,
     Path((circle_id, account_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    caller.require_coordinator()?;
     let now = state.now_ms();
     let mut tx = state.store.begin().await?;
     let access = access(&mut tx, &caller, &circle_id).await?;
+    caller.require_coordinator()?;
     let removed = sqlx::query(
         "UPDATE memberships SET left_at = $1, updated_at = $1
          WHERE circle_id = $2 AND account_id = $3 AND role = 'worker' AND left_at IS NULL",

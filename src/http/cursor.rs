@@ -26,7 +26,7 @@ impl Cursor {
         let raw = String::from_utf8(raw).map_err(|_| bad())?;
         let (at, id) = raw.split_once(':').ok_or_else(bad)?;
         let at_ms = at.parse().map_err(|_| bad())?;
-        if id.is_empty() || id.len() > 64 {
+        if id.is_empty() || id.len() > 64 || id.chars().any(char::is_control) {
             return Err(bad());
         }
         Ok(Self {

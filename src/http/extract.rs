@@ -47,9 +47,18 @@ where
 }
 
 /// Parses JSON, reporting the path of a field with the wrong type or value.
+/// Strings with NUL characters are refused: no text in Kring has them, and
+/// PostgreSQL cannot store them.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize(&mut de) {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("The body is not valid JSON: {e}")))?;
+    if let Some(field) = find_nul(&value, String::new()) {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            field,
+            "must not contain NUL characters",
+        )]));
+    }
+    match serde_path_to_error::deserialize(value) {
         Ok(v) => Ok(v),
         Err(err) => {
             let path = err.path().to_string();
@@ -62,13 +71,54 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                         strip_position(&inner.to_string()),
                     )]))
                 }
-                _ => Err(ApiError::bad_request(
-                    "malformed_json",
-                    format!("The body is not valid JSON: {inner}"),
-                )),
+                _ => Err(ApiError::bad_request("malformed_json", format!("The body is not valid JSON: {inner}"))),
             }
         }
     }
+}
+
+/// The path of the first string (or key) that holds a NUL character.
+fn find_nul(value: &serde_json::Value, path: String) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => Some(path),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| find_nul(v, format!("{path}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+            if k.contains('\0') { Some(child) } else { find_nul(v, child) }
+        }),
+        _ => None,
+    }
+}
+
+/// True when a percent-encoded URI part decodes to a control character.
+pub fn has_encoded_control(part: &str) -> bool {
+    let bytes = part.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(decoded) => {
+                    i += 3;
+                    decoded
+                }
+                None => {
+                    i += 1;
+                    b'%'
+                }
+            }
+        } else {
+            i += 1;
+            bytes[i - 1]
+        };
+        if b < 0x20 || b == 0x7f {
+            return true;
+        }
+    }
+    false
 }
 
 /// serde_json appends " at line 1 column 17"; the field path says more.
@@ -137,6 +187,24 @@ mod tests {
             ApiError::Validation(errors) => assert_eq!(errors[0].field, "inner.count"),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn nul_characters_are_refused_with_their_path() {
+        let err = parse_json::<Body>(br#"{"name":"a\u0000","inner":{"count":1}}"#).unwrap_err();
+        match err {
+            ApiError::Validation(errors) => assert_eq!(errors[0].field, "name"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn encoded_control_characters_are_found() {
+        assert!(has_encoded_control("/v1/posts/%00"));
+        assert!(has_encoded_control("/v1/posts/a%1fb"));
+        assert!(!has_encoded_control("/v1/posts/abc%20def"));
+        assert!(!has_encoded_control("/v1/posts/100%"));
+        assert!(!has_encoded_control("/v1/posts/%zz"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
+use crate::http::extract::has_encoded_control;
 use crate::openapi::{ApiDoc, CommonResponses};
 use crate::state::AppState;
 use crate::{accounts, checkins, circles, organisations, posts};
@@ -57,6 +58,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), crate::http::idempotency::middleware))
+        .layer(middleware::from_fn(reject_control_characters))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(Extension(SpecJson(Arc::new(json))))
         .layer(TraceLayer::new_for_http())
@@ -66,14 +68,25 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// No id, path or query value in Kring contains control characters; a URI
+/// that decodes to one cannot name anything (and NUL cannot reach the database).
+async fn reject_control_characters(req: axum::extract::Request, next: middleware::Next) -> Response {
+    let uri = req.uri();
+    if has_encoded_control(uri.path()) {
+        return ApiError::NotFound("route").into_response();
+    }
+    if uri.query().is_some_and(has_encoded_control) {
+        return ApiError::bad_request("invalid_query", "The query string holds control characters").into_response();
+    }
+    next.run(req).await
+}
+
 async fn not_found() -> ApiError {
     ApiError::NotFound("route")
 }
 
-async fn method_not_allowed() -> Response {
-    let mut response = ApiError::bad_request("method_not_allowed", "This method is not allowed here").into_response();
-    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    response
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 #[derive(Serialize, ToSchema)]

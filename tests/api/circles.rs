@@ -16,6 +16,7 @@ async fn circles_have_a_rhythm_and_a_validated_policy(backend: Backend) {
         .post("/v1/circles", worker.token(), json!({"name": "Samen sterk", "theme": "Eenzaamheid"}))
         .await
         .expect(201);
+    assert_eq!(r.body["organisation_id"], org.id);
     assert_eq!(r.body["rhythm_days"], 2);
     assert_eq!(
         r.body["escalation_policy"],

@@ -115,6 +115,11 @@ impl TestApp {
         Self::spawn_with(backend, |_| {}).await
     }
 
+    /// For tests that move the clock by days: access tokens that last 90 days.
+    pub async fn spawn_long_tokens(backend: Backend) -> Self {
+        Self::spawn_with(backend, |c| c.access_token_ttl_secs = 90 * 86_400).await
+    }
+
     pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> Self {
         let (url, dir, pg_database) = match backend {
             Backend::Sqlite => {
