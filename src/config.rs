@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "kring", version, about = "Backend for small asynchronous support circles")]
+#[command(
+    name = "kring",
+    version,
+    about = "Backend for small asynchronous support circles"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -58,7 +62,12 @@ pub struct CreateOrganisation {
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address the API listens on.
-    #[arg(long, env = "KRING_BIND", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "KRING_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub bind: SocketAddr,
 
     /// Database URL: sqlite://path/to/file.db or postgres://user@host/db.
@@ -71,11 +80,21 @@ pub struct Config {
     pub data_dir: PathBuf,
 
     /// Lifetime of an access token, in seconds.
-    #[arg(long, env = "KRING_ACCESS_TOKEN_TTL_SECS", default_value_t = 900, global = true)]
+    #[arg(
+        long,
+        env = "KRING_ACCESS_TOKEN_TTL_SECS",
+        default_value_t = 900,
+        global = true
+    )]
     pub access_token_ttl_secs: u32,
 
     /// Lifetime of a refresh token, in days; every refresh starts it anew.
-    #[arg(long, env = "KRING_REFRESH_TOKEN_TTL_DAYS", default_value_t = 180, global = true)]
+    #[arg(
+        long,
+        env = "KRING_REFRESH_TOKEN_TTL_DAYS",
+        default_value_t = 180,
+        global = true
+    )]
     pub refresh_token_ttl_days: u32,
 
     /// Largest accepted request body, in bytes.
@@ -84,11 +103,21 @@ pub struct Config {
 
     /// Failed sign-ins per account name within the throttle window before
     /// further attempts are refused.
-    #[arg(long, env = "KRING_LOGIN_MAX_FAILURES", default_value_t = 5, global = true)]
+    #[arg(
+        long,
+        env = "KRING_LOGIN_MAX_FAILURES",
+        default_value_t = 5,
+        global = true
+    )]
     pub login_max_failures: u32,
 
     /// The login throttle window, in seconds.
-    #[arg(long, env = "KRING_LOGIN_WINDOW_SECS", default_value_t = 900, global = true)]
+    #[arg(
+        long,
+        env = "KRING_LOGIN_WINDOW_SECS",
+        default_value_t = 900,
+        global = true
+    )]
     pub login_window_secs: u32,
 
     /// Log format: `text` or `json`. Filter with RUST_LOG (default `info`).

@@ -86,7 +86,10 @@ pub async fn serve(
         .await;
     cancel.cancel();
     tracker.close();
-    if tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("background tasks did not stop within 10 s");
     }
     result

@@ -34,7 +34,9 @@ async fn execute(cli: Cli) -> Result<(), String> {
                 database = %kring::store::redact_url(&config.database_url()),
                 "kring is serving"
             );
-            kring::run(config, listener, shutdown_signal()).await.map_err(|e| e.to_string())?;
+            kring::run(config, listener, shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())?;
             tracing::info!("kring stopped");
             Ok(())
         }
@@ -65,7 +67,9 @@ async fn execute(cli: Cli) -> Result<(), String> {
             println!("coordinator_id:  {}", made.coordinator_id);
             println!("setup_code:      {}", made.setup_code);
             println!();
-            println!("The coordinator sets a password with this code (valid 7 days) at POST /v1/auth/setup.");
+            println!(
+                "The coordinator sets a password with this code (valid 7 days) at POST /v1/auth/setup."
+            );
             Ok(())
         }
     }
@@ -77,7 +81,9 @@ async fn connect(url: &str) -> Result<Store, String> {
 
 fn init_tracing(format: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {

@@ -114,7 +114,11 @@ impl Modify for CommonResponses {
                     .responses
                     .entry("400".into())
                     .or_insert_with(|| Ref::from_response_name("BadRequest").into());
-                let idempotent = op.parameters.iter().flatten().any(|p| matches!(p, RefOr::T(p) if p.name == "Idempotency-Key"));
+                let idempotent = op
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| matches!(p, RefOr::T(p) if p.name == "Idempotency-Key"));
                 if idempotent {
                     op.responses.responses.entry("409".into()).or_insert_with(|| {
                         problem_response("A request with this Idempotency-Key is still in progress (`idempotency_in_progress`), or the change conflicts with the current state.")
@@ -125,12 +129,20 @@ impl Modify for CommonResponses {
                         .or_insert_with(|| Ref::from_response_name("ValidationFailed").into());
                 }
                 if has_body {
-                    op.responses.responses.entry("413".into()).or_insert_with(|| {
-                        problem_response("The request body is larger than the server accepts.")
-                    });
-                    op.responses.responses.entry("415".into()).or_insert_with(|| {
-                        problem_response("The body must be JSON (`Content-Type: application/json`).")
-                    });
+                    op.responses
+                        .responses
+                        .entry("413".into())
+                        .or_insert_with(|| {
+                            problem_response("The request body is larger than the server accepts.")
+                        });
+                    op.responses
+                        .responses
+                        .entry("415".into())
+                        .or_insert_with(|| {
+                            problem_response(
+                                "The body must be JSON (`Content-Type: application/json`).",
+                            )
+                        });
                 }
             }
         }

@@ -4,9 +4,9 @@
 //! way to store them (a slow hash adds nothing there). Passwords are chosen by
 //! people and get Argon2id.
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
@@ -126,7 +126,12 @@ mod tests {
 
     #[test]
     fn look_alike_characters_are_rejected() {
-        for bad in ["KX4M-0TQD-9HCA", "KX4M-ITQD-9HCA", "KX4M-OTQD-9HCA", "short"] {
+        for bad in [
+            "KX4M-0TQD-9HCA",
+            "KX4M-ITQD-9HCA",
+            "KX4M-OTQD-9HCA",
+            "short",
+        ] {
             assert!(canonical_code(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -131,8 +131,14 @@ pub async fn update_me(
     Json(req): Json<UpdateMe>,
 ) -> ApiResult<axum::Json<Me>> {
     let mut v = Validator::default();
-    let locale = req.locale.as_deref().map(|l| v.check("locale", Locale::parse(l)));
-    let tz = req.time_zone.as_deref().map(|t| v.check("time_zone", TimeZoneName::parse(t)));
+    let locale = req
+        .locale
+        .as_deref()
+        .map(|l| v.check("locale", Locale::parse(l)));
+    let tz = req
+        .time_zone
+        .as_deref()
+        .map(|t| v.check("time_zone", TimeZoneName::parse(t)));
     let quiet = req.quiet_hours.as_ref().map(|q| {
         (
             v.check("quiet_hours.start", LocalTime::parse(&q.start)),
@@ -140,7 +146,9 @@ pub async fn update_me(
         )
     });
     let reminder = req.preferred_reminder_time.as_ref().map(|r| match r {
-        Some(t) => v.check("preferred_reminder_time", LocalTime::parse(t)).map(Some),
+        Some(t) => v
+            .check("preferred_reminder_time", LocalTime::parse(t))
+            .map(Some),
         None => Some(None),
     });
     let display_name = req.display_name.as_deref().map(|n| {

@@ -18,7 +18,9 @@ use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::{Caller, Json};
 use crate::openapi::{Internal, TooManyRequests, Unauthorized, ValidationFailed};
-use crate::secrets::{canonical_code, hash_password, hash_token, new_id, new_token, verify_password};
+use crate::secrets::{
+    canonical_code, hash_password, hash_token, new_id, new_token, verify_password,
+};
 use crate::state::AppState;
 
 /// How long after its use a refresh token may be presented again (a retry
@@ -95,12 +97,14 @@ async fn issue_tokens(
     let access_expires = now + i64::from(state.config.access_token_ttl_secs) * 1000;
     let refresh_expires = now + i64::from(state.config.refresh_token_ttl_days) * 86_400_000;
     let refresh_hash = hash_token(&refresh);
-    sqlx::query("INSERT INTO access_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)")
-        .bind(hash_token(&access))
-        .bind(session_id)
-        .bind(access_expires)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO access_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)",
+    )
+    .bind(hash_token(&access))
+    .bind(session_id)
+    .bind(access_expires)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
     )
@@ -180,7 +184,10 @@ pub struct LoginRequest {
         (status = 500, response = Internal),
     )
 )]
-pub async fn login(State(state): State<AppState>, Json(req): Json<LoginRequest>) -> ApiResult<Response> {
+pub async fn login(
+    State(state): State<AppState>,
+    Json(req): Json<LoginRequest>,
+) -> ApiResult<Response> {
     let login = req.login.trim().to_lowercase();
     let mut v = Validator::default();
     if login.is_empty() || login.len() > 254 {
@@ -203,7 +210,9 @@ pub async fn login(State(state): State<AppState>, Json(req): Json<LoginRequest>)
     .await?;
     if failures.len() >= state.config.login_max_failures as usize {
         let oldest = failures.first().copied().unwrap_or(now);
-        let retry_after_secs = u64::try_from((oldest + window_ms - now + 999) / 1000).unwrap_or(1).max(1);
+        let retry_after_secs = u64::try_from((oldest + window_ms - now + 999) / 1000)
+            .unwrap_or(1)
+            .max(1);
         return Err(ApiError::TooManyRequests { retry_after_secs });
     }
 
@@ -236,12 +245,14 @@ pub async fn login(State(state): State<AppState>, Json(req): Json<LoginRequest>)
             Ok(AuthResponse { account, tokens }.into_response_with(StatusCode::OK))
         }
         _ => {
-            sqlx::query("INSERT INTO login_failures (id, identifier, failed_at) VALUES ($1, $2, $3)")
-                .bind(new_id())
-                .bind(&identifier)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO login_failures (id, identifier, failed_at) VALUES ($1, $2, $3)",
+            )
+            .bind(new_id())
+            .bind(&identifier)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Err(ApiError::unauthorized(
                 "invalid_credentials",
@@ -282,8 +293,12 @@ struct RefreshRow {
         (status = 500, response = Internal),
     )
 )]
-pub async fn refresh(State(state): State<AppState>, Json(req): Json<RefreshRequest>) -> ApiResult<axum::Json<Tokens>> {
-    let invalid = || ApiError::unauthorized("invalid_refresh_token", "The refresh token is not valid");
+pub async fn refresh(
+    State(state): State<AppState>,
+    Json(req): Json<RefreshRequest>,
+) -> ApiResult<axum::Json<Tokens>> {
+    let invalid =
+        || ApiError::unauthorized("invalid_refresh_token", "The refresh token is not valid");
     if req.refresh_token.is_empty() || req.refresh_token.len() > 200 {
         return Err(invalid());
     }
@@ -300,40 +315,55 @@ pub async fn refresh(State(state): State<AppState>, Json(req): Json<RefreshReque
     .await?;
     let row = row.ok_or_else(invalid)?;
     if row.revoked_at.is_some() {
-        return Err(ApiError::unauthorized("session_revoked", "This session has been signed out"));
+        return Err(ApiError::unauthorized(
+            "session_revoked",
+            "This session has been signed out",
+        ));
     }
     if row.expires_at <= now {
-        return Err(ApiError::unauthorized("refresh_token_expired", "The refresh token has expired; sign in again"));
+        return Err(ApiError::unauthorized(
+            "refresh_token_expired",
+            "The refresh token has expired; sign in again",
+        ));
     }
 
     let may_exchange = match row.used_at {
         None => {
-            sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
-                .bind(now)
-                .bind(&hash)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
+            sqlx::query(
+                "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+            )
+            .bind(now)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
                 == 1
         }
         // A retry after a lost response: the token it was exchanged for has
         // not been used, so retire that one and hand out a new pair.
         Some(used_at) if now - used_at <= REUSE_GRACE_MS => match &row.replaced_by {
-            Some(successor) => {
-                sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
-                    .bind(now)
-                    .bind(successor)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    == 1
-            }
+            Some(successor) => sqlx::query(
+                "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+            )
+            .bind(now)
+            .bind(successor)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1,
             None => false,
         },
         Some(_) => false,
     };
     if !may_exchange {
-        revoke_sessions(&mut tx, now, &row.account_id, Some(&row.session_id), "refresh_token_reused").await?;
+        revoke_sessions(
+            &mut tx,
+            now,
+            &row.account_id,
+            Some(&row.session_id),
+            "refresh_token_reused",
+        )
+        .await?;
         tx.commit().await?;
         tracing::warn!(session_id = %row.session_id, "refresh token reused; session revoked");
         return Err(ApiError::unauthorized(
@@ -363,7 +393,14 @@ pub async fn refresh(State(state): State<AppState>, Json(req): Json<RefreshReque
 )]
 pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
     let mut tx = state.store.begin().await?;
-    revoke_sessions(&mut tx, state.now_ms(), &caller.account_id, Some(&caller.session_id), "logout").await?;
+    revoke_sessions(
+        &mut tx,
+        state.now_ms(),
+        &caller.account_id,
+        Some(&caller.session_id),
+        "logout",
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -380,7 +417,14 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
 )]
 pub async fn logout_all(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
     let mut tx = state.store.begin().await?;
-    revoke_sessions(&mut tx, state.now_ms(), &caller.account_id, None, "logout_all").await?;
+    revoke_sessions(
+        &mut tx,
+        state.now_ms(),
+        &caller.account_id,
+        None,
+        "logout_all",
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -403,7 +447,12 @@ struct CodeRow {
 }
 
 /// Finds and spends a one-time account code, or says why it cannot be used.
-async fn spend_code(conn: &mut AnyConnection, now: i64, code: &str, purpose: &str) -> ApiResult<String> {
+async fn spend_code(
+    conn: &mut AnyConnection,
+    now: i64,
+    code: &str,
+    purpose: &str,
+) -> ApiResult<String> {
     let invalid = || ApiError::field("code", "is not a valid code");
     let canonical = canonical_code(code).map_err(|_| invalid())?;
     let row: Option<CodeRow> = sqlx::query_as(
@@ -415,19 +464,30 @@ async fn spend_code(conn: &mut AnyConnection, now: i64, code: &str, purpose: &st
     .await?;
     let row = row.ok_or_else(invalid)?;
     if row.used_at.is_some() {
-        return Err(ApiError::gone("code_used", "This code has already been used"));
+        return Err(ApiError::gone(
+            "code_used",
+            "This code has already been used",
+        ));
     }
     if row.expires_at <= now {
-        return Err(ApiError::gone("code_expired", "This code has expired; ask for a new one"));
+        return Err(ApiError::gone(
+            "code_expired",
+            "This code has expired; ask for a new one",
+        ));
     }
-    let spent = sqlx::query("UPDATE account_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL")
-        .bind(now)
-        .bind(hash_token(&canonical))
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+    let spent = sqlx::query(
+        "UPDATE account_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(hash_token(&canonical))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
     if spent != 1 {
-        return Err(ApiError::gone("code_used", "This code has already been used"));
+        return Err(ApiError::gone(
+            "code_used",
+            "This code has already been used",
+        ));
     }
     Ok(row.account_id)
 }
@@ -476,7 +536,10 @@ pub async fn create_code(
         (status = 500, response = Internal),
     )
 )]
-pub async fn setup(State(state): State<AppState>, Json(req): Json<SetupRequest>) -> ApiResult<Response> {
+pub async fn setup(
+    State(state): State<AppState>,
+    Json(req): Json<SetupRequest>,
+) -> ApiResult<Response> {
     let mut v = Validator::default();
     let password = v.check("password", validate_password(&req.password));
     let Some(password) = password else {
@@ -528,7 +591,10 @@ pub struct RecoverRequest {
         (status = 500, response = Internal),
     )
 )]
-pub async fn recover(State(state): State<AppState>, Json(req): Json<RecoverRequest>) -> ApiResult<Response> {
+pub async fn recover(
+    State(state): State<AppState>,
+    Json(req): Json<RecoverRequest>,
+) -> ApiResult<Response> {
     let now = state.now_ms();
     let mut tx = state.store.begin().await?;
     let account_id = spend_code(&mut tx, now, &req.code, "recovery").await?;

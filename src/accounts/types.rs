@@ -71,7 +71,11 @@ impl LocalTime {
     }
 
     pub fn format(minutes: i64) -> String {
-        format!("{:02}:{:02}", minutes.div_euclid(60) % 24, minutes.rem_euclid(60))
+        format!(
+            "{:02}:{:02}",
+            minutes.div_euclid(60) % 24,
+            minutes.rem_euclid(60)
+        )
     }
 }
 

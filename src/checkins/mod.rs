@@ -89,7 +89,11 @@ struct CheckinRow {
 impl CheckinRow {
     fn into_view(self) -> Checkin {
         Checkin {
-            kind: if self.kind == "ok" { CheckinKind::Ok } else { CheckinKind::Mood },
+            kind: if self.kind == "ok" {
+                CheckinKind::Ok
+            } else {
+                CheckinKind::Mood
+            },
             id: self.id,
             circle_id: self.circle_id,
             membership_id: self.membership_id,
@@ -102,7 +106,8 @@ impl CheckinRow {
     }
 }
 
-const CHECKIN_SELECT: &str = "SELECT c.id, c.circle_id, c.membership_id, m.pseudonym, c.kind, c.mood, c.note,
+const CHECKIN_SELECT: &str =
+    "SELECT c.id, c.circle_id, c.membership_id, m.pseudonym, c.kind, c.mood, c.note,
         c.wants_contact, c.created_at
     FROM checkins c JOIN memberships m ON m.id = c.membership_id";
 
@@ -148,10 +153,12 @@ async fn insert(
     .execute(&mut *tx)
     .await?;
     record_activity(&mut tx, &membership_id, now).await?;
-    let row: CheckinRow = sqlx::query_as(sqlx::AssertSqlSafe(format!("{CHECKIN_SELECT} WHERE c.id = $1")))
-        .bind(&id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let row: CheckinRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{CHECKIN_SELECT} WHERE c.id = $1"
+    )))
+    .bind(&id)
+    .fetch_one(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(row.into_view())
 }
@@ -191,7 +198,16 @@ pub async fn create_checkin(
     let (Some(mood), Some(note)) = (mood, note) else {
         return Err(v.into_error());
     };
-    let checkin = insert(&state, &caller, &circle_id, "mood", Some(mood), note, req.wants_contact).await?;
+    let checkin = insert(
+        &state,
+        &caller,
+        &circle_id,
+        "mood",
+        Some(mood),
+        note,
+        req.wants_contact,
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(checkin)))
 }
 
@@ -245,7 +261,10 @@ pub async fn list_checkins(
     let only = own_only(&access).unwrap_or_default();
     let mut rows: Vec<CheckinRow> = match page.since_ms {
         Some(since) => {
-            let (after_ms, after_id) = page.cursor.map(|c| (c.at_ms, c.id)).unwrap_or((since, String::new()));
+            let (after_ms, after_id) = page
+                .cursor
+                .map(|c| (c.at_ms, c.id))
+                .unwrap_or((since, String::new()));
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "{CHECKIN_SELECT}
                  WHERE c.circle_id = $1 AND ($2 = '' OR c.membership_id = $2)
@@ -261,7 +280,10 @@ pub async fn list_checkins(
             .await?
         }
         None => {
-            let (before_ms, before_id) = page.cursor.map(|c| (c.at_ms, c.id)).unwrap_or((i64::MAX, String::new()));
+            let (before_ms, before_id) = page
+                .cursor
+                .map(|c| (c.at_ms, c.id))
+                .unwrap_or((i64::MAX, String::new()));
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "{CHECKIN_SELECT}
                  WHERE c.circle_id = $1 AND ($2 = '' OR c.membership_id = $2)
@@ -291,7 +313,9 @@ pub async fn list_checkins(
 /// one whose check-ins they may see. `None`: they see all.
 fn own_only(access: &CircleAccess) -> Option<String> {
     match &access.relation {
-        crate::circles::Relation::Member { membership_id } if access.checkin_visibility == "workers" => {
+        crate::circles::Relation::Member { membership_id }
+            if access.checkin_visibility == "workers" =>
+        {
             Some(membership_id.clone())
         }
         _ => None,
@@ -308,4 +332,3 @@ mod tests {
         assert!(Mood::parse(0).is_err() && Mood::parse(6).is_err());
     }
 }
-

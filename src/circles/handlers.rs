@@ -7,9 +7,9 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use crate::accounts::types::Locale;
+use crate::circles::access;
 use crate::circles::members::{MemberView, Pseudonym, load_member};
 use crate::circles::policy::EscalationPolicy;
-use crate::circles::access;
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::cursor::{Cursor, PageQuery, next_cursor};
@@ -151,7 +151,8 @@ impl CircleRow {
         };
         Ok(Circle {
             language: Locale::parse(&self.language).map_err(internal)?,
-            checkin_visibility: CheckinVisibility::parse(&self.checkin_visibility).map_err(internal)?,
+            checkin_visibility: CheckinVisibility::parse(&self.checkin_visibility)
+                .map_err(internal)?,
             id: self.id,
             organisation_id: self.organisation_id,
             name: self.name,
@@ -170,12 +171,18 @@ impl CircleRow {
     }
 }
 
-pub async fn load_circle(conn: &mut AnyConnection, circle_id: &str, account_id: &str) -> ApiResult<Circle> {
-    let row: Option<CircleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{CIRCLE_SELECT} WHERE c.id = $2")))
-        .bind(account_id)
-        .bind(circle_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+pub async fn load_circle(
+    conn: &mut AnyConnection,
+    circle_id: &str,
+    account_id: &str,
+) -> ApiResult<Circle> {
+    let row: Option<CircleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{CIRCLE_SELECT} WHERE c.id = $2"
+    )))
+    .bind(account_id)
+    .bind(circle_id)
+    .fetch_optional(&mut *conn)
+    .await?;
     row.ok_or(ApiError::NotFound("circle"))?.into_view()
 }
 
@@ -197,7 +204,10 @@ pub async fn list_circles(
     Query(query): Query<PageQuery>,
 ) -> ApiResult<axum::Json<CirclePage>> {
     let page = query.parse()?;
-    let (after_ms, after_id) = page.cursor.map(|c| (c.at_ms, c.id)).unwrap_or((i64::MIN, String::new()));
+    let (after_ms, after_id) = page
+        .cursor
+        .map(|c| (c.at_ms, c.id))
+        .unwrap_or((i64::MIN, String::new()));
     let mut rows: Vec<CircleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{CIRCLE_SELECT}
          WHERE c.organisation_id = $2 AND c.archived_at IS NULL
@@ -219,7 +229,10 @@ pub async fn list_circles(
         id: r.id.clone(),
     });
     Ok(axum::Json(CirclePage {
-        items: rows.into_iter().map(CircleRow::into_view).collect::<ApiResult<_>>()?,
+        items: rows
+            .into_iter()
+            .map(CircleRow::into_view)
+            .collect::<ApiResult<_>>()?,
         next_cursor: next,
     }))
 }
@@ -269,7 +282,10 @@ pub async fn create_circle(
     let mut v = Validator::default();
     let name = v.check("name", validate_name(&req.name));
     let theme = v.check("theme", validate_theme(req.theme.as_deref().unwrap_or("")));
-    let language = v.check("language", Locale::parse(req.language.as_deref().unwrap_or("nl")));
+    let language = v.check(
+        "language",
+        Locale::parse(req.language.as_deref().unwrap_or("nl")),
+    );
     let rhythm = v.check("rhythm_days", validate_rhythm(req.rhythm_days.unwrap_or(2)));
     let policy = req
         .escalation_policy
@@ -286,7 +302,8 @@ pub async fn create_circle(
         return Err(v.into_error());
     };
     let visibility = req.checkin_visibility.unwrap_or(CheckinVisibility::Workers);
-    let policy_json = serde_json::to_string(&policy).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let policy_json =
+        serde_json::to_string(&policy).map_err(|e| ApiError::Internal(e.to_string()))?;
 
     let now = state.now_ms();
     let id = new_id();
@@ -335,7 +352,9 @@ pub async fn get_circle(
 ) -> ApiResult<axum::Json<Circle>> {
     let mut conn = state.store.pool().acquire().await?;
     let access = access(&mut conn, &caller, &circle_id).await?;
-    Ok(axum::Json(load_circle(&mut conn, &access.circle_id, &caller.account_id).await?))
+    Ok(axum::Json(
+        load_circle(&mut conn, &access.circle_id, &caller.account_id).await?,
+    ))
 }
 
 /// Changes to a circle; absent fields stay as they are.
@@ -376,10 +395,21 @@ pub async fn update_circle(
     Json(req): Json<UpdateCircle>,
 ) -> ApiResult<axum::Json<Circle>> {
     let mut v = Validator::default();
-    let name = req.name.as_deref().map(|n| v.check("name", validate_name(n)));
-    let theme = req.theme.as_deref().map(|t| v.check("theme", validate_theme(t)));
-    let language = req.language.as_deref().map(|l| v.check("language", Locale::parse(l)));
-    let rhythm = req.rhythm_days.map(|r| v.check("rhythm_days", validate_rhythm(r)));
+    let name = req
+        .name
+        .as_deref()
+        .map(|n| v.check("name", validate_name(n)));
+    let theme = req
+        .theme
+        .as_deref()
+        .map(|t| v.check("theme", validate_theme(t)));
+    let language = req
+        .language
+        .as_deref()
+        .map(|l| v.check("language", Locale::parse(l)));
+    let rhythm = req
+        .rhythm_days
+        .map(|r| v.check("rhythm_days", validate_rhythm(r)));
     let policy = match (&req.escalation_policy, rhythm) {
         (Some(p), _) => Some(p.clone()),
         (None, Some(Some(r))) => Some(EscalationPolicy::default_for(r)),
@@ -400,16 +430,44 @@ pub async fn update_circle(
     access.require_staff()?;
     let id = access.circle_id.as_str();
     if let Some(Some(name)) = name {
-        set_text(&mut tx, "UPDATE circles SET name = $1, updated_at = $2 WHERE id = $3", &name, now, id).await?;
+        set_text(
+            &mut tx,
+            "UPDATE circles SET name = $1, updated_at = $2 WHERE id = $3",
+            &name,
+            now,
+            id,
+        )
+        .await?;
     }
     if let Some(Some(theme)) = theme {
-        set_text(&mut tx, "UPDATE circles SET theme = $1, updated_at = $2 WHERE id = $3", &theme, now, id).await?;
+        set_text(
+            &mut tx,
+            "UPDATE circles SET theme = $1, updated_at = $2 WHERE id = $3",
+            &theme,
+            now,
+            id,
+        )
+        .await?;
     }
     if let Some(Some(language)) = language {
-        set_text(&mut tx, "UPDATE circles SET language = $1, updated_at = $2 WHERE id = $3", language.as_str(), now, id).await?;
+        set_text(
+            &mut tx,
+            "UPDATE circles SET language = $1, updated_at = $2 WHERE id = $3",
+            language.as_str(),
+            now,
+            id,
+        )
+        .await?;
     }
     if let Some(vis) = req.checkin_visibility {
-        set_text(&mut tx, "UPDATE circles SET checkin_visibility = $1, updated_at = $2 WHERE id = $3", vis.as_str(), now, id).await?;
+        set_text(
+            &mut tx,
+            "UPDATE circles SET checkin_visibility = $1, updated_at = $2 WHERE id = $3",
+            vis.as_str(),
+            now,
+            id,
+        )
+        .await?;
     }
     if let Some(Some(r)) = rhythm {
         sqlx::query("UPDATE circles SET rhythm_days = $1, updated_at = $2 WHERE id = $3")
@@ -421,7 +479,14 @@ pub async fn update_circle(
     }
     if let Some(p) = policy {
         let json = serde_json::to_string(&p).map_err(|e| ApiError::Internal(e.to_string()))?;
-        set_text(&mut tx, "UPDATE circles SET escalation_policy = $1, updated_at = $2 WHERE id = $3", &json, now, id).await?;
+        set_text(
+            &mut tx,
+            "UPDATE circles SET escalation_policy = $1, updated_at = $2 WHERE id = $3",
+            &json,
+            now,
+            id,
+        )
+        .await?;
     }
     if let Some(Some(text)) = agreement {
         sqlx::query(
@@ -446,7 +511,12 @@ async fn set_text(
     now: i64,
     id: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(sql).bind(value).bind(now).bind(id).execute(&mut *conn).await?;
+    sqlx::query(sql)
+        .bind(value)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -501,7 +571,8 @@ pub async fn add_worker(
     if staff.is_none() {
         return Err(ApiError::NotFound("staff member"));
     }
-    let membership_id = add_worker_membership(&mut tx, &access.circle_id, &req.account_id, pseudonym, now).await?;
+    let membership_id =
+        add_worker_membership(&mut tx, &access.circle_id, &req.account_id, pseudonym, now).await?;
     let member = load_member(&mut tx, &membership_id, now).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(member)))
@@ -518,21 +589,23 @@ async fn add_worker_membership(
     let pseudonym = match pseudonym {
         Some(p) => p,
         None => {
-            let name: Option<String> = sqlx::query_scalar("SELECT display_name FROM accounts WHERE id = $1")
-                .bind(account_id)
-                .fetch_one(&mut *conn)
-                .await?;
+            let name: Option<String> =
+                sqlx::query_scalar("SELECT display_name FROM accounts WHERE id = $1")
+                    .bind(account_id)
+                    .fetch_one(&mut *conn)
+                    .await?;
             Pseudonym::parse(name.as_deref().unwrap_or("Begeleider"))
                 .or_else(|_| Pseudonym::parse("Begeleider"))
                 .map_err(ApiError::Internal)?
         }
     };
-    let existing: Option<(String, Option<i64>)> =
-        sqlx::query_as("SELECT id, left_at FROM memberships WHERE circle_id = $1 AND account_id = $2")
-            .bind(circle_id)
-            .bind(account_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let existing: Option<(String, Option<i64>)> = sqlx::query_as(
+        "SELECT id, left_at FROM memberships WHERE circle_id = $1 AND account_id = $2",
+    )
+    .bind(circle_id)
+    .bind(account_id)
+    .fetch_optional(&mut *conn)
+    .await?;
     let result = match existing {
         Some((_, None)) => {
             return Err(ApiError::conflict("already_in_circle", "This person is already in the circle"));
@@ -675,16 +748,28 @@ pub fn default_agreement(language: Locale, policy: &EscalationPolicy) -> String 
     for step in &policy.steps {
         lines.push(match (language, step.action) {
             (Locale::Nl, StepAction::Nudge) => {
-                format!("- Na {} stilte krijg je een vriendelijke herinnering.", days(step.after_hours))
+                format!(
+                    "- Na {} stilte krijg je een vriendelijke herinnering.",
+                    days(step.after_hours)
+                )
             }
             (Locale::Nl, StepAction::AlertWorker) => {
-                format!("- Na {} stilte laten we het je begeleider weten.", days(step.after_hours))
+                format!(
+                    "- Na {} stilte laten we het je begeleider weten.",
+                    days(step.after_hours)
+                )
             }
             (Locale::En, StepAction::Nudge) => {
-                format!("- After {} of silence you get a gentle reminder.", days(step.after_hours))
+                format!(
+                    "- After {} of silence you get a gentle reminder.",
+                    days(step.after_hours)
+                )
             }
             (Locale::En, StepAction::AlertWorker) => {
-                format!("- After {} of silence we let your worker know.", days(step.after_hours))
+                format!(
+                    "- After {} of silence we let your worker know.",
+                    days(step.after_hours)
+                )
             }
         });
     }

@@ -18,8 +18,10 @@ use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::auth::MaybeCaller;
 use crate::http::idempotency::IdempotencyKey;
 use crate::http::{Caller, Json, Role};
-use crate::openapi::{Conflict, Forbidden, Gone, Internal, NotFound, Unauthorized, ValidationFailed};
-use crate::secrets::{canonical_code, hash_token, hash_password, new_code, new_id};
+use crate::openapi::{
+    Conflict, Forbidden, Gone, Internal, NotFound, Unauthorized, ValidationFailed,
+};
+use crate::secrets::{canonical_code, hash_password, hash_token, new_code, new_id};
 use crate::state::AppState;
 use crate::store::is_unique_violation;
 
@@ -216,13 +218,15 @@ pub async fn revoke_invite(
     let mut tx = state.store.begin().await?;
     let access = access(&mut tx, &caller, &circle_id).await?;
     access.require_staff()?;
-    let found = sqlx::query("UPDATE invites SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND circle_id = $3")
-        .bind(now)
-        .bind(&invite_id)
-        .bind(&access.circle_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let found = sqlx::query(
+        "UPDATE invites SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND circle_id = $3",
+    )
+    .bind(now)
+    .bind(&invite_id)
+    .bind(&access.circle_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     if found == 0 {
         return Err(ApiError::NotFound("invite"));
     }
@@ -265,7 +269,11 @@ struct ValidInvite {
 }
 
 /// Finds a usable invite by its code, or says why it cannot be used.
-async fn find_invite(conn: &mut sqlx::AnyConnection, code: &str, now: i64) -> ApiResult<ValidInvite> {
+async fn find_invite(
+    conn: &mut sqlx::AnyConnection,
+    code: &str,
+    now: i64,
+) -> ApiResult<ValidInvite> {
     let canonical = canonical_code(code).map_err(|_| ApiError::NotFound("invite"))?;
     let row: Option<ValidInvite> = sqlx::query_as(
         "SELECT i.id, i.circle_id, i.organisation_id, c.name AS circle_name, c.theme, c.language,
@@ -281,13 +289,22 @@ async fn find_invite(conn: &mut sqlx::AnyConnection, code: &str, now: i64) -> Ap
     .await?;
     let row = row.ok_or(ApiError::NotFound("invite"))?;
     if row.revoked_at.is_some() {
-        return Err(ApiError::gone("invite_revoked", "This invite has been withdrawn; ask for a new one"));
+        return Err(ApiError::gone(
+            "invite_revoked",
+            "This invite has been withdrawn; ask for a new one",
+        ));
     }
     if row.expires_at <= now {
-        return Err(ApiError::gone("invite_expired", "This invite has expired; ask for a new one"));
+        return Err(ApiError::gone(
+            "invite_expired",
+            "This invite has expired; ask for a new one",
+        ));
     }
     if row.uses >= row.max_uses {
-        return Err(ApiError::gone("invite_used_up", "This invite has been used up; ask for a new one"));
+        return Err(ApiError::gone(
+            "invite_used_up",
+            "This invite has been used up; ask for a new one",
+        ));
     }
     Ok(row)
 }
@@ -303,7 +320,10 @@ async fn find_invite(conn: &mut sqlx::AnyConnection, code: &str, now: i64) -> Ap
         (status = 500, response = Internal),
     )
 )]
-pub async fn preview_invite(State(state): State<AppState>, Path(code): Path<String>) -> ApiResult<axum::Json<InvitePreview>> {
+pub async fn preview_invite(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+) -> ApiResult<axum::Json<InvitePreview>> {
     let mut conn = state.store.pool().acquire().await?;
     let invite = find_invite(&mut conn, &code, state.now_ms()).await?;
     Ok(axum::Json(InvitePreview {
@@ -385,8 +405,14 @@ pub async fn join(
 ) -> ApiResult<Response> {
     let mut v = Validator::default();
     let pseudonym = v.check("pseudonym", Pseudonym::parse(&req.pseudonym));
-    let locale = v.check("locale", Locale::parse(req.locale.as_deref().unwrap_or("nl")));
-    let tz = v.check("time_zone", TimeZoneName::parse(req.time_zone.as_deref().unwrap_or("Europe/Amsterdam")));
+    let locale = v.check(
+        "locale",
+        Locale::parse(req.locale.as_deref().unwrap_or("nl")),
+    );
+    let tz = v.check(
+        "time_zone",
+        TimeZoneName::parse(req.time_zone.as_deref().unwrap_or("Europe/Amsterdam")),
+    );
     let login_name = match &req.login_name {
         Some(name) => v.check("login_name", validate_login_name(name)).map(Some),
         None => Some(None),
@@ -451,7 +477,10 @@ pub async fn join(
     .await?
     .rows_affected();
     if used != 1 {
-        return Err(ApiError::gone("invite_used_up", "This invite has been used up; ask for a new one"));
+        return Err(ApiError::gone(
+            "invite_used_up",
+            "This invite has been used up; ask for a new one",
+        ));
     }
 
     let account_id = match &caller {
@@ -481,7 +510,10 @@ pub async fn join(
             .await;
             match inserted {
                 Err(e) if is_unique_violation(&e) => {
-                    return Err(ApiError::conflict("login_name_taken", "This login name is taken; choose another"));
+                    return Err(ApiError::conflict(
+                        "login_name_taken",
+                        "This login name is taken; choose another",
+                    ));
                 }
                 other => {
                     other?;
@@ -491,12 +523,13 @@ pub async fn join(
         }
     };
 
-    let existing: Option<(String, Option<i64>)> =
-        sqlx::query_as("SELECT id, left_at FROM memberships WHERE circle_id = $1 AND account_id = $2")
-            .bind(&invite.circle_id)
-            .bind(&account_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let existing: Option<(String, Option<i64>)> = sqlx::query_as(
+        "SELECT id, left_at FROM memberships WHERE circle_id = $1 AND account_id = $2",
+    )
+    .bind(&invite.circle_id)
+    .bind(&account_id)
+    .fetch_optional(&mut *tx)
+    .await?;
     let membership = match existing {
         Some((_, None)) => {
             return Err(ApiError::conflict("already_in_circle", "You are already in this circle"));
@@ -537,7 +570,10 @@ pub async fn join(
     let membership_id = match membership {
         Ok(id) => id,
         Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::conflict("pseudonym_taken", "Someone in this circle already uses this name"));
+            return Err(ApiError::conflict(
+                "pseudonym_taken",
+                "Someone in this circle already uses this name",
+            ));
         }
         Err(e) => return Err(e.into()),
     };
@@ -568,7 +604,10 @@ pub async fn join(
 fn validate_login_name(name: &str) -> Result<String, String> {
     let name = name.trim().to_lowercase();
     let len = name.chars().count();
-    if !(3..=40).contains(&len) || name.contains('@') || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if !(3..=40).contains(&len)
+        || name.contains('@')
+        || name.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err("must be 3 to 40 characters without spaces or @".into());
     }
     Ok(name)

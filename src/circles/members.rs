@@ -38,7 +38,9 @@ impl Pseudonym {
         if trimmed.chars().any(|c| c.is_control()) {
             return Err("must not contain control characters".into());
         }
-        Ok(Self(trimmed.split_whitespace().collect::<Vec<_>>().join(" ")))
+        Ok(Self(
+            trimmed.split_whitespace().collect::<Vec<_>>().join(" "),
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -131,7 +133,8 @@ struct MemberRow {
     consented_at: Option<i64>,
 }
 
-const MEMBER_SELECT: &str = "SELECT id, circle_id, account_id, pseudonym, role, joined_at, left_at, away_until,
+const MEMBER_SELECT: &str =
+    "SELECT id, circle_id, account_id, pseudonym, role, joined_at, left_at, away_until,
         nudges_enabled, last_activity_at, consent_version, consented_at FROM memberships";
 
 impl MemberRow {
@@ -144,7 +147,10 @@ impl MemberRow {
             MembershipState::Active
         };
         let consent = match (self.consent_version, self.consented_at) {
-            (Some(version), Some(at)) => Some(Consent { version, at: from_ms(at) }),
+            (Some(version), Some(at)) => Some(Consent {
+                version,
+                at: from_ms(at),
+            }),
             _ => None,
         };
         Ok(MemberView {
@@ -154,7 +160,11 @@ impl MemberRow {
             pseudonym: self.pseudonym,
             joined_at: from_ms(self.joined_at),
             state: full.then_some(state),
-            away_until: if full { opt_from_ms(self.away_until) } else { None },
+            away_until: if full {
+                opt_from_ms(self.away_until)
+            } else {
+                None
+            },
             nudges_enabled: full.then_some(self.nudges_enabled != 0),
             last_activity_at: full.then(|| from_ms(self.last_activity_at)),
             consent: if full { consent } else { None },
@@ -164,12 +174,19 @@ impl MemberRow {
 }
 
 /// Loads one membership as its owner or the circle's staff see it.
-pub async fn load_member(conn: &mut AnyConnection, membership_id: &str, now: i64) -> ApiResult<MemberView> {
-    let row: Option<MemberRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{MEMBER_SELECT} WHERE id = $1")))
-        .bind(membership_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.ok_or(ApiError::NotFound("membership"))?.into_view(true, now)
+pub async fn load_member(
+    conn: &mut AnyConnection,
+    membership_id: &str,
+    now: i64,
+) -> ApiResult<MemberView> {
+    let row: Option<MemberRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{MEMBER_SELECT} WHERE id = $1"
+    )))
+    .bind(membership_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.ok_or(ApiError::NotFound("membership"))?
+        .into_view(true, now)
 }
 
 /// The circle's current members and workers. Staff see each member's state,
@@ -231,7 +248,9 @@ pub async fn get_membership(
     let mut conn = state.store.pool().acquire().await?;
     let access = access(&mut conn, &caller, &circle_id).await?;
     let id = access.membership_id()?;
-    Ok(axum::Json(load_member(&mut conn, id, state.now_ms()).await?))
+    Ok(axum::Json(
+        load_member(&mut conn, id, state.now_ms()).await?,
+    ))
 }
 
 /// Changes to your membership; absent fields stay as they are.
@@ -273,7 +292,10 @@ pub async fn update_membership(
 ) -> ApiResult<axum::Json<MemberView>> {
     let now = state.now_ms();
     let mut v = Validator::default();
-    let pseudonym = req.pseudonym.as_deref().map(|p| v.check("pseudonym", Pseudonym::parse(p)));
+    let pseudonym = req
+        .pseudonym
+        .as_deref()
+        .map(|p| v.check("pseudonym", Pseudonym::parse(p)));
     let away = req.away_until.as_ref().map(|a| match a {
         None => Some(None),
         Some(s) => v
@@ -307,7 +329,10 @@ pub async fn update_membership(
             .await;
         match result {
             Err(e) if is_unique_violation(&e) => {
-                return Err(ApiError::conflict("pseudonym_taken", "Someone in this circle already uses this name"));
+                return Err(ApiError::conflict(
+                    "pseudonym_taken",
+                    "Someone in this circle already uses this name",
+                ));
             }
             other => {
                 other?;
@@ -371,7 +396,10 @@ pub async fn consent(
     if req.version != access.agreement_version {
         return Err(ApiError::conflict(
             "agreement_changed",
-            format!("The current agreement is version {}; read it and consent to that", access.agreement_version),
+            format!(
+                "The current agreement is version {}; read it and consent to that",
+                access.agreement_version
+            ),
         ));
     }
     sqlx::query("UPDATE memberships SET consent_version = $1, consented_at = $2, updated_at = $2 WHERE id = $3")
@@ -465,8 +493,15 @@ pub async fn recovery_code(
     .fetch_optional(&mut *tx)
     .await?;
     let account_id = account_id.ok_or(ApiError::NotFound("member"))?;
-    let (code, expires) =
-        create_code(&mut tx, now, &account_id, "recovery", Some(&caller.account_id), RECOVERY_CODE_VALID_MS).await?;
+    let (code, expires) = create_code(
+        &mut tx,
+        now,
+        &account_id,
+        "recovery",
+        Some(&caller.account_id),
+        RECOVERY_CODE_VALID_MS,
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(membership_id = %membership_id, "recovery code issued");
     Ok((
@@ -484,10 +519,16 @@ mod tests {
 
     #[test]
     fn pseudonyms_are_trimmed_and_bounded() {
-        assert_eq!(Pseudonym::parse("  Zonne   bloem ").map(|p| p.0), Ok("Zonne bloem".into()));
+        assert_eq!(
+            Pseudonym::parse("  Zonne   bloem ").map(|p| p.0),
+            Ok("Zonne bloem".into())
+        );
         assert!(Pseudonym::parse("a").is_err());
         assert!(Pseudonym::parse(&"x".repeat(41)).is_err());
         assert!(Pseudonym::parse("ab\u{7}c").is_err());
-        assert_eq!(Pseudonym::parse("ZonneBloem").map(|p| p.key()), Ok("zonnebloem".into()));
+        assert_eq!(
+            Pseudonym::parse("ZonneBloem").map(|p| p.key()),
+            Ok("zonnebloem".into())
+        );
     }
 }

@@ -66,14 +66,19 @@ impl CircleAccess {
         if self.is_staff() {
             Ok(())
         } else {
-            Err(ApiError::forbidden("staff_only", "Only the circle's workers and coordinators may do this"))
+            Err(ApiError::forbidden(
+                "staff_only",
+                "Only the circle's workers and coordinators may do this",
+            ))
         }
     }
 
     /// The caller's own membership, for acting inside the circle.
     pub fn membership_id(&self) -> ApiResult<&str> {
         match &self.relation {
-            Relation::Worker { membership_id } | Relation::Member { membership_id } => Ok(membership_id),
+            Relation::Worker { membership_id } | Relation::Member { membership_id } => {
+                Ok(membership_id)
+            }
             Relation::Coordinator => Err(ApiError::forbidden(
                 "not_in_circle",
                 "Join the circle as a worker to take part in it",
@@ -85,7 +90,10 @@ impl CircleAccess {
     pub fn member_membership_id(&self) -> ApiResult<&str> {
         match &self.relation {
             Relation::Member { membership_id } => Ok(membership_id),
-            _ => Err(ApiError::forbidden("members_only", "Only members of the circle do this")),
+            _ => Err(ApiError::forbidden(
+                "members_only",
+                "Only members of the circle do this",
+            )),
         }
     }
 }
@@ -101,7 +109,11 @@ struct AccessRow {
 }
 
 /// The gate for everything inside a circle.
-pub async fn access(conn: &mut AnyConnection, caller: &Caller, circle_id: &str) -> ApiResult<CircleAccess> {
+pub async fn access(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    circle_id: &str,
+) -> ApiResult<CircleAccess> {
     let row: Option<AccessRow> = sqlx::query_as(
         "SELECT c.id, c.organisation_id, c.checkin_visibility, c.agreement_version,
                 m.id AS membership_id, m.role AS membership_role
@@ -132,7 +144,11 @@ pub async fn access(conn: &mut AnyConnection, caller: &Caller, circle_id: &str) 
 
 /// Records activity by a member: it ends their silence. Call in the same
 /// transaction as the post, reaction or check-in that is the activity.
-pub async fn record_activity(conn: &mut AnyConnection, membership_id: &str, now: i64) -> Result<(), sqlx::Error> {
+pub async fn record_activity(
+    conn: &mut AnyConnection,
+    membership_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE memberships SET last_activity_at = $1, updated_at = $1 WHERE id = $2")
         .bind(now)
         .bind(membership_id)

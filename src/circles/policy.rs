@@ -79,7 +79,10 @@ impl EscalationPolicy {
         let mut previous = 0;
         for (i, step) in self.steps.iter().enumerate() {
             if !(1..=1440).contains(&step.after_hours) {
-                v.fail(&format!("{field}.steps[{i}].after_hours"), "must be 1 to 1440 hours");
+                v.fail(
+                    &format!("{field}.steps[{i}].after_hours"),
+                    "must be 1 to 1440 hours",
+                );
             } else if step.after_hours <= previous {
                 v.fail(
                     &format!("{field}.steps[{i}].after_hours"),
@@ -89,13 +92,21 @@ impl EscalationPolicy {
             previous = step.after_hours;
         }
         match self.coordinator_after_working_hours {
-            Some(h) if !(1..=80).contains(&h) => {
-                v.fail(&format!("{field}.coordinator_after_working_hours"), "must be 1 to 80 hours, or null")
-            }
-            Some(_) if !self.steps.iter().any(|s| s.action == StepAction::AlertWorker) => v.fail(
+            Some(h) if !(1..=80).contains(&h) => v.fail(
                 &format!("{field}.coordinator_after_working_hours"),
-                "needs an alert_worker step to escalate from",
+                "must be 1 to 80 hours, or null",
             ),
+            Some(_)
+                if !self
+                    .steps
+                    .iter()
+                    .any(|s| s.action == StepAction::AlertWorker) =>
+            {
+                v.fail(
+                    &format!("{field}.coordinator_after_working_hours"),
+                    "needs an alert_worker step to escalate from",
+                )
+            }
             _ => {}
         }
     }
@@ -111,7 +122,11 @@ mod tests {
         let hours: Vec<_> = p.steps.iter().map(|s| (s.after_hours, s.action)).collect();
         assert_eq!(
             hours,
-            vec![(48, StepAction::Nudge), (72, StepAction::Nudge), (96, StepAction::AlertWorker)]
+            vec![
+                (48, StepAction::Nudge),
+                (72, StepAction::Nudge),
+                (96, StepAction::AlertWorker)
+            ]
         );
         assert_eq!(p.coordinator_after_working_hours, Some(8));
         let mut v = Validator::default();
@@ -123,15 +138,27 @@ mod tests {
     fn steps_must_increase_and_escalation_needs_an_alert() {
         let p = EscalationPolicy {
             steps: vec![
-                PolicyStep { after_hours: 48, action: StepAction::Nudge },
-                PolicyStep { after_hours: 48, action: StepAction::Nudge },
+                PolicyStep {
+                    after_hours: 48,
+                    action: StepAction::Nudge,
+                },
+                PolicyStep {
+                    after_hours: 48,
+                    action: StepAction::Nudge,
+                },
             ],
             coordinator_after_working_hours: Some(8),
         };
         let mut v = Validator::default();
         p.validate("p", &mut v);
         let ApiErrorFields(fields) = fields(v);
-        assert_eq!(fields, vec!["p.steps[1].after_hours", "p.coordinator_after_working_hours"]);
+        assert_eq!(
+            fields,
+            vec![
+                "p.steps[1].after_hours",
+                "p.coordinator_after_working_hours"
+            ]
+        );
     }
 
     struct ApiErrorFields(Vec<String>);

@@ -130,12 +130,18 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(caller) = parts.extensions.get::<Caller>() {
             return Ok(caller.clone());
         }
         let token = bearer_token(parts).ok_or_else(|| {
-            ApiError::unauthorized("unauthenticated", "Sign in: this needs a bearer access token")
+            ApiError::unauthorized(
+                "unauthenticated",
+                "Sign in: this needs a bearer access token",
+            )
         })?;
         let caller = Self::from_token(state, token).await?;
         parts.extensions.insert(caller.clone());
@@ -150,10 +156,15 @@ pub struct MaybeCaller(pub Option<Caller>);
 impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if bearer_token(parts).is_none() {
             return Ok(Self(None));
         }
-        Caller::from_request_parts(parts, state).await.map(|c| Self(Some(c)))
+        Caller::from_request_parts(parts, state)
+            .await
+            .map(|c| Self(Some(c)))
     }
 }

@@ -50,8 +50,9 @@ where
 /// Strings with NUL characters are refused: no text in Kring has them, and
 /// PostgreSQL cannot store them.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("The body is not valid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request("malformed_json", format!("The body is not valid JSON: {e}"))
+    })?;
     if let Some(field) = find_nul(&value, String::new()) {
         return Err(ApiError::Validation(vec![FieldError::new(
             field,
@@ -71,7 +72,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                         strip_position(&inner.to_string()),
                     )]))
                 }
-                _ => Err(ApiError::bad_request("malformed_json", format!("The body is not valid JSON: {inner}"))),
+                _ => Err(ApiError::bad_request(
+                    "malformed_json",
+                    format!("The body is not valid JSON: {inner}"),
+                )),
             }
         }
     }
@@ -86,8 +90,16 @@ fn find_nul(value: &serde_json::Value, path: String) -> Option<String> {
             .enumerate()
             .find_map(|(i, v)| find_nul(v, format!("{path}[{i}]"))),
         serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
-            let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-            if k.contains('\0') { Some(child) } else { find_nul(v, child) }
+            let child = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if k.contains('\0') {
+                Some(child)
+            } else {
+                find_nul(v, child)
+            }
         }),
         _ => None,
     }
@@ -146,8 +158,7 @@ where
         match de {
             Ok(v) => Ok(Query(v)),
             Err(message) => Err(ApiError::Validation(vec![FieldError::new(
-                "query",
-                message,
+                "query", message,
             )])),
         }
     }
@@ -160,7 +171,20 @@ fn serde_urlencoded_deserializer<T: DeserializeOwned>(query: &str) -> Result<T, 
             .map_err(|_| "unreadable query string".to_owned())?,
     )
     .map(|q| q.0)
-    .map_err(|e| e.body_text().replace("Failed to deserialize query string: ", ""))
+    .map_err(|e| {
+        e.body_text()
+            .replace("Failed to deserialize query string: ", "")
+    })
+}
+
+/// For PATCH fields that may be set to null: absent → `None`, `null` →
+/// `Some(None)`, a value → `Some(Some(v))`. Use with `#[serde(default)]`.
+pub fn double_option<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(de).map(Some)
 }
 
 #[cfg(test)]
@@ -212,14 +236,4 @@ mod tests {
         let err = parse_json::<Body>(b"{not json").unwrap_err();
         assert_eq!(err.code(), "malformed_json");
     }
-}
-
-/// For PATCH fields that may be set to null: absent → `None`, `null` →
-/// `Some(None)`, a value → `Some(Some(v))`. Use with `#[serde(default)]`.
-pub fn double_option<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    <Option<T> as serde::Deserialize>::deserialize(de).map(Some)
 }

@@ -39,7 +39,10 @@ pub struct IdempotencyKey {
     /// printable ASCII characters. Retrying with the same key and body returns
     /// the first response (with `Idempotent-Replayed: true`); the same key with
     /// a different body is refused with 422 `idempotency_key_reused`.
-    #[param(rename = "Idempotency-Key", example = "6f1c2b0e-8d8a-4c1e-9d0b-2a9f3e1c7b55")]
+    #[param(
+        rename = "Idempotency-Key",
+        example = "6f1c2b0e-8d8a-4c1e-9d0b-2a9f3e1c7b55"
+    )]
     pub idempotency_key: Option<String>,
 }
 
@@ -97,12 +100,14 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
 
     let now = state.now_ms();
     let pool = state.store.pool();
-    sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2 AND created_at < $3")
-        .bind(&scope)
-        .bind(&key)
-        .bind(now - RETENTION_MS)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2 AND created_at < $3",
+    )
+    .bind(&scope)
+    .bind(&key)
+    .bind(now - RETENTION_MS)
+    .execute(pool)
+    .await?;
     let claimed = sqlx::query(
         "INSERT INTO idempotency_keys (scope, idem_key, fingerprint, created_at)
          VALUES ($1, $2, $3, $4) ON CONFLICT (scope, idem_key) DO NOTHING",
@@ -171,7 +176,9 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
     let (mut resp_parts, resp_body) = response.into_parts();
     let Ok(resp_bytes) = to_bytes(resp_body, MAX_STORED_RESPONSE).await else {
         release(&state, &scope, &key).await;
-        return Err(ApiError::Internal("response too large to store for replay".into()));
+        return Err(ApiError::Internal(
+            "response too large to store for replay".into(),
+        ));
     };
     let content_type = resp_parts
         .headers
@@ -179,7 +186,10 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     // Tokens are never stored: a replay opens a fresh session instead.
-    let reissue = resp_parts.extensions.get::<SessionIssued>().map(|s| s.0.clone());
+    let reissue = resp_parts
+        .extensions
+        .get::<SessionIssued>()
+        .map(|s| s.0.clone());
     let body_text = match &reissue {
         Some(_) => without_tokens(&resp_bytes)?,
         None => String::from_utf8_lossy(&resp_bytes).into_owned(),
@@ -197,24 +207,29 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
     .bind(&key)
     .execute(pool)
     .await?;
-    resp_parts
-        .headers
-        .insert(HeaderName::from_static(REPLAYED_HEADER), HeaderValue::from_static("false"));
+    resp_parts.headers.insert(
+        HeaderName::from_static(REPLAYED_HEADER),
+        HeaderValue::from_static("false"),
+    );
     Ok(Response::from_parts(resp_parts, Body::from(resp_bytes)))
 }
 
 fn without_tokens(body: &[u8]) -> Result<String, ApiError> {
-    let mut json: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| ApiError::Internal(format!("session response is not JSON: {e}")))?;
+    let mut json: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::Internal(format!("session response is not JSON: {e}")))?;
     if let Some(obj) = json.as_object_mut() {
         obj.remove("tokens");
     }
     Ok(json.to_string())
 }
 
-async fn with_fresh_tokens(state: &AppState, account_id: &str, body: &str) -> Result<String, ApiError> {
-    let mut json: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| ApiError::Internal(format!("stored response is not JSON: {e}")))?;
+async fn with_fresh_tokens(
+    state: &AppState,
+    account_id: &str,
+    body: &str,
+) -> Result<String, ApiError> {
+    let mut json: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| ApiError::Internal(format!("stored response is not JSON: {e}")))?;
     let mut tx = state.store.begin().await?;
     let tokens = open_session(&mut tx, state, account_id).await?;
     tx.commit().await?;
@@ -247,7 +262,10 @@ fn replay(status: i64, content_type: Option<&str>, body: String) -> Response {
     if let Some(ct) = content_type.and_then(|ct| HeaderValue::from_str(ct).ok()) {
         headers.insert(header::CONTENT_TYPE, ct);
     }
-    headers.insert(HeaderName::from_static(REPLAYED_HEADER), HeaderValue::from_static("true"));
+    headers.insert(
+        HeaderName::from_static(REPLAYED_HEADER),
+        HeaderValue::from_static("true"),
+    );
     response
 }
 
@@ -271,9 +289,11 @@ fn in_progress() -> ApiError {
 
 /// Forgets keys older than the retention period.
 pub async fn sweep(state: &AppState) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-        .bind(state.now_ms() - RETENTION_MS)
-        .execute(state.store.pool())
-        .await?
-        .rows_affected())
+    Ok(
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(state.now_ms() - RETENTION_MS)
+            .execute(state.store.pool())
+            .await?
+            .rows_affected(),
+    )
 }

@@ -57,26 +57,35 @@ pub fn app(state: AppState) -> Router {
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), crate::http::idempotency::middleware))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::idempotency::middleware,
+        ))
         .layer(middleware::from_fn(reject_control_characters))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(Extension(SpecJson(Arc::new(json))))
         .layer(TraceLayer::new_for_http())
-        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
-            ApiError::Internal("a handler panicked".into()).into_response()
-        }))
+        .layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                ApiError::Internal("a handler panicked".into()).into_response()
+            },
+        ))
         .with_state(state)
 }
 
 /// No id, path or query value in Kring contains control characters; a URI
 /// that decodes to one cannot name anything (and NUL cannot reach the database).
-async fn reject_control_characters(req: axum::extract::Request, next: middleware::Next) -> Response {
+async fn reject_control_characters(
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
     let uri = req.uri();
     if has_encoded_control(uri.path()) {
         return ApiError::NotFound("route").into_response();
     }
     if uri.query().is_some_and(has_encoded_control) {
-        return ApiError::bad_request("invalid_query", "The query string holds control characters").into_response();
+        return ApiError::bad_request("invalid_query", "The query string holds control characters")
+            .into_response();
     }
     next.run(req).await
 }
@@ -101,7 +110,9 @@ pub struct Health {
     responses((status = 200, description = "Alive", body = Health))
 )]
 async fn healthz() -> axum::Json<Health> {
-    axum::Json(Health { status: "ok".into() })
+    axum::Json(Health {
+        status: "ok".into(),
+    })
 }
 
 /// Readiness: the database answers and every migration is applied.
@@ -114,7 +125,12 @@ async fn healthz() -> axum::Json<Health> {
 )]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<Health>) {
     if state.store.is_ready().await {
-        (StatusCode::OK, axum::Json(Health { status: "ok".into() }))
+        (
+            StatusCode::OK,
+            axum::Json(Health {
+                status: "ok".into(),
+            }),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -131,5 +147,9 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<Health
     responses((status = 200, description = "The OpenAPI spec", content_type = "application/json"))
 )]
 async fn openapi_json(Extension(spec): Extension<SpecJson>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], spec.0.as_str().to_owned()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        spec.0.as_str().to_owned(),
+    )
+        .into_response()
 }

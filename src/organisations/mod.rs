@@ -49,7 +49,10 @@ pub struct Organisation {
         (status = 500, response = Internal),
     )
 )]
-pub async fn get_organisation(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Organisation>> {
+pub async fn get_organisation(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Organisation>> {
     let (id, name, created_at): (String, String, i64) =
         sqlx::query_as("SELECT id, name, created_at FROM organisations WHERE id = $1")
             .bind(&caller.organisation_id)
@@ -116,7 +119,10 @@ impl StaffRow {
         (status = 500, response = Internal),
     )
 )]
-pub async fn list_staff(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<StaffList>> {
+pub async fn list_staff(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<StaffList>> {
     caller.require_staff()?;
     let rows: Vec<StaffRow> = sqlx::query_as(
         "SELECT id, role, display_name, email,
@@ -129,7 +135,10 @@ pub async fn list_staff(State(state): State<AppState>, caller: Caller) -> ApiRes
     .fetch_all(state.store.pool())
     .await?;
     Ok(axum::Json(StaffList {
-        items: rows.into_iter().map(StaffRow::into_view).collect::<ApiResult<_>>()?,
+        items: rows
+            .into_iter()
+            .map(StaffRow::into_view)
+            .collect::<ApiResult<_>>()?,
     }))
 }
 
@@ -182,20 +191,50 @@ pub async fn create_staff(
     caller.require_coordinator()?;
     let mut v = Validator::default();
     if req.role == Role::Member {
-        v.fail("role", "must be worker or coordinator; members join with an invite code");
+        v.fail(
+            "role",
+            "must be worker or coordinator; members join with an invite code",
+        );
     }
     let email = v.check("email", validate_email(&req.email));
     let name = v.check("display_name", validate_display_name(&req.display_name));
-    let locale = v.check("locale", Locale::parse(req.locale.as_deref().unwrap_or("nl")));
-    let tz = v.check("time_zone", TimeZoneName::parse(req.time_zone.as_deref().unwrap_or("Europe/Amsterdam")));
-    let (Some(email), Some(name), Some(locale), Some(tz), true) = (email, name, locale, tz, v.is_ok()) else {
+    let locale = v.check(
+        "locale",
+        Locale::parse(req.locale.as_deref().unwrap_or("nl")),
+    );
+    let tz = v.check(
+        "time_zone",
+        TimeZoneName::parse(req.time_zone.as_deref().unwrap_or("Europe/Amsterdam")),
+    );
+    let (Some(email), Some(name), Some(locale), Some(tz), true) =
+        (email, name, locale, tz, v.is_ok())
+    else {
         return Err(v.into_error());
     };
     let now = state.now_ms();
     let mut tx = state.store.begin().await?;
     let id = new_id();
-    insert_staff(&mut tx, &id, &caller.organisation_id, req.role, &email, &name, locale, &tz, now).await?;
-    let (code, expires) = create_code(&mut tx, now, &id, "setup", Some(&caller.account_id), SETUP_CODE_VALID_MS).await?;
+    insert_staff(
+        &mut tx,
+        &id,
+        &caller.organisation_id,
+        req.role,
+        &email,
+        &name,
+        locale,
+        &tz,
+        now,
+    )
+    .await?;
+    let (code, expires) = create_code(
+        &mut tx,
+        now,
+        &id,
+        "setup",
+        Some(&caller.account_id),
+        SETUP_CODE_VALID_MS,
+    )
+    .await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -257,7 +296,15 @@ pub async fn setup_code(
     if found.is_none() {
         return Err(ApiError::NotFound("staff member"));
     }
-    let (code, expires) = create_code(&mut tx, now, &account_id, "setup", Some(&caller.account_id), SETUP_CODE_VALID_MS).await?;
+    let (code, expires) = create_code(
+        &mut tx,
+        now,
+        &account_id,
+        "setup",
+        Some(&caller.account_id),
+        SETUP_CODE_VALID_MS,
+    )
+    .await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -339,10 +386,15 @@ pub async fn bootstrap(
     let mut v = Validator::default();
     let name = v.check("name", validate_display_name(&cmd.name));
     let email = v.check("coordinator_email", validate_email(&cmd.coordinator_email));
-    let coordinator = v.check("coordinator_name", validate_display_name(&cmd.coordinator_name));
+    let coordinator = v.check(
+        "coordinator_name",
+        validate_display_name(&cmd.coordinator_name),
+    );
     let locale = v.check("locale", Locale::parse(&cmd.locale));
     let tz = v.check("time_zone", TimeZoneName::parse(&cmd.time_zone));
-    let (Some(name), Some(email), Some(coordinator), Some(locale), Some(tz)) = (name, email, coordinator, locale, tz) else {
+    let (Some(name), Some(email), Some(coordinator), Some(locale), Some(tz)) =
+        (name, email, coordinator, locale, tz)
+    else {
         return Err(v.into_error());
     };
     let mut tx = store.begin().await?;
@@ -354,8 +406,27 @@ pub async fn bootstrap(
         .execute(&mut *tx)
         .await?;
     let coordinator_id = new_id();
-    insert_staff(&mut tx, &coordinator_id, &organisation_id, Role::Coordinator, &email, &coordinator, locale, &tz, now).await?;
-    let (setup_code, _) = create_code(&mut tx, now, &coordinator_id, "setup", None, SETUP_CODE_VALID_MS).await?;
+    insert_staff(
+        &mut tx,
+        &coordinator_id,
+        &organisation_id,
+        Role::Coordinator,
+        &email,
+        &coordinator,
+        locale,
+        &tz,
+        now,
+    )
+    .await?;
+    let (setup_code, _) = create_code(
+        &mut tx,
+        now,
+        &coordinator_id,
+        "setup",
+        None,
+        SETUP_CODE_VALID_MS,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Bootstrapped {
         organisation_id,

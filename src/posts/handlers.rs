@@ -27,7 +27,10 @@ fn validate_body(body: &str) -> Result<String, String> {
     if len > MAX_BODY_CHARS {
         return Err(format!("must be at most {MAX_BODY_CHARS} characters"));
     }
-    if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err("must not contain control characters".into());
     }
     Ok(trimmed.to_owned())
@@ -61,7 +64,10 @@ pub async fn feed(
     let mut rows: Vec<PostRow> = match page.since_ms {
         Some(since) => {
             // Without a cursor, start just before `since`: every id sorts after "".
-            let (after_ms, after_id) = page.cursor.map(|c| (c.at_ms, c.id)).unwrap_or((since, String::new()));
+            let (after_ms, after_id) = page
+                .cursor
+                .map(|c| (c.at_ms, c.id))
+                .unwrap_or((since, String::new()));
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "{POST_SELECT}
                  WHERE p.circle_id = $1 AND (p.updated_at > $2 OR (p.updated_at = $2 AND p.id > $3))
@@ -75,7 +81,10 @@ pub async fn feed(
             .await?
         }
         None => {
-            let (before_ms, before_id) = page.cursor.map(|c| (c.at_ms, c.id)).unwrap_or((i64::MAX, String::new()));
+            let (before_ms, before_id) = page
+                .cursor
+                .map(|c| (c.at_ms, c.id))
+                .unwrap_or((i64::MAX, String::new()));
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "{POST_SELECT}
                  WHERE p.circle_id = $1 AND p.deleted_at IS NULL
@@ -92,12 +101,19 @@ pub async fn feed(
     };
     let since_mode = page.since_ms.is_some();
     let next = next_cursor(&mut rows, page.limit, |r| Cursor {
-        at_ms: if since_mode { r.updated_at } else { r.created_at },
+        at_ms: if since_mode {
+            r.updated_at
+        } else {
+            r.created_at
+        },
         id: r.id.clone(),
     });
     let viewer = access.membership_id().ok().map(str::to_owned);
     let items = views(&mut conn, rows, viewer.as_deref(), access.is_staff()).await?;
-    Ok(axum::Json(PostPage { items, next_cursor: next }))
+    Ok(axum::Json(PostPage {
+        items,
+        next_cursor: next,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -148,7 +164,10 @@ pub async fn create_post(
         .fetch_optional(&mut *tx)
         .await?;
         if parent.is_none() {
-            return Err(ApiError::field("reply_to_id", "is not a post in this circle"));
+            return Err(ApiError::field(
+                "reply_to_id",
+                "is not a post in this circle",
+            ));
         }
     }
     let id = new_id();
@@ -286,7 +305,10 @@ fn require_author(row: &PostRow, membership_id: Option<&str>) -> ApiResult<()> {
     if membership_id == Some(row.author_membership_id.as_str()) {
         Ok(())
     } else {
-        Err(ApiError::forbidden("not_author", "Only the author may change this post"))
+        Err(ApiError::forbidden(
+            "not_author",
+            "Only the author may change this post",
+        ))
     }
 }
 

@@ -20,7 +20,11 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(handlers::feed, handlers::create_post))
-        .routes(routes!(handlers::get_post, handlers::edit_post, handlers::delete_post))
+        .routes(routes!(
+            handlers::get_post,
+            handlers::edit_post,
+            handlers::delete_post
+        ))
         .routes(routes!(handlers::hide_post, handlers::unhide_post))
         .routes(routes!(reactions::add_reaction, reactions::remove_reaction))
         .routes(routes!(reactions::set_read_position))
@@ -163,7 +167,8 @@ pub(crate) async fn views(
          FROM reactions WHERE post_id IN ({}) GROUP BY post_id, kind ORDER BY post_id, kind",
         placeholders.join(", ")
     );
-    let mut query = sqlx::query_as::<_, ReactionRow>(sqlx::AssertSqlSafe(sql)).bind(viewer_membership.unwrap_or(""));
+    let mut query = sqlx::query_as::<_, ReactionRow>(sqlx::AssertSqlSafe(sql))
+        .bind(viewer_membership.unwrap_or(""));
     for row in &rows {
         query = query.bind(row.id.clone());
     }
@@ -211,7 +216,11 @@ fn view(row: PostRow, reactions: Vec<ReactionCount>, staff: bool) -> ApiResult<P
         body,
         status,
         hidden_reason: if staff { row.hidden_reason } else { None },
-        reactions: if status == PostStatus::Deleted { Vec::new() } else { reactions },
+        reactions: if status == PostStatus::Deleted {
+            Vec::new()
+        } else {
+            reactions
+        },
         created_at: from_ms(row.created_at),
         updated_at: from_ms(row.updated_at),
         edited_at: opt_from_ms(row.edited_at),
@@ -224,10 +233,12 @@ pub(crate) async fn post_access(
     caller: &Caller,
     post_id: &str,
 ) -> ApiResult<(PostRow, CircleAccess)> {
-    let row: Option<PostRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{POST_SELECT} WHERE p.id = $1")))
-        .bind(post_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row: Option<PostRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{POST_SELECT} WHERE p.id = $1"
+    )))
+    .bind(post_id)
+    .fetch_optional(&mut *conn)
+    .await?;
     let row = row.ok_or(ApiError::NotFound("post"))?;
     let access = access(&mut *conn, caller, &row.circle_id)
         .await
@@ -239,7 +250,11 @@ pub(crate) async fn post_access(
 }
 
 /// One post as the caller sees it.
-pub(crate) async fn load_post(conn: &mut AnyConnection, caller: &Caller, post_id: &str) -> ApiResult<Post> {
+pub(crate) async fn load_post(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    post_id: &str,
+) -> ApiResult<Post> {
     let (row, access) = post_access(conn, caller, post_id).await?;
     let viewer = access.membership_id().ok().map(str::to_owned);
     let mut posts = views(conn, vec![row], viewer.as_deref(), access.is_staff()).await?;

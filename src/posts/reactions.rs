@@ -47,7 +47,10 @@ pub async fn add_reaction(
     let (row, access) = post_access(&mut tx, &caller, &post_id).await?;
     let membership_id = access.membership_id()?.to_owned();
     if row.deleted_at.is_some() || row.hidden_at.is_some() {
-        return Err(ApiError::conflict("post_unavailable", "This post was deleted or hidden"));
+        return Err(ApiError::conflict(
+            "post_unavailable",
+            "This post was deleted or hidden",
+        ));
     }
     sqlx::query(
         "INSERT INTO reactions (post_id, membership_id, kind, created_at) VALUES ($1, $2, $3, $4)
@@ -141,12 +144,14 @@ pub async fn set_read_position(
     let mut tx = state.store.begin().await?;
     let access = access(&mut tx, &caller, &circle_id).await?;
     let membership_id = access.membership_id()?.to_owned();
-    let created_at: Option<i64> = sqlx::query_scalar("SELECT created_at FROM posts WHERE id = $1 AND circle_id = $2")
-        .bind(&req.post_id)
-        .bind(&access.circle_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let created_at = created_at.ok_or_else(|| ApiError::field("post_id", "is not a post in this circle"))?;
+    let created_at: Option<i64> =
+        sqlx::query_scalar("SELECT created_at FROM posts WHERE id = $1 AND circle_id = $2")
+            .bind(&req.post_id)
+            .bind(&access.circle_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let created_at =
+        created_at.ok_or_else(|| ApiError::field("post_id", "is not a post in this circle"))?;
     sqlx::query("UPDATE memberships SET last_read_at = $1 WHERE id = $2 AND last_read_at < $1")
         .bind(created_at)
         .bind(&membership_id)

@@ -68,17 +68,19 @@ impl Store {
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
         let pool_options = match backend {
             // One writer at a time; WAL lets readers go on meanwhile.
-            Backend::Sqlite => AnyPoolOptions::new()
-                .max_connections(8)
-                .after_connect(|conn, _meta| {
-                    Box::pin(async move {
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        Ok(())
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            Ok(())
+                        })
                     })
-                }),
+            }
             Backend::Postgres => AnyPoolOptions::new().max_connections(16),
         };
         let pool = pool_options
@@ -112,11 +114,10 @@ impl Store {
     /// True when the database answers and every known migration is applied.
     pub async fn is_ready(&self) -> bool {
         let latest = self.migrator().iter().map(|m| m.version).max().unwrap_or(0);
-        let applied: Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
-            "SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE",
-        )
-        .fetch_one(&self.pool)
-        .await;
+        let applied: Result<Option<i64>, sqlx::Error> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_one(&self.pool)
+                .await;
         matches!(applied, Ok(Some(v)) if v >= latest)
     }
 
@@ -148,7 +149,10 @@ fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
     if path == ":memory:" || path.is_empty() {
         return Ok(url.to_owned());
     }
-    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+    if let Some(parent) = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent).map_err(|source| StoreError::DataDir {
             path: parent.display().to_string(),
             source,
@@ -188,7 +192,10 @@ mod tests {
             redact_url("postgres://kring:secret@db:5432/kring"),
             "postgres://kring:***@db:5432/kring"
         );
-        assert_eq!(redact_url("sqlite://data/kring.db"), "sqlite://data/kring.db");
+        assert_eq!(
+            redact_url("sqlite://data/kring.db"),
+            "sqlite://data/kring.db"
+        );
     }
 
     #[test]

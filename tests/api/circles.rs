@@ -8,12 +8,18 @@ use crate::support::{Backend, TestApp};
 
 async fn circles_have_a_rhythm_and_a_validated_policy(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let org = app.organisation("Buurtwerk", "anna@buurtwerk.example").await;
+    let org = app
+        .organisation("Buurtwerk", "anna@buurtwerk.example")
+        .await;
     let worker = app.worker(&org, "sam@buurtwerk.example").await;
 
     // Defaults: rhythm 2 days → nudge at 2 and 3 days, alert at 4, coordinator after a working day.
     let r = app
-        .post("/v1/circles", worker.token(), json!({"name": "Samen sterk", "theme": "Eenzaamheid"}))
+        .post(
+            "/v1/circles",
+            worker.token(),
+            json!({"name": "Samen sterk", "theme": "Eenzaamheid"}),
+        )
         .await
         .expect(201);
     assert_eq!(r.body["organisation_id"], org.id);
@@ -80,15 +86,28 @@ async fn circles_have_a_rhythm_and_a_validated_policy(backend: Backend) {
 
     // Members may not change the circle; coordinators see every circle.
     let member = app.member(&worker, &circle, "Zonnebloem").await;
-    app.patch(&format!("/v1/circles/{circle}"), member.token(), json!({"name": "Mine"}))
+    app.patch(
+        &format!("/v1/circles/{circle}"),
+        member.token(),
+        json!({"name": "Mine"}),
+    )
+    .await
+    .expect_problem(403, "staff_only");
+    let list = app
+        .get("/v1/circles", org.coordinator.token())
         .await
-        .expect_problem(403, "staff_only");
-    let list = app.get("/v1/circles", org.coordinator.token()).await.expect(200);
+        .expect(200);
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
-    assert_eq!(list.body["items"][0]["my_membership"], serde_json::Value::Null);
+    assert_eq!(
+        list.body["items"][0]["my_membership"],
+        serde_json::Value::Null
+    );
     let list = app.get("/v1/circles", member.token()).await.expect(200);
     assert_eq!(list.body["items"][0]["id"], circle);
-    assert_eq!(list.body["items"][0]["my_membership"]["pseudonym"], "Zonnebloem");
+    assert_eq!(
+        list.body["items"][0]["my_membership"]["pseudonym"],
+        "Zonnebloem"
+    );
 
     // Coordinators staff circles with workers.
     let second = app.worker(&org, "kim@buurtwerk.example").await;
@@ -101,7 +120,9 @@ async fn circles_have_a_rhythm_and_a_validated_policy(backend: Backend) {
         .await
         .expect(201);
     assert_eq!(r.body["role"], "worker");
-    app.get(&format!("/v1/circles/{circle}"), second.token()).await.expect(200);
+    app.get(&format!("/v1/circles/{circle}"), second.token())
+        .await
+        .expect(200);
     app.post(
         &format!("/v1/circles/{circle}/workers"),
         org.coordinator.token(),
@@ -116,22 +137,33 @@ async fn circles_have_a_rhythm_and_a_validated_policy(backend: Backend) {
     )
     .await
     .expect_problem(404, "not_found");
-    app.delete(&format!("/v1/circles/{circle}/workers/{}", second.account_id), org.coordinator.token())
+    app.delete(
+        &format!("/v1/circles/{circle}/workers/{}", second.account_id),
+        org.coordinator.token(),
+    )
+    .await
+    .expect(204);
+    app.get(&format!("/v1/circles/{circle}"), second.token())
         .await
-        .expect(204);
-    app.get(&format!("/v1/circles/{circle}"), second.token()).await.expect_problem(404, "not_found");
+        .expect_problem(404, "not_found");
     app.stop().await;
 }
 both_backends!(circles_have_a_rhythm_and_a_validated_policy);
 
 async fn invites_expire_run_out_and_can_be_revoked(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let org = app.organisation("Buurtwerk", "anna@buurtwerk.example").await;
+    let org = app
+        .organisation("Buurtwerk", "anna@buurtwerk.example")
+        .await;
     let worker = app.worker(&org, "sam@buurtwerk.example").await;
     let circle = app.circle(&worker, "Samen sterk").await;
 
     let r = app
-        .post(&format!("/v1/circles/{circle}/invites"), worker.token(), json!({"max_uses": 2, "expires_in_hours": 24}))
+        .post(
+            &format!("/v1/circles/{circle}/invites"),
+            worker.token(),
+            json!({"max_uses": 2, "expires_in_hours": 24}),
+        )
         .await
         .expect(201);
     let code = r.str("/code");
@@ -141,7 +173,10 @@ async fn invites_expire_run_out_and_can_be_revoked(backend: Backend) {
         assert!(!"0O1IL5S8B2ZUV".contains(c), "look-alike {c} in {code}");
     }
 
-    let preview = app.get(&format!("/v1/invites/{}", code.to_lowercase()), None).await.expect(200);
+    let preview = app
+        .get(&format!("/v1/invites/{}", code.to_lowercase()), None)
+        .await
+        .expect(200);
     assert_eq!(preview.body["circle_name"], "Samen sterk");
     assert_eq!(preview.body["organisation_name"], "Buurtwerk");
     assert_eq!(preview.body["agreement"]["version"], 1);
@@ -149,60 +184,106 @@ async fn invites_expire_run_out_and_can_be_revoked(backend: Backend) {
     let join = |pseudonym: &'static str, code: String| {
         let app = &app;
         async move {
-            app.post("/v1/join", None, json!({"code": code, "pseudonym": pseudonym, "consent_version": 1}))
-                .await
+            app.post(
+                "/v1/join",
+                None,
+                json!({"code": code, "pseudonym": pseudonym, "consent_version": 1}),
+            )
+            .await
         }
     };
     join("Een", code.clone()).await.expect(201);
     // Pseudonyms are unique per circle, ignoring case.
-    join("EEN", code.clone()).await.expect_problem(409, "pseudonym_taken");
+    join("EEN", code.clone())
+        .await
+        .expect_problem(409, "pseudonym_taken");
     join("Twee", code.clone()).await.expect(201);
-    join("Drie", code.clone()).await.expect_problem(410, "invite_used_up");
+    join("Drie", code.clone())
+        .await
+        .expect_problem(410, "invite_used_up");
 
     // Expiry.
     let code = app.invite(&worker, &circle, 5).await;
     app.advance(SignedDuration::from_hours(169));
-    join("Vier", code.clone()).await.expect_problem(410, "invite_expired");
-    app.get(&format!("/v1/invites/{code}"), None).await.expect_problem(410, "invite_expired");
+    join("Vier", code.clone())
+        .await
+        .expect_problem(410, "invite_expired");
+    app.get(&format!("/v1/invites/{code}"), None)
+        .await
+        .expect_problem(410, "invite_expired");
 
     // Revocation.
     let worker_token = app
-        .post("/v1/auth/login", None, json!({"login": "sam@buurtwerk.example", "password": crate::support::PASSWORD}))
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"login": "sam@buurtwerk.example", "password": crate::support::PASSWORD}),
+        )
         .await
         .expect(200)
         .str("/tokens/access_token");
     let r = app
-        .post(&format!("/v1/circles/{circle}/invites"), Some(&worker_token), json!({}))
+        .post(
+            &format!("/v1/circles/{circle}/invites"),
+            Some(&worker_token),
+            json!({}),
+        )
         .await
         .expect(201);
     let (id, code) = (r.str("/id"), r.str("/code"));
-    app.delete(&format!("/v1/circles/{circle}/invites/{id}"), Some(&worker_token)).await.expect(204);
-    join("Vijf", code.clone()).await.expect_problem(410, "invite_revoked");
-    let list = app.get(&format!("/v1/circles/{circle}/invites"), Some(&worker_token)).await.expect(200);
+    app.delete(
+        &format!("/v1/circles/{circle}/invites/{id}"),
+        Some(&worker_token),
+    )
+    .await
+    .expect(204);
+    join("Vijf", code.clone())
+        .await
+        .expect_problem(410, "invite_revoked");
+    let list = app
+        .get(
+            &format!("/v1/circles/{circle}/invites"),
+            Some(&worker_token),
+        )
+        .await
+        .expect(200);
     let items = list.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 3);
-    assert!(items.iter().all(|i| i["code"].is_null()), "codes are shown only once");
+    assert!(
+        items.iter().all(|i| i["code"].is_null()),
+        "codes are shown only once"
+    );
     assert_eq!(items[0]["revoked"], true);
 
     // Unknown and malformed codes are simply not found.
-    join("Zes", "ACDE-FGHJ-KMNP".into()).await.expect_problem(404, "not_found");
-    join("Zes", "0000".into()).await.expect_problem(404, "not_found");
+    join("Zes", "ACDE-FGHJ-KMNP".into())
+        .await
+        .expect_problem(404, "not_found");
+    join("Zes", "0000".into())
+        .await
+        .expect_problem(404, "not_found");
     app.stop().await;
 }
 both_backends!(invites_expire_run_out_and_can_be_revoked);
 
 async fn joining_records_consent_and_members_control_their_membership(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let org = app.organisation("Buurtwerk", "anna@buurtwerk.example").await;
+    let org = app
+        .organisation("Buurtwerk", "anna@buurtwerk.example")
+        .await;
     let worker = app.worker(&org, "sam@buurtwerk.example").await;
     let circle = app.circle(&worker, "Samen sterk").await;
     let other_circle = app.circle(&worker, "Geldzorgen").await;
 
     // Consent must be to the current agreement version.
     let code = app.invite(&worker, &circle, 5).await;
-    app.post("/v1/join", None, json!({"code": code, "pseudonym": "Zon", "consent_version": 0}))
-        .await
-        .expect_problem(409, "agreement_changed");
+    app.post(
+        "/v1/join",
+        None,
+        json!({"code": code, "pseudonym": "Zon", "consent_version": 0}),
+    )
+    .await
+    .expect_problem(409, "agreement_changed");
     let r = app
         .post(
             "/v1/join",
@@ -215,13 +296,20 @@ async fn joining_records_consent_and_members_control_their_membership(backend: B
     assert_eq!(r.body["account"]["email"], serde_json::Value::Null);
     assert_eq!(r.body["account"]["time_zone"], "Europe/Lisbon");
     assert_eq!(r.body["membership"]["consent"]["version"], 1);
-    assert_eq!(r.body["membership"]["consent"]["at"], "2026-03-02T09:00:00Z");
+    assert_eq!(
+        r.body["membership"]["consent"]["at"],
+        "2026-03-02T09:00:00Z"
+    );
     let member = r.str("/tokens/access_token");
 
     // A signed-in member joins a second circle with the same account.
     let code2 = app.invite(&worker, &other_circle, 1).await;
     let r = app
-        .post("/v1/join", Some(&member), json!({"code": code2, "pseudonym": "Zonnetje", "consent_version": 1}))
+        .post(
+            "/v1/join",
+            Some(&member),
+            json!({"code": code2, "pseudonym": "Zonnetje", "consent_version": 1}),
+        )
         .await
         .expect(201);
     assert!(r.body["tokens"].is_null());
@@ -230,25 +318,41 @@ async fn joining_records_consent_and_members_control_their_membership(backend: B
 
     // Staff cannot join with an invite; a member of another organisation cannot either.
     let code3 = app.invite(&worker, &circle, 5).await;
-    app.post("/v1/join", worker.token(), json!({"code": code3, "pseudonym": "Sam", "consent_version": 1}))
-        .await
-        .expect_problem(403, "staff_cannot_join");
+    app.post(
+        "/v1/join",
+        worker.token(),
+        json!({"code": code3, "pseudonym": "Sam", "consent_version": 1}),
+    )
+    .await
+    .expect_problem(403, "staff_cannot_join");
     let other_org = app.organisation("Elders", "eva@elders.example").await;
     let other_worker = app.worker(&other_org, "olaf@elders.example").await;
     let elsewhere = app.circle(&other_worker, "Elders").await;
     let outsider = app.member(&other_worker, &elsewhere, "Buiten").await;
-    app.post("/v1/join", outsider.token(), json!({"code": code3, "pseudonym": "Buiten", "consent_version": 1}))
-        .await
-        .expect_problem(409, "other_organisation");
+    app.post(
+        "/v1/join",
+        outsider.token(),
+        json!({"code": code3, "pseudonym": "Buiten", "consent_version": 1}),
+    )
+    .await
+    .expect_problem(409, "other_organisation");
 
     // Away-until, nudges off, pseudonym change.
     let path = format!("/v1/circles/{circle}/membership");
-    app.patch(&path, Some(&member), json!({"away_until": "2026-03-01T09:00:00Z"}))
-        .await
-        .expect_problem(422, "validation_failed");
-    app.patch(&path, Some(&member), json!({"away_until": "2027-06-01T09:00:00Z"}))
-        .await
-        .expect_problem(422, "validation_failed");
+    app.patch(
+        &path,
+        Some(&member),
+        json!({"away_until": "2026-03-01T09:00:00Z"}),
+    )
+    .await
+    .expect_problem(422, "validation_failed");
+    app.patch(
+        &path,
+        Some(&member),
+        json!({"away_until": "2027-06-01T09:00:00Z"}),
+    )
+    .await
+    .expect_problem(422, "validation_failed");
     app.patch(&path, Some(&member), json!({"away_until": "tomorrow"}))
         .await
         .expect_problem(422, "validation_failed");
@@ -267,7 +371,10 @@ async fn joining_records_consent_and_members_control_their_membership(backend: B
 
     // The worker sees the member's state; other members see only the pseudonym.
     let peer = app.member(&worker, &circle, "Maan").await;
-    let seen_by_worker = app.get(&format!("/v1/circles/{circle}/members"), worker.token()).await.expect(200);
+    let seen_by_worker = app
+        .get(&format!("/v1/circles/{circle}/members"), worker.token())
+        .await
+        .expect(200);
     let zonnig = seen_by_worker.body["items"]
         .as_array()
         .unwrap()
@@ -277,7 +384,10 @@ async fn joining_records_consent_and_members_control_their_membership(backend: B
         .clone();
     assert_eq!(zonnig["state"], "away");
     assert_eq!(zonnig["nudges_enabled"], false);
-    let seen_by_peer = app.get(&format!("/v1/circles/{circle}/members"), peer.token()).await.expect(200);
+    let seen_by_peer = app
+        .get(&format!("/v1/circles/{circle}/members"), peer.token())
+        .await
+        .expect(200);
     let zonnig = seen_by_peer.body["items"]
         .as_array()
         .unwrap()
@@ -285,25 +395,51 @@ async fn joining_records_consent_and_members_control_their_membership(backend: B
         .find(|m| m["pseudonym"] == "Zonnig")
         .unwrap()
         .clone();
-    assert!(zonnig["state"].is_null() && zonnig["away_until"].is_null() && zonnig["account_id"].is_null());
+    assert!(
+        zonnig["state"].is_null()
+            && zonnig["away_until"].is_null()
+            && zonnig["account_id"].is_null()
+    );
 
     // Ending the break.
-    let r = app.patch(&path, Some(&member), json!({"away_until": null})).await.expect(200);
+    let r = app
+        .patch(&path, Some(&member), json!({"away_until": null}))
+        .await
+        .expect(200);
     assert_eq!(r.body["state"], "active");
 
     // A changed agreement needs new consent.
-    app.patch(&format!("/v1/circles/{circle}"), worker.token(), json!({"agreement_text": "Nieuwe afspraken"}))
+    app.patch(
+        &format!("/v1/circles/{circle}"),
+        worker.token(),
+        json!({"agreement_text": "Nieuwe afspraken"}),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("{path}/consent"),
+        Some(&member),
+        json!({"version": 1}),
+    )
+    .await
+    .expect_problem(409, "agreement_changed");
+    let r = app
+        .post(
+            &format!("{path}/consent"),
+            Some(&member),
+            json!({"version": 2}),
+        )
         .await
         .expect(200);
-    app.post(&format!("{path}/consent"), Some(&member), json!({"version": 1}))
-        .await
-        .expect_problem(409, "agreement_changed");
-    let r = app.post(&format!("{path}/consent"), Some(&member), json!({"version": 2})).await.expect(200);
     assert_eq!(r.body["consent"]["version"], 2);
 
     // Leaving: the circle disappears for the member.
-    app.post(&format!("{path}/leave"), Some(&member), json!({})).await.expect(204);
-    app.get(&format!("/v1/circles/{circle}"), Some(&member)).await.expect_problem(404, "not_found");
+    app.post(&format!("{path}/leave"), Some(&member), json!({}))
+        .await
+        .expect(204);
+    app.get(&format!("/v1/circles/{circle}"), Some(&member))
+        .await
+        .expect_problem(404, "not_found");
     let list = app.get("/v1/circles", Some(&member)).await.expect(200);
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
     app.stop().await;

@@ -8,7 +8,9 @@ use crate::support::{Backend, TestApp};
 
 async fn bad_requests_get_clear_problems(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let org = app.organisation("Buurtwerk", "anna@buurtwerk.example").await;
+    let org = app
+        .organisation("Buurtwerk", "anna@buurtwerk.example")
+        .await;
     let worker = app.worker(&org, "sam@buurtwerk.example").await;
     let token = worker.token();
 
@@ -41,16 +43,34 @@ async fn bad_requests_get_clear_problems(backend: Backend) {
 
     // Too large (the default limit is 64 KiB).
     let r = app
-        .post("/v1/circles", token, json!({"name": "x", "theme": "y".repeat(100_000)}))
+        .post(
+            "/v1/circles",
+            token,
+            json!({"name": "x", "theme": "y".repeat(100_000)}),
+        )
         .await
         .expect_problem(413, "payload_too_large");
     assert!(r.body["detail"].as_str().unwrap().len() > 5);
 
     // Missing and mistyped fields name the field.
-    let r = app.post("/v1/circles", token, json!({"theme": "no name"})).await.expect_problem(422, "validation_failed");
-    assert!(r.body["errors"][0]["message"].as_str().unwrap().contains("name"), "{}", r.body);
     let r = app
-        .post("/v1/circles", token, json!({"name": "x", "rhythm_days": "two"}))
+        .post("/v1/circles", token, json!({"theme": "no name"}))
+        .await
+        .expect_problem(422, "validation_failed");
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("name"),
+        "{}",
+        r.body
+    );
+    let r = app
+        .post(
+            "/v1/circles",
+            token,
+            json!({"name": "x", "rhythm_days": "two"}),
+        )
         .await
         .expect_problem(422, "validation_failed");
     assert_eq!(r.fields(), vec!["rhythm_days"]);
@@ -59,11 +79,17 @@ async fn bad_requests_get_clear_problems(backend: Backend) {
         .await
         .expect_problem(422, "validation_failed");
     assert_eq!(r.fields(), vec!["escalation_policy.steps[0].after_hours"]);
-    app.post("/v1/circles", token, json!([1, 2, 3])).await.expect_problem(422, "validation_failed");
+    app.post("/v1/circles", token, json!([1, 2, 3]))
+        .await
+        .expect_problem(422, "validation_failed");
 
     // Unknown routes and methods.
-    app.get("/v1/nothing-here", token).await.expect_problem(404, "not_found");
-    app.request(Method::PUT, "/v1/me", token, Some(json!({}))).await.expect_problem(405, "method_not_allowed");
+    app.get("/v1/nothing-here", token)
+        .await
+        .expect_problem(404, "not_found");
+    app.request(Method::PUT, "/v1/me", token, Some(json!({})))
+        .await
+        .expect_problem(405, "method_not_allowed");
 
     // Malformed auth headers.
     let r = app
@@ -74,35 +100,62 @@ async fn bad_requests_get_clear_problems(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    app.get("/v1/me", Some("kra_made-up")).await.expect_problem(401, "invalid_token");
+    app.get("/v1/me", Some("kra_made-up"))
+        .await
+        .expect_problem(401, "invalid_token");
 
     // Bad Idempotency-Key.
     let long = "k".repeat(300);
-    app.request_with(Method::POST, "/v1/circles", token, Some(json!({"name": "x"})), &[("idempotency-key", &long)])
-        .await
-        .expect_problem(400, "invalid_idempotency_key");
+    app.request_with(
+        Method::POST,
+        "/v1/circles",
+        token,
+        Some(json!({"name": "x"})),
+        &[("idempotency-key", &long)],
+    )
+    .await
+    .expect_problem(400, "invalid_idempotency_key");
 
     // Ids that do not exist, or are garbage, are 404.
-    for path in ["/v1/circles/nope", "/v1/posts/%00%01", "/v1/circles/..%2F..%2Fetc/posts"] {
+    for path in [
+        "/v1/circles/nope",
+        "/v1/posts/%00%01",
+        "/v1/circles/..%2F..%2Fetc/posts",
+    ] {
         app.get(path, token).await.expect_problem(404, "not_found");
     }
 
     // NUL characters never reach the database.
     let circle = app.circle(&worker, "Samen sterk").await;
     let r = app
-        .post(&format!("/v1/circles/{circle}/posts"), token, json!({"body": "ok", "reply_to_id": "a\u{0}b"}))
+        .post(
+            &format!("/v1/circles/{circle}/posts"),
+            token,
+            json!({"body": "ok", "reply_to_id": "a\u{0}b"}),
+        )
         .await
         .expect_problem(422, "validation_failed");
     assert_eq!(r.fields(), vec!["reply_to_id"]);
-    app.post("/v1/auth/login", None, json!({"login": "\u{0}", "password": "x"}))
+    app.post(
+        "/v1/auth/login",
+        None,
+        json!({"login": "\u{0}", "password": "x"}),
+    )
+    .await
+    .expect_problem(422, "validation_failed");
+    app.get("/v1/posts/%00", token)
         .await
-        .expect_problem(422, "validation_failed");
-    app.get("/v1/posts/%00", token).await.expect_problem(404, "not_found");
-    app.get(&format!("/v1/circles/{circle}/posts?cursor=%00"), token).await.expect_problem(400, "invalid_query");
+        .expect_problem(404, "not_found");
+    app.get(&format!("/v1/circles/{circle}/posts?cursor=%00"), token)
+        .await
+        .expect_problem(400, "invalid_query");
     let nul_cursor = base64_url("1:a\u{0}b");
-    app.get(&format!("/v1/circles/{circle}/posts?cursor={nul_cursor}"), token)
-        .await
-        .expect_problem(422, "validation_failed");
+    app.get(
+        &format!("/v1/circles/{circle}/posts?cursor={nul_cursor}"),
+        token,
+    )
+    .await
+    .expect_problem(422, "validation_failed");
 
     // Health.
     app.get("/healthz", None).await.expect(200);

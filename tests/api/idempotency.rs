@@ -9,7 +9,9 @@ use crate::support::{Backend, TestApp};
 
 async fn retries_return_the_first_response(backend: Backend) {
     let app = TestApp::spawn_long_tokens(backend).await;
-    let org = app.organisation("Buurtwerk", "anna@buurtwerk.example").await;
+    let org = app
+        .organisation("Buurtwerk", "anna@buurtwerk.example")
+        .await;
     let worker = app.worker(&org, "sam@buurtwerk.example").await;
     let circle = app.circle(&worker, "Samen sterk").await;
     let code = app.invite(&worker, &circle, 5).await;
@@ -18,27 +20,50 @@ async fn retries_return_the_first_response(backend: Backend) {
     // one account, one membership; the replay carries fresh, working tokens.
     let body = json!({"code": code, "pseudonym": "Zon", "consent_version": 1});
     let key = [("idempotency-key", "join-7d1c")];
-    let first = app.request_with(Method::POST, "/v1/join", None, Some(body.clone()), &key).await.expect(201);
+    let first = app
+        .request_with(Method::POST, "/v1/join", None, Some(body.clone()), &key)
+        .await
+        .expect(201);
     assert_eq!(first.headers["idempotent-replayed"], "false");
-    let again = app.request_with(Method::POST, "/v1/join", None, Some(body.clone()), &key).await.expect(201);
+    let again = app
+        .request_with(Method::POST, "/v1/join", None, Some(body.clone()), &key)
+        .await
+        .expect(201);
     assert_eq!(again.headers["idempotent-replayed"], "true");
     assert_eq!(again.str("/account/id"), first.str("/account/id"));
     assert_eq!(again.str("/membership/id"), first.str("/membership/id"));
-    assert_ne!(again.str("/tokens/access_token"), first.str("/tokens/access_token"));
+    assert_ne!(
+        again.str("/tokens/access_token"),
+        first.str("/tokens/access_token")
+    );
     let member = again.str("/tokens/access_token");
     app.get("/v1/me", Some(&member)).await.expect(200);
-    app.get("/v1/me", Some(&first.str("/tokens/access_token"))).await.expect(200);
-    let members = app.get(&format!("/v1/circles/{circle}/members"), worker.token()).await.expect(200);
-    assert_eq!(members.body["items"].as_array().unwrap().len(), 2, "the worker and one member");
+    app.get("/v1/me", Some(&first.str("/tokens/access_token")))
+        .await
+        .expect(200);
+    let members = app
+        .get(&format!("/v1/circles/{circle}/members"), worker.token())
+        .await
+        .expect(200);
+    assert_eq!(
+        members.body["items"].as_array().unwrap().len(),
+        2,
+        "the worker and one member"
+    );
 
     // Tokens are never stored for replay.
-    let stored: Vec<String> = sqlx::query_scalar("SELECT response_body FROM idempotency_keys WHERE response_body IS NOT NULL")
-        .fetch_all(app.state.store.pool())
-        .await
-        .unwrap();
+    let stored: Vec<String> = sqlx::query_scalar(
+        "SELECT response_body FROM idempotency_keys WHERE response_body IS NOT NULL",
+    )
+    .fetch_all(app.state.store.pool())
+    .await
+    .unwrap();
     assert!(!stored.is_empty());
     for body in &stored {
-        assert!(!body.contains("kra_") && !body.contains("krr_"), "a token was stored: {body}");
+        assert!(
+            !body.contains("kra_") && !body.contains("krr_"),
+            "a token was stored: {body}"
+        );
     }
 
     // The same key with another body is refused.
@@ -51,11 +76,23 @@ async fn retries_return_the_first_response(backend: Backend) {
     let path = format!("/v1/circles/{circle}/posts");
     let key = [("idempotency-key", "post-1")];
     let p1 = app
-        .request_with(Method::POST, &path, Some(&member), Some(json!({"body": "Hallo"})), &key)
+        .request_with(
+            Method::POST,
+            &path,
+            Some(&member),
+            Some(json!({"body": "Hallo"})),
+            &key,
+        )
         .await
         .expect(201);
     let p2 = app
-        .request_with(Method::POST, &path, Some(&member), Some(json!({"body": "Hallo"})), &key)
+        .request_with(
+            Method::POST,
+            &path,
+            Some(&member),
+            Some(json!({"body": "Hallo"})),
+            &key,
+        )
         .await
         .expect(201);
     assert_eq!(p1.str("/id"), p2.str("/id"));
@@ -64,7 +101,13 @@ async fn retries_return_the_first_response(backend: Backend) {
 
     // Keys belong to one account: the worker's "post-1" is a different request.
     let w = app
-        .request_with(Method::POST, &path, worker.token(), Some(json!({"body": "Hallo"})), &key)
+        .request_with(
+            Method::POST,
+            &path,
+            worker.token(),
+            Some(json!({"body": "Hallo"})),
+            &key,
+        )
         .await
         .expect(201);
     assert_ne!(w.str("/id"), p1.str("/id"));
@@ -72,7 +115,13 @@ async fn retries_return_the_first_response(backend: Backend) {
     // A key is forgotten after 24 hours.
     app.advance(SignedDuration::from_hours(25));
     let p3 = app
-        .request_with(Method::POST, &path, Some(&member), Some(json!({"body": "Hallo"})), &key)
+        .request_with(
+            Method::POST,
+            &path,
+            Some(&member),
+            Some(json!({"body": "Hallo"})),
+            &key,
+        )
         .await
         .expect(201);
     assert_ne!(p3.str("/id"), p1.str("/id"));

@@ -12,7 +12,15 @@ const COMMITTED: &str = include_str!("../../openapi/openapi.json");
 #[tokio::test]
 async fn served_spec_matches_the_committed_file() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let served = app.client.get(format!("{}/openapi.json", app.base)).send().await.unwrap().text().await.unwrap();
+    let served = app
+        .client
+        .get(format!("{}/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         served == COMMITTED,
         "openapi/openapi.json is out of date: run `cargo run -- openapi > openapi/openapi.json`"
@@ -30,23 +38,46 @@ fn every_operation_is_documented() {
         for (method, op) in item.as_object().unwrap() {
             count += 1;
             let name = format!("{} {path}", method.to_uppercase());
-            assert!(op["operationId"].as_str().is_some_and(|s| !s.is_empty()), "{name}: operationId");
-            assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()), "{name}: summary");
-            assert!(op["tags"].as_array().is_some_and(|t| !t.is_empty()), "{name}: tags");
+            assert!(
+                op["operationId"].as_str().is_some_and(|s| !s.is_empty()),
+                "{name}: operationId"
+            );
+            assert!(
+                op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                "{name}: summary"
+            );
+            assert!(
+                op["tags"].as_array().is_some_and(|t| !t.is_empty()),
+                "{name}: tags"
+            );
             let responses = op["responses"].as_object().unwrap();
             let public = ["/healthz", "/readyz", "/openapi.json"].contains(&path.as_str());
             if !public {
-                assert!(responses.keys().any(|s| s.starts_with('4')), "{name}: documents its 4xx errors");
+                assert!(
+                    responses.keys().any(|s| s.starts_with('4')),
+                    "{name}: documents its 4xx errors"
+                );
                 assert!(responses.contains_key("500"), "{name}: documents 500");
             }
             for (status, response) in responses {
                 if status.starts_with('4') || status.starts_with('5') {
                     let reference = response["$ref"].as_str().unwrap_or("");
-                    let inline = response.pointer("/content/application~1problem+json").is_some();
-                    assert!(reference.starts_with("#/components/responses/") || inline || status == "503", "{name} {status}: problem+json");
+                    let inline = response
+                        .pointer("/content/application~1problem+json")
+                        .is_some();
+                    assert!(
+                        reference.starts_with("#/components/responses/")
+                            || inline
+                            || status == "503",
+                        "{name} {status}: problem+json"
+                    );
                 }
             }
-            let security = op.get("security").and_then(Value::as_array).cloned().unwrap_or_default();
+            let security = op
+                .get("security")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             let bearer = security.iter().any(|s| s.get("bearer").is_some());
             if responses.contains_key("401") && !path.starts_with("/v1/auth/") {
                 assert!(bearer, "{name}: a 401 route declares bearer security");
@@ -54,7 +85,9 @@ fn every_operation_is_documented() {
             if method == "post" && responses.contains_key("201") {
                 let params = op["parameters"].as_array().cloned().unwrap_or_default();
                 assert!(
-                    params.iter().any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"),
+                    params
+                        .iter()
+                        .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"),
                     "{name}: creating POSTs take Idempotency-Key"
                 );
             }

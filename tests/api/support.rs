@@ -43,7 +43,9 @@ macro_rules! both_backends {
 }
 
 pub fn postgres_url() -> Option<String> {
-    std::env::var("KRING_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
+    std::env::var("KRING_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 /// 2026-03-02 09:00 UTC, a Monday: an arbitrary, fixed start for every test.
@@ -74,20 +76,36 @@ impl Resp {
     /// Asserts the status, showing the body when it differs.
     #[track_caller]
     pub fn expect(self, status: u16) -> Self {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
         self
     }
 
     /// Asserts a problem+json error with this status and code.
     #[track_caller]
     pub fn expect_problem(self, status: u16, code: &str) -> Self {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
         assert_eq!(
-            self.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
             Some("application/problem+json"),
             "errors are problem+json"
         );
-        assert_eq!(self.body["code"], code, "unexpected code; body: {}", self.body);
+        assert_eq!(
+            self.body["code"], code,
+            "unexpected code; body: {}",
+            self.body
+        );
         assert_eq!(self.body["status"], status);
         assert_eq!(self.body["type"], format!("urn:kring:problem:{code}"));
         self
@@ -105,7 +123,11 @@ impl Resp {
     pub fn fields(&self) -> Vec<String> {
         self.body["errors"]
             .as_array()
-            .map(|a| a.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -182,13 +204,15 @@ impl TestApp {
             let _ = server.await;
         }
         self.state.store.close().await;
-        if let Some((admin, name)) = self.pg_database.take() {
-            if let Ok(store) = Store::connect(&admin).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .execute(store.pool())
-                    .await;
-                store.close().await;
-            }
+        if let Some((admin, name)) = self.pg_database.take()
+            && let Ok(store) = Store::connect(&admin).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(store.pool())
+            .await;
+            store.close().await;
         }
     }
 
@@ -196,7 +220,13 @@ impl TestApp {
         self.clock.advance(by);
     }
 
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
         self.request_with(method, path, token, body, &[]).await
     }
 
@@ -208,7 +238,9 @@ impl TestApp {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Resp {
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -225,9 +257,14 @@ impl TestApp {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
@@ -269,7 +306,11 @@ impl TestApp {
         .await
         .expect("bootstrap");
         let r = self
-            .post("/v1/auth/setup", None, json!({"code": made.setup_code, "password": PASSWORD}))
+            .post(
+                "/v1/auth/setup",
+                None,
+                json!({"code": made.setup_code, "password": PASSWORD}),
+            )
             .await
             .expect(200);
         Org {
@@ -290,7 +331,11 @@ impl TestApp {
             .expect(201);
         let code = r.str("/setup_code");
         let r = self
-            .post("/v1/auth/setup", None, json!({"code": code, "password": PASSWORD}))
+            .post(
+                "/v1/auth/setup",
+                None,
+                json!({"code": code, "password": PASSWORD}),
+            )
             .await
             .expect(200);
         Person::from_auth(&r)
@@ -319,7 +364,12 @@ impl TestApp {
     pub async fn member(&self, staff: &Person, circle_id: &str, pseudonym: &str) -> Person {
         let code = self.invite(staff, circle_id, 1).await;
         // As an app does: show the agreement from the preview, consent to its version.
-        let version = self.get(&format!("/v1/invites/{code}"), None).await.expect(200).body["agreement"]["version"].clone();
+        let version = self
+            .get(&format!("/v1/invites/{code}"), None)
+            .await
+            .expect(200)
+            .body["agreement"]["version"]
+            .clone();
         let r = self
             .post(
                 "/v1/join",
