@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_organisation))
         .routes(routes!(list_staff, create_staff))
         .routes(routes!(setup_code))
+        .routes(routes!(remove_staff))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -313,6 +314,61 @@ pub async fn setup_code(
             setup_code_expires_at: from_ms(expires),
         }),
     ))
+}
+
+/// Coordinators: remove a staff member from the organisation.
+///
+/// Their account is deactivated, every session is signed out, and they leave
+/// every circle they worked in. Their posts stay. You cannot remove yourself.
+#[utoipa::path(
+    delete, path = "/v1/organisation/staff/{account_id}", tag = "organisation",
+    security(("bearer" = [])),
+    params(("account_id" = String, Path, description = "The staff member's account id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn remove_staff(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require_coordinator()?;
+    if account_id == caller.account_id {
+        return Err(ApiError::conflict(
+            "cannot_remove_self",
+            "You cannot remove yourself; ask another coordinator",
+        ));
+    }
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let removed = sqlx::query(
+        "UPDATE accounts SET deactivated_at = $1
+         WHERE id = $2 AND organisation_id = $3 AND role IN ('coordinator', 'worker') AND deactivated_at IS NULL",
+    )
+    .bind(now)
+    .bind(&account_id)
+    .bind(&caller.organisation_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if removed == 0 {
+        return Err(ApiError::NotFound("staff member"));
+    }
+    sqlx::query("UPDATE memberships SET left_at = $1, updated_at = $1 WHERE account_id = $2 AND left_at IS NULL")
+        .bind(now)
+        .bind(&account_id)
+        .execute(&mut *tx)
+        .await?;
+    crate::accounts::sessions::revoke_sessions(&mut tx, now, &account_id, None, "removed").await?;
+    tx.commit().await?;
+    tracing::info!(account_id = %account_id, "staff member removed");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub fn validate_email(input: &str) -> Result<String, String> {

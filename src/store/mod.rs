@@ -208,3 +208,23 @@ mod tests {
         assert!(path.parent().expect("parent").exists());
     }
 }
+
+#[cfg(test)]
+mod migration_tests {
+    /// Both backends must have the same migrations: same versions, same names.
+    #[test]
+    fn sqlite_and_postgres_migrations_are_in_step() {
+        let names = |dir: &str| {
+            let mut v: Vec<String> =
+                std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
+                    .expect("migrations folder")
+                    .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                    .collect();
+            v.sort();
+            v
+        };
+        let sqlite = names("sqlite");
+        assert!(!sqlite.is_empty());
+        assert_eq!(sqlite, names("postgres"));
+    }
+}

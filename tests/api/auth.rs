@@ -408,3 +408,68 @@ async fn members_may_choose_a_login_name(backend: Backend) {
     app.stop().await;
 }
 both_backends!(members_may_choose_a_login_name);
+
+async fn coordinators_remove_staff(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let org = app
+        .organisation("Buurtwerk", "anna@buurtwerk.example")
+        .await;
+    let worker = app.worker(&org, "sam@buurtwerk.example").await;
+    let circle = app.circle(&worker, "Samen sterk").await;
+    let member = app.member(&worker, &circle, "Zon").await;
+
+    let staff = app
+        .get("/v1/organisation/staff", worker.token())
+        .await
+        .expect(200);
+    assert_eq!(staff.body["items"].as_array().unwrap().len(), 2);
+
+    app.delete(
+        &format!("/v1/organisation/staff/{}", worker.account_id),
+        worker.token(),
+    )
+    .await
+    .expect_problem(403, "coordinator_only");
+    app.delete(
+        &format!("/v1/organisation/staff/{}", org.coordinator.account_id),
+        org.coordinator.token(),
+    )
+    .await
+    .expect_problem(409, "cannot_remove_self");
+    app.delete(
+        &format!("/v1/organisation/staff/{}", member.account_id),
+        org.coordinator.token(),
+    )
+    .await
+    .expect_problem(404, "not_found");
+    app.delete(
+        &format!("/v1/organisation/staff/{}", worker.account_id),
+        org.coordinator.token(),
+    )
+    .await
+    .expect(204);
+
+    // Signed out, cannot sign in, out of the circle; the circle goes on.
+    app.get("/v1/me", worker.token())
+        .await
+        .expect_problem(401, "invalid_token");
+    app.post(
+        "/v1/auth/login",
+        None,
+        json!({"login": "sam@buurtwerk.example", "password": PASSWORD}),
+    )
+    .await
+    .expect_problem(401, "invalid_credentials");
+    let members = app
+        .get(&format!("/v1/circles/{circle}/members"), member.token())
+        .await
+        .expect(200);
+    assert_eq!(members.body["items"].as_array().unwrap().len(), 1);
+    let staff = app
+        .get("/v1/organisation/staff", org.coordinator.token())
+        .await
+        .expect(200);
+    assert_eq!(staff.body["items"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+both_backends!(coordinators_remove_staff);
