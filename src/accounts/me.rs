@@ -100,6 +100,12 @@ pub async fn get_me(State(state): State<AppState>, caller: Caller) -> ApiResult<
 
 /// Changes to your settings; absent fields stay as they are.
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "locale": "nl",
+    "time_zone": "Europe/Amsterdam",
+    "quiet_hours": {"start": "21:00", "end": "09:00"},
+    "preferred_reminder_time": "10:00"
+}))]
 pub struct UpdateMe {
     pub locale: Option<String>,
     #[schema(example = "Europe/Amsterdam")]

@@ -49,6 +49,17 @@ pub enum CheckinKind {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0194f1c0d1e27f3a8b9c0d1e2f3a4b5c",
+    "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+    "membership_id": "0194f1a4aa117c2d9e8f7a6b5c4d3e2f",
+    "pseudonym": "Zonnebloem",
+    "kind": "mood",
+    "mood": 4,
+    "note": "Goed geslapen.",
+    "wants_contact": false,
+    "created_at": "2026-11-21T08:30:00Z"
+}))]
 pub struct Checkin {
     pub id: String,
     pub circle_id: String,
@@ -112,6 +123,7 @@ const CHECKIN_SELECT: &str =
     FROM checkins c JOIN memberships m ON m.id = c.membership_id";
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"mood": 2, "note": "Zware dag.", "wants_contact": true}))]
 pub struct CreateCheckin {
     /// 1 (bad) to 5 (good).
     #[schema(example = 4, minimum = 1, maximum = 5)]

@@ -69,6 +69,28 @@ pub struct MyMembership {
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+    "organisation_id": "0194f1a0c0de7a11b2c3d4e5f6a7b8c9",
+    "name": "Samen sterk",
+    "theme": "Eenzaamheid na pensioen",
+    "language": "nl",
+    "rhythm_days": 2,
+    "escalation_policy": {
+        "steps": [
+            {"after_hours": 48, "action": "nudge"},
+            {"after_hours": 72, "action": "nudge"},
+            {"after_hours": 96, "action": "alert_worker"}
+        ],
+        "coordinator_after_working_hours": 8
+    },
+    "checkin_visibility": "workers",
+    "agreement": {"version": 1, "text": "Jij bepaalt wanneer je schrijft. ..."},
+    "my_membership": {"id": "0194f1a4aa117c2d9e8f7a6b5c4d3e2f", "role": "member", "pseudonym": "Zonnebloem", "consent_version": 1},
+    "unread_count": 3,
+    "created_at": "2026-11-02T09:00:00Z",
+    "updated_at": "2026-11-02T09:00:00Z"
+}))]
 pub struct Circle {
     pub id: String,
     pub organisation_id: String,
@@ -238,6 +260,13 @@ pub async fn list_circles(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "name": "Samen sterk",
+    "theme": "Eenzaamheid na pensioen",
+    "language": "nl",
+    "rhythm_days": 2,
+    "checkin_visibility": "workers"
+}))]
 pub struct CreateCircle {
     #[schema(example = "Samen sterk")]
     pub name: String,
@@ -359,6 +388,10 @@ pub async fn get_circle(
 
 /// Changes to a circle; absent fields stay as they are.
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "rhythm_days": 3,
+    "agreement_text": "Jij bepaalt wanneer je schrijft. Na 3 dagen stilte krijg je een herinnering."
+}))]
 pub struct UpdateCircle {
     pub name: Option<String>,
     pub theme: Option<String>,

@@ -26,6 +26,17 @@ use crate::state::AppState;
 use crate::store::is_unique_violation;
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0194f1d0e1f27a3b8c9d0e1f2a3b4c5d",
+    "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+    "code": "KX4M-7TQD-9HCA",
+    "code_hint": "9HCA",
+    "expires_at": "2026-11-29T09:00:00Z",
+    "max_uses": 5,
+    "uses": 0,
+    "revoked": false,
+    "created_at": "2026-11-22T09:00:00Z"
+}))]
 pub struct Invite {
     pub id: String,
     pub circle_id: String,
@@ -341,6 +352,13 @@ pub async fn preview_invite(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "code": "KX4M-7TQD-9HCA",
+    "pseudonym": "Zonnebloem",
+    "consent_version": 1,
+    "locale": "nl",
+    "time_zone": "Europe/Amsterdam"
+}))]
 pub struct JoinRequest {
     #[schema(example = "KX4M-7TQD-9HCA")]
     pub code: String,

@@ -92,6 +92,19 @@ pub struct Consent {
 /// A person in a circle. Fields after `joined_at` are shown to the circle's
 /// staff and to the member themself, and are null for everyone else.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0194f1a4aa117c2d9e8f7a6b5c4d3e2f",
+    "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+    "pseudonym": "Zonnebloem",
+    "role": "member",
+    "joined_at": "2026-11-02T10:00:00Z",
+    "state": "away",
+    "away_until": "2026-11-30T09:00:00Z",
+    "nudges_enabled": true,
+    "last_activity_at": "2026-11-20T18:12:00Z",
+    "consent": {"version": 1, "at": "2026-11-02T10:00:00Z"},
+    "account_id": "0194f1a4a0c17c2d9e8f7a6b5c4d3e2f"
+}))]
 pub struct MemberView {
     /// The membership id.
     pub id: String,
@@ -255,6 +268,7 @@ pub async fn get_membership(
 
 /// Changes to your membership; absent fields stay as they are.
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({"nudges_enabled": false, "away_until": "2026-11-30T09:00:00Z"}))]
 pub struct UpdateMembership {
     #[schema(example = "Zonnebloem")]
     pub pseudonym: Option<String>,

@@ -90,6 +90,19 @@ pub struct ReactionCount {
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0194f1b0c1d27e3f8a9b0c1d2e3f4a5b",
+    "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+    "author": {"membership_id": "0194f1a4aa117c2d9e8f7a6b5c4d3e2f", "pseudonym": "Zonnebloem", "role": "member"},
+    "reply_to_id": null,
+    "body": "Vandaag voor het eerst weer een wandeling gemaakt.",
+    "status": "visible",
+    "hidden_reason": null,
+    "reactions": [{"kind": "hug", "count": 2, "mine": true}],
+    "created_at": "2026-11-20T18:12:00Z",
+    "updated_at": "2026-11-20T18:12:00Z",
+    "edited_at": null
+}))]
 pub struct Post {
     pub id: String,
     pub circle_id: String,
