@@ -28,6 +28,10 @@ pub enum Command {
     Migrate,
     /// Print the OpenAPI spec as JSON.
     Openapi,
+    /// Print the push payload's JSON Schema.
+    PushPayloadSchema,
+    /// Generate a VAPID key pair for Web Push.
+    VapidKeys,
     /// Administrative tasks.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -120,12 +124,67 @@ pub struct Config {
     )]
     pub login_window_secs: u32,
 
+    /// Hosts of push services that Web Push endpoints may point at
+    /// (comma-separated; `*.example.com` matches its subdomains).
+    #[arg(
+        long,
+        env = "KRING_WEBPUSH_ALLOWED_HOSTS",
+        default_value = "fcm.googleapis.com,updates.push.services.mozilla.com,*.push.apple.com,*.notify.windows.com",
+        global = true
+    )]
+    pub webpush_allowed_hosts: String,
+
+    /// Also accept http:// Web Push endpoints: local development and tests only.
+    #[arg(long, env = "KRING_WEBPUSH_ALLOW_HTTP", default_value_t = false, global = true)]
+    pub webpush_allow_http: bool,
+
+    /// Sends in flight at once, per push provider.
+    #[arg(long, env = "KRING_PUSH_CONCURRENCY", default_value_t = 32, global = true)]
+    pub push_concurrency: usize,
+
+    /// How long one push request may take, in milliseconds.
+    #[arg(long, env = "KRING_PUSH_TIMEOUT_MS", default_value_t = 10_000, global = true)]
+    pub push_timeout_ms: u64,
+
+    /// Web Push: the VAPID private key, base64url (make one with `kring vapid-keys`).
+    #[arg(long, env = "KRING_VAPID_PRIVATE_KEY", global = true, hide_env_values = true)]
+    pub vapid_private_key: Option<String>,
+
+    /// Web Push: the VAPID subject, a `mailto:` or `https:` contact for push services.
+    #[arg(long, env = "KRING_VAPID_SUBJECT", default_value = "mailto:push@kring.invalid", global = true)]
+    pub vapid_subject: String,
+
+    /// FCM: path to the Firebase service-account JSON key file.
+    #[arg(long, env = "KRING_FCM_SERVICE_ACCOUNT_FILE", global = true)]
+    pub fcm_service_account_file: Option<PathBuf>,
+
+    /// FCM: the Firebase project id (default: the key file's `project_id`).
+    #[arg(long, env = "KRING_FCM_PROJECT_ID", global = true)]
+    pub fcm_project_id: Option<String>,
+
+    /// FCM: the HTTP v1 API's base URL.
+    #[arg(long, env = "KRING_FCM_BASE_URL", default_value = "https://fcm.googleapis.com", global = true)]
+    pub fcm_base_url: String,
+
+    /// FCM: the OAuth2 token URL (default: the key file's `token_uri`).
+    #[arg(long, env = "KRING_FCM_TOKEN_URL", global = true)]
+    pub fcm_token_url: Option<String>,
+
     /// Log format: `text` or `json`. Filter with RUST_LOG (default `info`).
     #[arg(long, env = "KRING_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,
 }
 
 impl Config {
+    /// The Web Push allowlist as a list of lower-case host patterns.
+    pub fn webpush_host_allowlist(&self) -> Vec<String> {
+        self.webpush_allowed_hosts
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect()
+    }
+
     /// The database URL to use: the configured one, or the default SQLite file.
     pub fn database_url(&self) -> String {
         match &self.database_url {

@@ -4,7 +4,10 @@
 //! - [`store`]: the database (SQLite or PostgreSQL through one set of queries).
 //! - [`http`]: extractors, auth, idempotency, the router.
 //! - features, each with its routes: [`accounts`], [`organisations`],
-//!   [`circles`] (with invites and memberships), [`posts`], [`checkins`].
+//!   [`circles`] (with invites and memberships), [`posts`], [`checkins`],
+//!   [`devices`], [`notifications`] (the inbox and its producers).
+//! - [`push`]: providers behind one trait and the response classification;
+//!   [`jobs`]: the delivery workers; [`metrics`]: `/metrics`.
 //! - [`clock`]: injected time, so tests move days in milliseconds.
 //!
 //! [`run`] serves the API until a shutdown signal; tests call [`serve`] with
@@ -15,11 +18,16 @@ pub mod checkins;
 pub mod circles;
 pub mod clock;
 pub mod config;
+pub mod devices;
 pub mod error;
 pub mod http;
+pub mod jobs;
+pub mod metrics;
+pub mod notifications;
 pub mod openapi;
 pub mod organisations;
 pub mod posts;
+pub mod push;
 pub mod secrets;
 pub mod state;
 pub mod store;
@@ -45,11 +53,15 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let store = Store::connect(&config.database_url()).await?;
     store.migrate().await?;
-    let state = AppState {
-        store: store.clone(),
-        clock: Arc::new(SystemClock) as Arc<dyn Clock>,
-        config: Arc::new(config),
-    };
+    let providers = push::Providers::from_config(&config).map_err(RunError::Push)?;
+    let mut state = AppState::new(store.clone(), Arc::new(SystemClock) as Arc<dyn Clock>, config);
+    state.push = Arc::new(providers);
+    tracing::info!(
+        apns = state.push.apns.name(),
+        fcm = state.push.fcm.name(),
+        webpush = state.push.webpush.name(),
+        "push providers"
+    );
     serve(state, listener, shutdown).await?;
     store.close().await;
     Ok(())
@@ -61,6 +73,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("serving failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("push configuration: {0}")]
+    Push(String),
 }
 
 /// Serves the API with background upkeep until `shutdown` completes, then
@@ -73,6 +87,7 @@ pub async fn serve(
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(upkeep(state.clone(), cancel.clone()));
+    tracker.spawn(jobs::delivery::run(state.clone(), cancel.clone()));
 
     let app = http::router::app(state);
     let stop = cancel.clone();

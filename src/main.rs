@@ -50,6 +50,17 @@ async fn execute(cli: Cli) -> Result<(), String> {
             print!("{}", kring::http::router::spec_json());
             Ok(())
         }
+        Command::PushPayloadSchema => {
+            print!("{}", kring::push::payload::json_schema());
+            Ok(())
+        }
+        Command::VapidKeys => {
+            let (private, public) = kring::push::webpush::generate_vapid_keys()?;
+            println!("KRING_VAPID_PRIVATE_KEY={private}");
+            println!("# The public key, for the PWA's pushManager.subscribe({{applicationServerKey}}):");
+            println!("# {public}");
+            Ok(())
+        }
         Command::Admin(AdminCommand::CreateOrganisation(cmd)) => {
             let store = connect(&config.database_url()).await?;
             store.migrate().await.map_err(|e| e.to_string())?;

@@ -24,7 +24,7 @@ use crate::error::{FieldError, Problem};
     ),
     modifiers(&SecurityAddon),
     components(
-        schemas(Problem, FieldError),
+        schemas(Problem, FieldError, crate::push::PushPayload),
         responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Gone, ValidationFailed, TooManyRequests, Internal),
     ),
     tags(
@@ -36,7 +36,9 @@ use crate::error::{FieldError, Problem};
         (name = "memberships", description = "Members of a circle and their own settings"),
         (name = "posts", description = "Posts, replies, reactions and read positions"),
         (name = "checkins", description = "How members are doing, and \"I'm OK\""),
-        (name = "operations", description = "Health checks and the spec"),
+        (name = "devices", description = "Devices that receive push notifications"),
+        (name = "notifications", description = "The inbox, preferences and personal messages. Push payloads follow the `PushPayload` schema (also committed as `openapi/push-payload.schema.json`)."),
+        (name = "operations", description = "Health checks, metrics and the spec"),
     )
 )]
 pub struct ApiDoc;

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::push::Providers;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -14,9 +16,24 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The running configuration.
     pub config: Arc<Config>,
+    /// The push provider for each kind of device; fakes or mocks in tests.
+    pub push: Arc<Providers>,
+    /// Counters and gauges for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
+    /// State with the log push provider and fresh metrics.
+    pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
+        Self {
+            store,
+            clock,
+            config: Arc::new(config),
+            push: Arc::new(Providers::log_only()),
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }

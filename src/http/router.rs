@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::http::extract::has_encoded_control;
 use crate::openapi::{ApiDoc, CommonResponses};
 use crate::state::AppState;
-use crate::{accounts, checkins, circles, organisations, posts};
+use crate::{accounts, checkins, circles, devices, metrics, notifications, organisations, posts};
 
 /// The spec as served, rendered once.
 #[derive(Clone)]
@@ -32,6 +32,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(circles::router())
         .merge(posts::router())
         .merge(checkins::router())
+        .merge(devices::router())
+        .merge(notifications::router())
+        .routes(routes!(metrics::metrics))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(openapi_json))

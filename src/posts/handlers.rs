@@ -190,6 +190,7 @@ pub async fn create_post(
         .execute(&mut *tx)
         .await?;
     record_activity(&mut tx, &membership_id, now).await?;
+    crate::notifications::on_post_created(&mut tx, now, &id, req.reply_to_id.as_deref()).await?;
     let post = load_post(&mut tx, &caller, &id).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(post)))

@@ -52,7 +52,7 @@ pub async fn add_reaction(
             "This post was deleted or hidden",
         ));
     }
-    sqlx::query(
+    let added = sqlx::query(
         "INSERT INTO reactions (post_id, membership_id, kind, created_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (post_id, membership_id, kind) DO NOTHING",
     )
@@ -61,7 +61,11 @@ pub async fn add_reaction(
     .bind(kind.as_str())
     .bind(now)
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected();
+    if added == 1 {
+        crate::notifications::on_reaction(&mut tx, now, &row.id, &membership_id, kind.as_str()).await?;
+    }
     record_activity(&mut tx, &membership_id, now).await?;
     let post = load_post(&mut tx, &caller, &row.id).await?;
     tx.commit().await?;

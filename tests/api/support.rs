@@ -143,6 +143,15 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_full(backend, configure, None).await
+    }
+
+    /// With push providers of the test's choosing (mock services).
+    pub async fn spawn_with_push(backend: Backend, configure: impl FnOnce(&mut Config), push: kring::push::Providers) -> Self {
+        Self::spawn_full(backend, configure, Some(push)).await
+    }
+
+    async fn spawn_full(backend: Backend, configure: impl FnOnce(&mut Config), push: Option<kring::push::Providers>) -> Self {
         let (url, dir, pg_database) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("tempdir");
@@ -167,11 +176,10 @@ impl TestApp {
         let store = Store::connect(&url).await.expect("connect");
         store.migrate().await.expect("migrate");
         let clock = ManualClock::new(start_time());
-        let state = AppState {
-            store,
-            clock: Arc::new(clock.clone()) as Arc<dyn Clock>,
-            config: Arc::new(config),
-        };
+        let mut state = AppState::new(store, Arc::new(clock.clone()) as Arc<dyn Clock>, config);
+        if let Some(push) = push {
+            state.push = Arc::new(push);
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = oneshot::channel::<()>();

@@ -1,0 +1,428 @@
+//! The inbox API, preferences, and a worker's personal message.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::circles::access;
+use crate::clock::{from_ms, opt_from_ms};
+use crate::error::{ApiError, ApiResult};
+use crate::http::cursor::{Cursor, PageQuery, next_cursor};
+use crate::http::idempotency::IdempotencyKey;
+use crate::http::{Caller, Json, Query};
+use crate::notifications::produce::{Outgoing, notify, preferences};
+use crate::notifications::texts::TextParams;
+use crate::openapi::{Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::push::payload::NotificationKind;
+use crate::state::AppState;
+
+/// An inbox item.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0194f1e0f1a27b3c8d9e0f1a2b3c4d5e",
+    "kind": "post_digest",
+    "title": "3 nieuwe berichten in Samen sterk",
+    "body": "Kijk wat er gedeeld is.",
+    "deep_link": "kring://circles/0194f1a2b3c47d5e8f901a2b3c4d5e6f/posts/0194f1b0c1d27e3f8a9b0c1d2e3f4a5b",
+    "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+    "post_id": "0194f1b0c1d27e3f8a9b0c1d2e3f4a5b",
+    "membership_id": null,
+    "alert_id": null,
+    "item_count": 3,
+    "read": false,
+    "read_at": null,
+    "created_at": "2026-11-22T09:00:00Z",
+    "updated_at": "2026-11-22T09:40:00Z"
+}))]
+pub struct Notification {
+    pub id: String,
+    pub kind: NotificationKind,
+    pub title: String,
+    pub body: String,
+    pub deep_link: String,
+    pub circle_id: Option<String>,
+    pub post_id: Option<String>,
+    pub membership_id: Option<String>,
+    pub alert_id: Option<String>,
+    /// For digests: how many posts it stands for.
+    pub item_count: i64,
+    pub read: bool,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub read_at: Option<jiff::Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: jiff::Timestamp,
+    /// Changes when a digest grows or the item is read: the key for `since`.
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: jiff::Timestamp,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationPage {
+    pub items: Vec<Notification>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    kind: String,
+    title: String,
+    body: String,
+    deep_link: String,
+    circle_id: Option<String>,
+    post_id: Option<String>,
+    membership_id: Option<String>,
+    alert_id: Option<String>,
+    item_count: i64,
+    read_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl Row {
+    fn into_view(self) -> ApiResult<Notification> {
+        Ok(Notification {
+            kind: NotificationKind::parse(&self.kind).map_err(ApiError::Internal)?,
+            id: self.id,
+            title: self.title,
+            body: self.body,
+            deep_link: self.deep_link,
+            circle_id: self.circle_id,
+            post_id: self.post_id,
+            membership_id: self.membership_id,
+            alert_id: self.alert_id,
+            item_count: self.item_count,
+            read: self.read_at.is_some(),
+            read_at: opt_from_ms(self.read_at),
+            created_at: from_ms(self.created_at),
+            updated_at: from_ms(self.updated_at),
+        })
+    }
+}
+
+const SELECT: &str = "SELECT id, kind, title, body, deep_link, circle_id, post_id, membership_id, alert_id,
+        item_count, read_at, created_at, updated_at FROM notifications";
+
+/// Your inbox, newest first (with `since`: changed since then, oldest first).
+#[utoipa::path(
+    get, path = "/v1/notifications", tag = "notifications",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of inbox items", body = NotificationPage),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<axum::Json<NotificationPage>> {
+    let page = query.parse()?;
+    let pool = state.store.pool();
+    let mut rows: Vec<Row> = match page.since_ms {
+        Some(since) => {
+            let (after_ms, after_id) = page.cursor.map(|c| (c.at_ms, c.id)).unwrap_or((since, String::new()));
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{SELECT} WHERE account_id = $1 AND (updated_at > $2 OR (updated_at = $2 AND id > $3))
+                 ORDER BY updated_at, id LIMIT $4"
+            )))
+            .bind(&caller.account_id)
+            .bind(after_ms)
+            .bind(after_id)
+            .bind(page.limit + 1)
+            .fetch_all(pool)
+            .await?
+        }
+        None => {
+            let (before_ms, before_id) = page.cursor.map(|c| (c.at_ms, c.id)).unwrap_or((i64::MAX, String::new()));
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{SELECT} WHERE account_id = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3))
+                 ORDER BY created_at DESC, id DESC LIMIT $4"
+            )))
+            .bind(&caller.account_id)
+            .bind(before_ms)
+            .bind(before_id)
+            .bind(page.limit + 1)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    let since_mode = page.since_ms.is_some();
+    let next = next_cursor(&mut rows, page.limit, |r| Cursor {
+        at_ms: if since_mode { r.updated_at } else { r.created_at },
+        id: r.id.clone(),
+    });
+    Ok(axum::Json(NotificationPage {
+        items: rows.into_iter().map(Row::into_view).collect::<ApiResult<_>>()?,
+        next_cursor: next,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnreadCount {
+    #[schema(example = 2)]
+    pub unread_count: i64,
+}
+
+async fn count_unread(state: &AppState, account_id: &str) -> ApiResult<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE account_id = $1 AND read_at IS NULL")
+            .bind(account_id)
+            .fetch_one(state.store.pool())
+            .await?,
+    )
+}
+
+/// How many inbox items you have not read.
+#[utoipa::path(
+    get, path = "/v1/notifications/unread-count", tag = "notifications",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Your unread count", body = UnreadCount),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn unread_count(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<UnreadCount>> {
+    Ok(axum::Json(UnreadCount {
+        unread_count: count_unread(&state, &caller.account_id).await?,
+    }))
+}
+
+/// Mark one inbox item read.
+#[utoipa::path(
+    post, path = "/v1/notifications/{notification_id}/read", tag = "notifications",
+    security(("bearer" = [])),
+    params(("notification_id" = String, Path, description = "The inbox item's id")),
+    responses(
+        (status = 200, description = "The item, read", body = Notification),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn mark_read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(notification_id): Path<String>,
+) -> ApiResult<axum::Json<Notification>> {
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    sqlx::query("UPDATE notifications SET read_at = $1, updated_at = $1 WHERE id = $2 AND account_id = $3 AND read_at IS NULL")
+        .bind(now)
+        .bind(&notification_id)
+        .bind(&caller.account_id)
+        .execute(&mut *tx)
+        .await?;
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE id = $1 AND account_id = $2")))
+        .bind(&notification_id)
+        .bind(&caller.account_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let row = row.ok_or(ApiError::NotFound("notification"))?;
+    tx.commit().await?;
+    Ok(axum::Json(row.into_view()?))
+}
+
+/// Mark your whole inbox read.
+#[utoipa::path(
+    post, path = "/v1/notifications/read-all", tag = "notifications",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Your unread count, now 0", body = UnreadCount),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn mark_all_read(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<UnreadCount>> {
+    let now = state.now_ms();
+    sqlx::query("UPDATE notifications SET read_at = $1, updated_at = $1 WHERE account_id = $2 AND read_at IS NULL")
+        .bind(now)
+        .bind(&caller.account_id)
+        .execute(state.store.pool())
+        .await?;
+    Ok(axum::Json(UnreadCount {
+        unread_count: count_unread(&state, &caller.account_id).await?,
+    }))
+}
+
+/// What you want to be told about.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"new_posts": "digest", "replies": true, "reactions": true}))]
+pub struct NotificationPreferences {
+    /// New posts in your circles: `immediate`, `digest` (one summary after an
+    /// hour) or `off`.
+    #[schema(example = "digest")]
+    pub new_posts: String,
+    /// Replies to your posts.
+    pub replies: bool,
+    /// Reactions to your posts.
+    pub reactions: bool,
+}
+
+/// Your notification preferences.
+#[utoipa::path(
+    get, path = "/v1/me/notification-preferences", tag = "notifications",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Your preferences", body = NotificationPreferences),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn get_preferences(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<NotificationPreferences>> {
+    let mut conn = state.store.pool().acquire().await?;
+    let p = preferences(&mut conn, &caller.account_id).await?;
+    Ok(axum::Json(NotificationPreferences {
+        new_posts: p.new_posts,
+        replies: p.replies,
+        reactions: p.reactions,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct UpdatePreferences {
+    /// `immediate`, `digest` or `off`.
+    pub new_posts: Option<String>,
+    pub replies: Option<bool>,
+    pub reactions: Option<bool>,
+}
+
+/// Change what you want to be told about; absent fields stay as they are.
+#[utoipa::path(
+    patch, path = "/v1/me/notification-preferences", tag = "notifications",
+    security(("bearer" = [])),
+    request_body = UpdatePreferences,
+    responses(
+        (status = 200, description = "Your preferences", body = NotificationPreferences),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn update_preferences(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<UpdatePreferences>,
+) -> ApiResult<axum::Json<NotificationPreferences>> {
+    if let Some(n) = &req.new_posts
+        && !["immediate", "digest", "off"].contains(&n.as_str())
+    {
+        return Err(ApiError::field("new_posts", "must be immediate, digest or off"));
+    }
+    let mut tx = state.store.begin().await?;
+    let current = preferences(&mut tx, &caller.account_id).await?;
+    let next = NotificationPreferences {
+        new_posts: req.new_posts.unwrap_or(current.new_posts),
+        replies: req.replies.unwrap_or(current.replies),
+        reactions: req.reactions.unwrap_or(current.reactions),
+    };
+    sqlx::query(
+        "INSERT INTO notification_preferences (account_id, new_posts, replies, reactions, updated_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (account_id) DO UPDATE SET new_posts = excluded.new_posts, replies = excluded.replies,
+             reactions = excluded.reactions, updated_at = excluded.updated_at",
+    )
+    .bind(&caller.account_id)
+    .bind(&next.new_posts)
+    .bind(i64::from(next.replies))
+    .bind(i64::from(next.reactions))
+    .bind(state.now_ms())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(axum::Json(next))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PersonalMessage {
+    /// 1 to 500 characters, shown to the member as the notification's body.
+    #[schema(example = "Ik dacht even aan je. Hoe gaat het?")]
+    pub text: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonalMessageSent {
+    /// The member's inbox item.
+    pub notification_id: String,
+}
+
+/// Workers: a personal "thinking of you" to a member of the circle.
+#[utoipa::path(
+    post, path = "/v1/circles/{circle_id}/members/{membership_id}/messages", tag = "notifications",
+    security(("bearer" = [])),
+    params(
+        ("circle_id" = String, Path, description = "The circle's id"),
+        ("membership_id" = String, Path, description = "The member's membership id"),
+        IdempotencyKey,
+    ),
+    request_body = PersonalMessage,
+    responses(
+        (status = 201, description = "Sent to the member's inbox and devices", body = PersonalMessageSent),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn personal_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((circle_id, membership_id)): Path<(String, String)>,
+    Json(req): Json<PersonalMessage>,
+) -> ApiResult<(StatusCode, axum::Json<PersonalMessageSent>)> {
+    let text = req.text.trim().to_owned();
+    let len = text.chars().count();
+    if !(1..=500).contains(&len) || text.contains('\0') {
+        return Err(ApiError::field("text", "must be 1 to 500 characters"));
+    }
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let access = access(&mut tx, &caller, &circle_id).await?;
+    access.require_staff()?;
+    let sender = match access.membership_id() {
+        Ok(id) => sqlx::query_scalar::<_, String>("SELECT pseudonym FROM memberships WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?,
+        Err(_) => sqlx::query_scalar::<_, Option<String>>("SELECT display_name FROM accounts WHERE id = $1")
+            .bind(&caller.account_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .unwrap_or_else(|| "Kring".into()),
+    };
+    let (account_id, circle_name): (String, String) = sqlx::query_as(
+        "SELECT m.account_id, c.name FROM memberships m JOIN circles c ON c.id = m.circle_id
+         WHERE m.id = $1 AND m.circle_id = $2 AND m.left_at IS NULL AND m.role = 'member'",
+    )
+    .bind(&membership_id)
+    .bind(&access.circle_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("member"))?;
+    let out = Outgoing {
+        account_id,
+        kind: NotificationKind::PersonalMessage,
+        params: TextParams {
+            circle_name,
+            actor: sender,
+            message: Some(text),
+            ..Default::default()
+        },
+        circle_id: Some(access.circle_id.clone()),
+        post_id: None,
+        membership_id: Some(membership_id),
+        alert_id: None,
+    };
+    let notification_id = notify(&mut tx, now, &out).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, axum::Json(PersonalMessageSent { notification_id })))
+}

@@ -1,0 +1,113 @@
+//! The push payload: the documented contract between Kring and the apps.
+//!
+//! The same JSON goes to every provider: as the `data` of an FCM message, as
+//! custom keys beside `aps` for APNs, and as the encrypted body of a Web Push
+//! message. The JSON Schema is committed as `openapi/push-payload.schema.json`
+//! and the spec carries it as the `PushPayload` schema.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{PartialSchema, ToSchema};
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    /// Someone replied to your post.
+    Reply,
+    /// A new post in your circle (preference `immediate`).
+    NewPost,
+    /// New posts in your circle, collapsed into one (preference `digest`).
+    PostDigest,
+    /// Someone reacted to your post.
+    Reaction,
+    /// A worker's personal "thinking of you".
+    PersonalMessage,
+}
+
+impl NotificationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reply => "reply",
+            Self::NewPost => "new_post",
+            Self::PostDigest => "post_digest",
+            Self::Reaction => "reaction",
+            Self::PersonalMessage => "personal_message",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "reply" => Ok(Self::Reply),
+            "new_post" => Ok(Self::NewPost),
+            "post_digest" => Ok(Self::PostDigest),
+            "reaction" => Ok(Self::Reaction),
+            "personal_message" => Ok(Self::PersonalMessage),
+            other => Err(format!("unknown notification kind {other}")),
+        }
+    }
+}
+
+/// An action the notification offers, shown as a button.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PushAction {
+    /// "I'm OK": `POST /v1/circles/{circle_id}/checkins/ok`.
+    ImOk,
+}
+
+/// The data every push message carries, whatever the provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "kind": "reply",
+    "notification_id": "0194f1e0f1a27b3c8d9e0f1a2b3c4d5e",
+    "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+    "post_id": "0194f1b0c1d27e3f8a9b0c1d2e3f4a5b",
+    "membership_id": null,
+    "alert_id": null,
+    "deep_link": "kring://circles/0194f1a2b3c47d5e8f901a2b3c4d5e6f/posts/0194f1b0c1d27e3f8a9b0c1d2e3f4a5b",
+    "locale": "nl",
+    "title": "Maan reageerde op je bericht",
+    "body": "In Samen sterk",
+    "badge": 2,
+    "actions": []
+}))]
+pub struct PushPayload {
+    #[schema(inline)]
+    pub kind: NotificationKind,
+    /// The inbox item. Stable across retries: drop duplicates by this id.
+    pub notification_id: String,
+    pub circle_id: Option<String>,
+    pub post_id: Option<String>,
+    pub membership_id: Option<String>,
+    pub alert_id: Option<String>,
+    /// Where the app should open, e.g. `kring://circles/{id}/posts/{id}`.
+    pub deep_link: String,
+    /// The language of `title` and body: `nl` or `en`.
+    pub locale: String,
+    pub title: String,
+    pub body: String,
+    /// Unread inbox items of the recipient, for the app icon.
+    pub badge: i64,
+    #[schema(inline)]
+    pub actions: Vec<PushAction>,
+}
+
+/// The payload's JSON Schema (draft 2020-12), as committed in
+/// `openapi/push-payload.schema.json`.
+pub fn json_schema() -> String {
+    let schema = serde_json::to_value(PushPayload::schema()).unwrap_or_default();
+    let mut doc = serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "push-payload.schema.json",
+        "title": "Kring push payload",
+        "description": "The data of every Kring push notification: FCM `data`, the custom keys beside `aps` for APNs, and the decrypted Web Push body. Apps drop duplicates by `notification_id` (delivery is at least once)."
+    });
+    if let (Some(doc), Some(schema)) = (doc.as_object_mut(), schema.as_object()) {
+        for (k, v) in schema {
+            doc.insert(k.clone(), v.clone());
+        }
+    }
+    let mut json = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    json.push('\n');
+    json
+}
