@@ -135,23 +135,48 @@ pub struct Config {
     pub webpush_allowed_hosts: String,
 
     /// Also accept http:// Web Push endpoints: local development and tests only.
-    #[arg(long, env = "KRING_WEBPUSH_ALLOW_HTTP", default_value_t = false, global = true)]
+    #[arg(
+        long,
+        env = "KRING_WEBPUSH_ALLOW_HTTP",
+        default_value_t = false,
+        global = true
+    )]
     pub webpush_allow_http: bool,
 
     /// Sends in flight at once, per push provider.
-    #[arg(long, env = "KRING_PUSH_CONCURRENCY", default_value_t = 32, global = true)]
+    #[arg(
+        long,
+        env = "KRING_PUSH_CONCURRENCY",
+        default_value_t = 32,
+        global = true
+    )]
     pub push_concurrency: usize,
 
     /// How long one push request may take, in milliseconds.
-    #[arg(long, env = "KRING_PUSH_TIMEOUT_MS", default_value_t = 10_000, global = true)]
+    #[arg(
+        long,
+        env = "KRING_PUSH_TIMEOUT_MS",
+        default_value_t = 10_000,
+        global = true
+    )]
     pub push_timeout_ms: u64,
 
     /// Web Push: the VAPID private key, base64url (make one with `kring vapid-keys`).
-    #[arg(long, env = "KRING_VAPID_PRIVATE_KEY", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "KRING_VAPID_PRIVATE_KEY",
+        global = true,
+        hide_env_values = true
+    )]
     pub vapid_private_key: Option<String>,
 
     /// Web Push: the VAPID subject, a `mailto:` or `https:` contact for push services.
-    #[arg(long, env = "KRING_VAPID_SUBJECT", default_value = "mailto:push@kring.invalid", global = true)]
+    #[arg(
+        long,
+        env = "KRING_VAPID_SUBJECT",
+        default_value = "mailto:push@kring.invalid",
+        global = true
+    )]
     pub vapid_subject: String,
 
     /// FCM: path to the Firebase service-account JSON key file.
@@ -163,7 +188,12 @@ pub struct Config {
     pub fcm_project_id: Option<String>,
 
     /// FCM: the HTTP v1 API's base URL.
-    #[arg(long, env = "KRING_FCM_BASE_URL", default_value = "https://fcm.googleapis.com", global = true)]
+    #[arg(
+        long,
+        env = "KRING_FCM_BASE_URL",
+        default_value = "https://fcm.googleapis.com",
+        global = true
+    )]
     pub fcm_base_url: String,
 
     /// FCM: the OAuth2 token URL (default: the key file's `token_uri`).

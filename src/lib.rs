@@ -54,7 +54,11 @@ pub async fn run(
     let store = Store::connect(&config.database_url()).await?;
     store.migrate().await?;
     let providers = push::Providers::from_config(&config).map_err(RunError::Push)?;
-    let mut state = AppState::new(store.clone(), Arc::new(SystemClock) as Arc<dyn Clock>, config);
+    let mut state = AppState::new(
+        store.clone(),
+        Arc::new(SystemClock) as Arc<dyn Clock>,
+        config,
+    );
     state.push = Arc::new(providers);
     tracing::info!(
         apns = state.push.apns.name(),

@@ -57,7 +57,9 @@ async fn execute(cli: Cli) -> Result<(), String> {
         Command::VapidKeys => {
             let (private, public) = kring::push::webpush::generate_vapid_keys()?;
             println!("KRING_VAPID_PRIVATE_KEY={private}");
-            println!("# The public key, for the PWA's pushManager.subscribe({{applicationServerKey}}):");
+            println!(
+                "# The public key, for the PWA's pushManager.subscribe({{applicationServerKey}}):"
+            );
             println!("# {public}");
             Ok(())
         }

@@ -43,19 +43,31 @@ impl Default for Metrics {
         let outbox_pending = Family::<ProviderLabels, Gauge>::default();
         let oldest_pending_seconds = Gauge::default();
         let provider_paused = Family::<ProviderLabels, Gauge>::default();
-        registry.register("push_deliveries", "Push send attempts by provider and outcome", deliveries.clone());
+        registry.register(
+            "push_deliveries",
+            "Push send attempts by provider and outcome",
+            deliveries.clone(),
+        );
         registry.register(
             "push_credential_failures",
             "Push attempts refused for our credentials (the provider is paused)",
             credential_failures.clone(),
         );
-        registry.register("outbox_pending", "Deliveries waiting in the outbox, by device kind", outbox_pending.clone());
+        registry.register(
+            "outbox_pending",
+            "Deliveries waiting in the outbox, by device kind",
+            outbox_pending.clone(),
+        );
         registry.register(
             "outbox_oldest_pending_age_seconds",
             "Age of the oldest delivery that is due and not yet sent",
             oldest_pending_seconds.clone(),
         );
-        registry.register("push_provider_paused", "1 while a provider is paused for bad credentials", provider_paused.clone());
+        registry.register(
+            "push_provider_paused",
+            "1 while a provider is paused for bad credentials",
+            provider_paused.clone(),
+        );
         Self {
             registry,
             deliveries,
@@ -91,27 +103,42 @@ pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
     let pool = state.store.pool();
     let m = &state.metrics;
     for kind in ["apns", "fcm", "webpush"] {
-        let labels = ProviderLabels { provider: kind.to_owned() };
-        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND provider = $1")
-            .bind(kind)
-            .fetch_one(pool)
-            .await?;
+        let labels = ProviderLabels {
+            provider: kind.to_owned(),
+        };
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND provider = $1",
+        )
+        .bind(kind)
+        .fetch_one(pool)
+        .await?;
         m.outbox_pending.get_or_create(&labels).set(pending);
-        let paused: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM provider_pauses WHERE provider = $1 AND paused_until > $2")
-                .bind(kind)
-                .bind(now)
-                .fetch_one(pool)
-                .await?;
+        let paused: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM provider_pauses WHERE provider = $1 AND paused_until > $2",
+        )
+        .bind(kind)
+        .bind(now)
+        .fetch_one(pool)
+        .await?;
         m.provider_paused.get_or_create(&labels).set(paused.min(1));
     }
-    let oldest: Option<i64> =
-        sqlx::query_scalar("SELECT MIN(not_before) FROM deliveries WHERE status = 'pending' AND not_before <= $1")
-            .bind(now)
-            .fetch_one(pool)
-            .await?;
-    m.oldest_pending_seconds.set(oldest.map(|t| (now - t) / 1000).unwrap_or(0));
+    let oldest: Option<i64> = sqlx::query_scalar(
+        "SELECT MIN(not_before) FROM deliveries WHERE status = 'pending' AND not_before <= $1",
+    )
+    .bind(now)
+    .fetch_one(pool)
+    .await?;
+    m.oldest_pending_seconds
+        .set(oldest.map(|t| (now - t) / 1000).unwrap_or(0));
     let mut body = String::new();
-    prometheus_client::encoding::text::encode(&mut body, &m.registry).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response())
+    prometheus_client::encoding::text::encode(&mut body, &m.registry)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
 }

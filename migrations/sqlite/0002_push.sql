@@ -17,7 +17,8 @@ CREATE TABLE devices (
     removed_at          BIGINT,          -- unregistered, or dropped after a provider said the token is dead
     removed_reason      TEXT
 );
-CREATE UNIQUE INDEX devices_token ON devices (kind, token_key);
+-- One live registration per token; removed rows keep their history.
+CREATE UNIQUE INDEX devices_token ON devices (kind, token_key) WHERE removed_at IS NULL;
 CREATE INDEX devices_account ON devices (account_id);
 
 -- The inbox: the truth, whether or not push succeeds.

@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
+use crate::http::idempotency::IdempotencyKey;
 use crate::http::{Caller, Json};
 use crate::openapi::{Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::push::DeviceKind;
@@ -119,14 +120,21 @@ fn parse(req: &RegisterDevice, allowed_hosts: &[String], allow_http: bool) -> Ap
         }
     };
     let parsed = match req {
-        RegisterDevice::Apns { token, topic, environment, label: l } => {
+        RegisterDevice::Apns {
+            token,
+            topic,
+            environment,
+            label: l,
+        } => {
             let token = token.trim().to_ascii_lowercase();
             if !(64..=200).contains(&token.len()) || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
                 v.fail("token", "must be the APNs device token in hex");
             }
             let topic_ok = (3..=155).contains(&topic.len())
                 && topic.split('.').count() >= 2
-                && topic.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+                && topic
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
             if !topic_ok {
                 v.fail("topic", "must be the app's bundle id, e.g. nl.kring.app");
             }
@@ -158,14 +166,29 @@ fn parse(req: &RegisterDevice, allowed_hosts: &[String], allow_http: bool) -> Ap
                 label: label(&mut v, l),
             }
         }
-        RegisterDevice::WebPush { endpoint, keys, label: l } => {
+        RegisterDevice::WebPush {
+            endpoint,
+            keys,
+            label: l,
+        } => {
             if let Err(message) = check_endpoint(endpoint, allowed_hosts, allow_http) {
                 v.fail("endpoint", message);
             }
-            if URL_SAFE_NO_PAD.decode(keys.p256dh.trim_end_matches('=')).map(|k| k.len() == 65 && k[0] == 4) != Ok(true) {
-                v.fail("keys.p256dh", "must be an uncompressed P-256 public key, base64url");
+            if URL_SAFE_NO_PAD
+                .decode(keys.p256dh.trim_end_matches('='))
+                .map(|k| k.len() == 65 && k[0] == 4)
+                != Ok(true)
+            {
+                v.fail(
+                    "keys.p256dh",
+                    "must be an uncompressed P-256 public key, base64url",
+                );
             }
-            if URL_SAFE_NO_PAD.decode(keys.auth.trim_end_matches('=')).map(|k| k.len() == 16) != Ok(true) {
+            if URL_SAFE_NO_PAD
+                .decode(keys.auth.trim_end_matches('='))
+                .map(|k| k.len() == 16)
+                != Ok(true)
+            {
                 v.fail("keys.auth", "must be the 16-byte auth secret, base64url");
             }
             Parsed {
@@ -185,7 +208,11 @@ fn parse(req: &RegisterDevice, allowed_hosts: &[String], allow_http: bool) -> Ap
 
 /// A Web Push endpoint must be https (http only when allowed, for local
 /// development) on a host of a known push service.
-pub fn check_endpoint(endpoint: &str, allowed_hosts: &[String], allow_http: bool) -> Result<String, String> {
+pub fn check_endpoint(
+    endpoint: &str,
+    allowed_hosts: &[String],
+    allow_http: bool,
+) -> Result<String, String> {
     let uri: axum::http::Uri = endpoint.parse().map_err(|_| "must be a URL".to_owned())?;
     match uri.scheme_str() {
         Some("https") => {}
@@ -195,11 +222,16 @@ pub fn check_endpoint(endpoint: &str, allowed_hosts: &[String], allow_http: bool
     if endpoint.len() > 2048 || uri.authority().is_some_and(|a| a.as_str().contains('@')) {
         return Err("must be a plain push-service URL".into());
     }
-    let host = uri.host().ok_or_else(|| "must name a host".to_owned())?.to_ascii_lowercase();
-    let allowed = allowed_hosts.iter().any(|pattern| match pattern.strip_prefix("*.") {
-        Some(suffix) => host.ends_with(&format!(".{suffix}")),
-        None => host == *pattern,
-    });
+    let host = uri
+        .host()
+        .ok_or_else(|| "must name a host".to_owned())?
+        .to_ascii_lowercase();
+    let allowed = allowed_hosts
+        .iter()
+        .any(|pattern| match pattern.strip_prefix("*.") {
+            Some(suffix) => host.ends_with(&format!(".{suffix}")),
+            None => host == *pattern,
+        });
     if allowed {
         Ok(host)
     } else {
@@ -225,7 +257,12 @@ impl DeviceRow {
         Ok(Device {
             id: self.id,
             webpush_host: (kind == DeviceKind::WebPush)
-                .then(|| self.token.parse::<axum::http::Uri>().ok().and_then(|u| u.host().map(str::to_owned)))
+                .then(|| {
+                    self.token
+                        .parse::<axum::http::Uri>()
+                        .ok()
+                        .and_then(|u| u.host().map(str::to_owned))
+                })
                 .flatten(),
             kind,
             label: self.label,
@@ -241,19 +278,25 @@ impl DeviceRow {
     }
 }
 
-const DEVICE_SELECT: &str =
-    "SELECT id, kind, label, token, apns_topic, apns_environment, created_at, updated_at FROM devices";
+const DEVICE_SELECT: &str = "SELECT id, kind, label, token, apns_topic, apns_environment, created_at, updated_at FROM devices";
 
 async fn load(conn: &mut sqlx::AnyConnection, id: &str) -> ApiResult<Device> {
-    let row: DeviceRow = sqlx::query_as(sqlx::AssertSqlSafe(format!("{DEVICE_SELECT} WHERE id = $1")))
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?;
+    let row: DeviceRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{DEVICE_SELECT} WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
     row.into_view()
 }
 
 /// Marks a device removed and drops its pending deliveries.
-pub async fn remove_device(conn: &mut sqlx::AnyConnection, id: &str, now: i64, reason: &str) -> Result<(), sqlx::Error> {
+pub async fn remove_device(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    now: i64,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE devices SET removed_at = $1, removed_reason = $2, updated_at = $1 WHERE id = $3 AND removed_at IS NULL")
         .bind(now)
         .bind(reason)
@@ -278,7 +321,10 @@ pub async fn remove_device(conn: &mut sqlx::AnyConnection, id: &str, now: i64, r
         (status = 500, response = Internal),
     )
 )]
-pub async fn list_devices(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<DeviceList>> {
+pub async fn list_devices(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<DeviceList>> {
     let rows: Vec<DeviceRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{DEVICE_SELECT} WHERE account_id = $1 AND removed_at IS NULL ORDER BY created_at, id"
     )))
@@ -286,7 +332,10 @@ pub async fn list_devices(State(state): State<AppState>, caller: Caller) -> ApiR
     .fetch_all(state.store.pool())
     .await?;
     Ok(axum::Json(DeviceList {
-        items: rows.into_iter().map(DeviceRow::into_view).collect::<ApiResult<_>>()?,
+        items: rows
+            .into_iter()
+            .map(DeviceRow::into_view)
+            .collect::<ApiResult<_>>()?,
     }))
 }
 
@@ -295,6 +344,7 @@ pub async fn list_devices(State(state): State<AppState>, caller: Caller) -> ApiR
 #[utoipa::path(
     post, path = "/v1/devices", tag = "devices",
     security(("bearer" = [])),
+    params(IdempotencyKey),
     request_body = RegisterDevice,
     responses(
         (status = 201, description = "Registered", body = Device),
@@ -309,7 +359,11 @@ pub async fn register_device(
     caller: Caller,
     Json(req): Json<RegisterDevice>,
 ) -> ApiResult<(StatusCode, axum::Json<Device>)> {
-    let p = parse(&req, &state.config.webpush_host_allowlist(), state.config.webpush_allow_http)?;
+    let p = parse(
+        &req,
+        &state.config.webpush_host_allowlist(),
+        state.config.webpush_allow_http,
+    )?;
     let now = state.now_ms();
     let key = hash_token(&p.token);
     let mut tx = state.store.begin().await?;
@@ -352,7 +406,12 @@ pub async fn register_device(
     Ok((status, axum::Json(device)))
 }
 
-async fn write_fields(conn: &mut sqlx::AnyConnection, id: &str, p: &Parsed, now: i64) -> Result<(), sqlx::Error> {
+async fn write_fields(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    p: &Parsed,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE devices SET token_key = $1, token = $2, apns_topic = $3, apns_environment = $4,
                 webpush_p256dh = $5, webpush_auth = $6, label = COALESCE($7, label), updated_at = $8
@@ -392,19 +451,27 @@ pub async fn update_device(
     Path(device_id): Path<String>,
     Json(req): Json<RegisterDevice>,
 ) -> ApiResult<axum::Json<Device>> {
-    let p = parse(&req, &state.config.webpush_host_allowlist(), state.config.webpush_allow_http)?;
+    let p = parse(
+        &req,
+        &state.config.webpush_host_allowlist(),
+        state.config.webpush_allow_http,
+    )?;
     let now = state.now_ms();
     let mut tx = state.store.begin().await?;
-    let kind: Option<String> =
-        sqlx::query_scalar("SELECT kind FROM devices WHERE id = $1 AND account_id = $2 AND removed_at IS NULL")
-            .bind(&device_id)
-            .bind(&caller.account_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let kind: Option<String> = sqlx::query_scalar(
+        "SELECT kind FROM devices WHERE id = $1 AND account_id = $2 AND removed_at IS NULL",
+    )
+    .bind(&device_id)
+    .bind(&caller.account_id)
+    .fetch_optional(&mut *tx)
+    .await?;
     match kind {
         None => return Err(ApiError::NotFound("device")),
         Some(k) if k != p.kind.as_str() => {
-            return Err(ApiError::field("kind", "cannot change; register the new device instead"));
+            return Err(ApiError::field(
+                "kind",
+                "cannot change; register the new device instead",
+            ));
         }
         Some(_) => {}
     }
@@ -445,12 +512,13 @@ pub async fn unregister_device(
 ) -> ApiResult<StatusCode> {
     let now = state.now_ms();
     let mut tx = state.store.begin().await?;
-    let found: Option<String> =
-        sqlx::query_scalar("SELECT id FROM devices WHERE id = $1 AND account_id = $2 AND removed_at IS NULL")
-            .bind(&device_id)
-            .bind(&caller.account_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM devices WHERE id = $1 AND account_id = $2 AND removed_at IS NULL",
+    )
+    .bind(&device_id)
+    .bind(&caller.account_id)
+    .fetch_optional(&mut *tx)
+    .await?;
     if found.is_none() {
         return Err(ApiError::NotFound("device"));
     }
@@ -465,7 +533,10 @@ mod tests {
 
     #[test]
     fn endpoints_must_be_known_push_services() {
-        let hosts = vec!["fcm.googleapis.com".to_owned(), "*.push.apple.com".to_owned()];
+        let hosts = vec![
+            "fcm.googleapis.com".to_owned(),
+            "*.push.apple.com".to_owned(),
+        ];
         assert!(check_endpoint("https://fcm.googleapis.com/fcm/send/abc", &hosts, false).is_ok());
         assert!(check_endpoint("https://web.push.apple.com/QGx", &hosts, false).is_ok());
         assert!(check_endpoint("https://push.apple.com.evil.example/x", &hosts, false).is_err());

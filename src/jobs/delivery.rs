@@ -124,7 +124,9 @@ impl Claimed {
                 topic: self.apns_topic.clone()?,
                 sandbox: self.apns_environment.as_deref() == Some("sandbox"),
             }),
-            DeviceKind::Fcm => Some(DeviceTarget::Fcm { token: self.token.clone() }),
+            DeviceKind::Fcm => Some(DeviceTarget::Fcm {
+                token: self.token.clone(),
+            }),
             DeviceKind::WebPush => Some(DeviceTarget::WebPush {
                 endpoint: self.token.clone(),
                 p256dh: self.webpush_p256dh.clone()?,
@@ -254,7 +256,13 @@ pub async fn run(state: AppState, cancel: CancellationToken) {
     }
 }
 
-async fn finish(state: &AppState, id: &str, status: &str, outcome: &str, http_status: Option<u16>) -> Result<(), sqlx::Error> {
+async fn finish(
+    state: &AppState,
+    id: &str,
+    status: &str,
+    outcome: &str,
+    http_status: Option<u16>,
+) -> Result<(), sqlx::Error> {
     let now = state.now_ms();
     sqlx::query(
         "UPDATE deliveries SET status = $1, outcome = $2, last_status = $3, lease_until = NULL, updated_at = $4,
@@ -272,7 +280,12 @@ async fn finish(state: &AppState, id: &str, status: &str, outcome: &str, http_st
 }
 
 /// Records what a send came to.
-async fn record(state: &AppState, row: &Claimed, provider_name: &str, attempt: &Attempt) -> Result<(), sqlx::Error> {
+async fn record(
+    state: &AppState,
+    row: &Claimed,
+    provider_name: &str,
+    attempt: &Attempt,
+) -> Result<(), sqlx::Error> {
     let now = state.now_ms();
     let label = attempt.outcome.label();
     state.metrics.delivery(provider_name, label);
@@ -293,7 +306,9 @@ async fn record(state: &AppState, row: &Claimed, provider_name: &str, attempt: &
         }
         Outcome::Retry { retry_after } => {
             let delay = match retry_after {
-                Some(d) => i64::try_from(d.as_millis()).unwrap_or(MAX_BACKOFF_MS).max(1000),
+                Some(d) => i64::try_from(d.as_millis())
+                    .unwrap_or(MAX_BACKOFF_MS)
+                    .max(1000),
                 None => backoff_ms(row.attempts),
             };
             let next = now + delay;
@@ -317,7 +332,9 @@ async fn record(state: &AppState, row: &Claimed, provider_name: &str, attempt: &
             state
                 .metrics
                 .credential_failures
-                .get_or_create(&crate::metrics::ProviderLabels { provider: row.provider.clone() })
+                .get_or_create(&crate::metrics::ProviderLabels {
+                    provider: row.provider.clone(),
+                })
                 .inc();
             tracing::error!(provider = provider_name, kind = %row.provider, status = ?attempt.status,
                 reason = ?attempt.reason, "push credentials refused: provider paused; fix the configuration");
@@ -353,7 +370,9 @@ async fn record(state: &AppState, row: &Claimed, provider_name: &str, attempt: &
 /// Exponential backoff with ±20% jitter: 30 s, 1 min, 2 min, … up to 1 hour.
 pub fn backoff_ms(attempts: i64) -> i64 {
     let exp = u32::try_from((attempts - 1).clamp(0, 20)).unwrap_or(20);
-    let base = BASE_BACKOFF_MS.saturating_mul(1_i64 << exp).min(MAX_BACKOFF_MS);
+    let base = BASE_BACKOFF_MS
+        .saturating_mul(1_i64 << exp)
+        .min(MAX_BACKOFF_MS);
     let jitter = (fastrand::f64() * 0.4 - 0.2) * base as f64;
     base + jitter as i64
 }

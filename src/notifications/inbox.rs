@@ -101,7 +101,8 @@ impl Row {
     }
 }
 
-const SELECT: &str = "SELECT id, kind, title, body, deep_link, circle_id, post_id, membership_id, alert_id,
+const SELECT: &str =
+    "SELECT id, kind, title, body, deep_link, circle_id, post_id, membership_id, alert_id,
         item_count, read_at, created_at, updated_at FROM notifications";
 
 /// Your inbox, newest first (with `since`: changed since then, oldest first).
@@ -125,7 +126,10 @@ pub async fn list(
     let pool = state.store.pool();
     let mut rows: Vec<Row> = match page.since_ms {
         Some(since) => {
-            let (after_ms, after_id) = page.cursor.map(|c| (c.at_ms, c.id)).unwrap_or((since, String::new()));
+            let (after_ms, after_id) = page
+                .cursor
+                .map(|c| (c.at_ms, c.id))
+                .unwrap_or((since, String::new()));
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "{SELECT} WHERE account_id = $1 AND (updated_at > $2 OR (updated_at = $2 AND id > $3))
                  ORDER BY updated_at, id LIMIT $4"
@@ -138,7 +142,10 @@ pub async fn list(
             .await?
         }
         None => {
-            let (before_ms, before_id) = page.cursor.map(|c| (c.at_ms, c.id)).unwrap_or((i64::MAX, String::new()));
+            let (before_ms, before_id) = page
+                .cursor
+                .map(|c| (c.at_ms, c.id))
+                .unwrap_or((i64::MAX, String::new()));
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "{SELECT} WHERE account_id = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3))
                  ORDER BY created_at DESC, id DESC LIMIT $4"
@@ -153,11 +160,18 @@ pub async fn list(
     };
     let since_mode = page.since_ms.is_some();
     let next = next_cursor(&mut rows, page.limit, |r| Cursor {
-        at_ms: if since_mode { r.updated_at } else { r.created_at },
+        at_ms: if since_mode {
+            r.updated_at
+        } else {
+            r.created_at
+        },
         id: r.id.clone(),
     });
     Ok(axum::Json(NotificationPage {
-        items: rows.into_iter().map(Row::into_view).collect::<ApiResult<_>>()?,
+        items: rows
+            .into_iter()
+            .map(Row::into_view)
+            .collect::<ApiResult<_>>()?,
         next_cursor: next,
     }))
 }
@@ -169,12 +183,12 @@ pub struct UnreadCount {
 }
 
 async fn count_unread(state: &AppState, account_id: &str) -> ApiResult<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE account_id = $1 AND read_at IS NULL")
-            .bind(account_id)
-            .fetch_one(state.store.pool())
-            .await?,
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM notifications WHERE account_id = $1 AND read_at IS NULL",
     )
+    .bind(account_id)
+    .fetch_one(state.store.pool())
+    .await?)
 }
 
 /// How many inbox items you have not read.
@@ -187,7 +201,10 @@ async fn count_unread(state: &AppState, account_id: &str) -> ApiResult<i64> {
         (status = 500, response = Internal),
     )
 )]
-pub async fn unread_count(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<UnreadCount>> {
+pub async fn unread_count(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<UnreadCount>> {
     Ok(axum::Json(UnreadCount {
         unread_count: count_unread(&state, &caller.account_id).await?,
     }))
@@ -218,11 +235,13 @@ pub async fn mark_read(
         .bind(&caller.account_id)
         .execute(&mut *tx)
         .await?;
-    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE id = $1 AND account_id = $2")))
-        .bind(&notification_id)
-        .bind(&caller.account_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE id = $1 AND account_id = $2"
+    )))
+    .bind(&notification_id)
+    .bind(&caller.account_id)
+    .fetch_optional(&mut *tx)
+    .await?;
     let row = row.ok_or(ApiError::NotFound("notification"))?;
     tx.commit().await?;
     Ok(axum::Json(row.into_view()?))
@@ -238,7 +257,10 @@ pub async fn mark_read(
         (status = 500, response = Internal),
     )
 )]
-pub async fn mark_all_read(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<UnreadCount>> {
+pub async fn mark_all_read(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<UnreadCount>> {
     let now = state.now_ms();
     sqlx::query("UPDATE notifications SET read_at = $1, updated_at = $1 WHERE account_id = $2 AND read_at IS NULL")
         .bind(now)
@@ -315,7 +337,10 @@ pub async fn update_preferences(
     if let Some(n) = &req.new_posts
         && !["immediate", "digest", "off"].contains(&n.as_str())
     {
-        return Err(ApiError::field("new_posts", "must be immediate, digest or off"));
+        return Err(ApiError::field(
+            "new_posts",
+            "must be immediate, digest or off",
+        ));
     }
     let mut tx = state.store.begin().await?;
     let current = preferences(&mut tx, &caller.account_id).await?;
@@ -389,15 +414,19 @@ pub async fn personal_message(
     let access = access(&mut tx, &caller, &circle_id).await?;
     access.require_staff()?;
     let sender = match access.membership_id() {
-        Ok(id) => sqlx::query_scalar::<_, String>("SELECT pseudonym FROM memberships WHERE id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?,
-        Err(_) => sqlx::query_scalar::<_, Option<String>>("SELECT display_name FROM accounts WHERE id = $1")
-            .bind(&caller.account_id)
-            .fetch_one(&mut *tx)
-            .await?
-            .unwrap_or_else(|| "Kring".into()),
+        Ok(id) => {
+            sqlx::query_scalar::<_, String>("SELECT pseudonym FROM memberships WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?
+        }
+        Err(_) => sqlx::query_scalar::<_, Option<String>>(
+            "SELECT display_name FROM accounts WHERE id = $1",
+        )
+        .bind(&caller.account_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .unwrap_or_else(|| "Kring".into()),
     };
     let (account_id, circle_name): (String, String) = sqlx::query_as(
         "SELECT m.account_id, c.name FROM memberships m JOIN circles c ON c.id = m.circle_id
@@ -424,5 +453,8 @@ pub async fn personal_message(
     };
     let notification_id = notify(&mut tx, now, &out).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, axum::Json(PersonalMessageSent { notification_id })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(PersonalMessageSent { notification_id }),
+    ))
 }

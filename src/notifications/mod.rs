@@ -91,7 +91,10 @@ pub async fn on_post_created(
     .bind(&ctx.author_account_id)
     .fetch_all(&mut *conn)
     .await?;
-    for account_id in others.into_iter().filter(|a| Some(a) != replied_to.as_ref()) {
+    for account_id in others
+        .into_iter()
+        .filter(|a| Some(a) != replied_to.as_ref())
+    {
         let kind = match preferences(conn, &account_id).await?.new_posts.as_str() {
             "immediate" => NotificationKind::NewPost,
             "digest" => NotificationKind::PostDigest,

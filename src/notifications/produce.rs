@@ -7,8 +7,8 @@ use sqlx::AnyConnection;
 use crate::accounts::types::Locale;
 use crate::notifications::texts::{TextParams, render};
 use crate::notifications::timing::QuietWindow;
-use crate::push::payload::NotificationKind;
 use crate::push::Urgency;
+use crate::push::payload::NotificationKind;
 use crate::secrets::new_id;
 
 /// A digest waits this long for more posts before it is pushed.
@@ -67,7 +67,10 @@ pub struct Preferences {
     pub reactions: bool,
 }
 
-pub async fn preferences(conn: &mut AnyConnection, account_id: &str) -> Result<Preferences, sqlx::Error> {
+pub async fn preferences(
+    conn: &mut AnyConnection,
+    account_id: &str,
+) -> Result<Preferences, sqlx::Error> {
     let row: Option<(String, i64, i64)> = sqlx::query_as(
         "SELECT new_posts, replies, reactions FROM notification_preferences WHERE account_id = $1",
     )
@@ -91,7 +94,11 @@ pub async fn preferences(conn: &mut AnyConnection, account_id: &str) -> Result<P
 /// Writes the inbox item and one delivery per active device; returns the
 /// notification's id. Deliveries wait for the end of the recipient's quiet
 /// hours.
-pub async fn notify(conn: &mut AnyConnection, now: i64, out: &Outgoing) -> Result<String, sqlx::Error> {
+pub async fn notify(
+    conn: &mut AnyConnection,
+    now: i64,
+    out: &Outgoing,
+) -> Result<String, sqlx::Error> {
     let recipient: Recipient = sqlx::query_as(
         "SELECT locale, time_zone, quiet_start_min, quiet_end_min FROM accounts WHERE id = $1",
     )
@@ -114,7 +121,17 @@ pub async fn notify(conn: &mut AnyConnection, now: i64, out: &Outgoing) -> Resul
     let (title, body) = render(out.kind, locale, &out.params);
     let id = new_id();
     insert_notification(conn, &id, out, locale, &title, &body, None, 1, now).await?;
-    enqueue(conn, &id, &out.account_id, now, quiet.next_allowed(now), out.ttl_secs(), out.urgency(), None).await?;
+    enqueue(
+        conn,
+        &id,
+        &out.account_id,
+        now,
+        quiet.next_allowed(now),
+        out.ttl_secs(),
+        out.urgency(),
+        None,
+    )
+    .await?;
     Ok(id)
 }
 
@@ -141,7 +158,10 @@ async fn digest(
     let (id, count) = match open {
         Some((id, count)) => {
             let count = count + 1;
-            let params = TextParams { count, ..out.params.clone() };
+            let params = TextParams {
+                count,
+                ..out.params.clone()
+            };
             let (title, body) = render(out.kind, locale, &params);
             sqlx::query(
                 "UPDATE notifications SET item_count = $1, title = $2, body = $3, post_id = $4, updated_at = $5 WHERE id = $6",
@@ -158,7 +178,10 @@ async fn digest(
         }
         None => {
             let id = new_id();
-            let params = TextParams { count: 1, ..out.params.clone() };
+            let params = TextParams {
+                count: 1,
+                ..out.params.clone()
+            };
             let (title, body) = render(out.kind, locale, &params);
             insert_notification(conn, &id, out, locale, &title, &body, Some(&key), 1, now).await?;
             (id, 1)
@@ -173,7 +196,17 @@ async fn digest(
     .await?;
     if pending == 0 {
         let due = quiet.next_allowed(now + DIGEST_DELAY_MS);
-        enqueue(conn, &id, &out.account_id, now, due, out.ttl_secs(), out.urgency(), Some(&key)).await?;
+        enqueue(
+            conn,
+            &id,
+            &out.account_id,
+            now,
+            due,
+            out.ttl_secs(),
+            out.urgency(),
+            Some(&key),
+        )
+        .await?;
     }
     tracing::debug!(notification_id = %id, count, "digest updated");
     Ok(id)

@@ -33,31 +33,59 @@ pub fn render(kind: NotificationKind, locale: Locale, p: &TextParams) -> (String
     let circle = &p.circle_name;
     let actor = &p.actor;
     match (kind, locale) {
-        (NotificationKind::Reply, Locale::Nl) => (format!("{actor} reageerde op je bericht"), format!("In {circle}")),
-        (NotificationKind::Reply, Locale::En) => (format!("{actor} replied to your post"), format!("In {circle}")),
-        (NotificationKind::NewPost, Locale::Nl) => (format!("Nieuw bericht in {circle}"), format!("{actor} schreef iets.")),
-        (NotificationKind::NewPost, Locale::En) => (format!("New post in {circle}"), format!("{actor} wrote something.")),
+        (NotificationKind::Reply, Locale::Nl) => (
+            format!("{actor} reageerde op je bericht"),
+            format!("In {circle}"),
+        ),
+        (NotificationKind::Reply, Locale::En) => (
+            format!("{actor} replied to your post"),
+            format!("In {circle}"),
+        ),
+        (NotificationKind::NewPost, Locale::Nl) => (
+            format!("Nieuw bericht in {circle}"),
+            format!("{actor} schreef iets."),
+        ),
+        (NotificationKind::NewPost, Locale::En) => (
+            format!("New post in {circle}"),
+            format!("{actor} wrote something."),
+        ),
         (NotificationKind::PostDigest, Locale::Nl) => (
-            if p.count == 1 { format!("Nieuw bericht in {circle}") } else { format!("{} nieuwe berichten in {circle}", p.count) },
+            if p.count == 1 {
+                format!("Nieuw bericht in {circle}")
+            } else {
+                format!("{} nieuwe berichten in {circle}", p.count)
+            },
             "Kijk wat er gedeeld is.".to_owned(),
         ),
         (NotificationKind::PostDigest, Locale::En) => (
-            if p.count == 1 { format!("New post in {circle}") } else { format!("{} new posts in {circle}", p.count) },
+            if p.count == 1 {
+                format!("New post in {circle}")
+            } else {
+                format!("{} new posts in {circle}", p.count)
+            },
             "See what was shared.".to_owned(),
         ),
         (NotificationKind::Reaction, _) => {
             let word = reaction_word(locale, p.reaction.as_deref().unwrap_or(""));
             match locale {
-                Locale::Nl => (format!("{actor} stuurde je {word}"), format!("Op je bericht in {circle}")),
-                Locale::En => (format!("{actor} sent you {word}"), format!("On your post in {circle}")),
+                Locale::Nl => (
+                    format!("{actor} stuurde je {word}"),
+                    format!("Op je bericht in {circle}"),
+                ),
+                Locale::En => (
+                    format!("{actor} sent you {word}"),
+                    format!("On your post in {circle}"),
+                ),
             }
         }
-        (NotificationKind::PersonalMessage, Locale::Nl) => {
-            (format!("{actor} denkt aan je"), p.message.clone().unwrap_or_default())
-        }
-        (NotificationKind::PersonalMessage, Locale::En) => {
-            (format!("{actor} is thinking of you"), p.message.clone().unwrap_or_default())
-        }
+        (NotificationKind::PersonalMessage, Locale::Nl) => (
+            format!("{actor} denkt aan je"),
+            p.message.clone().unwrap_or_default(),
+        ),
+        (NotificationKind::PersonalMessage, Locale::En) => (
+            format!("{actor} is thinking of you"),
+            p.message.clone().unwrap_or_default(),
+        ),
     }
 }
 
@@ -67,10 +95,28 @@ mod tests {
 
     #[test]
     fn digests_count_and_speak_both_languages() {
-        let p = TextParams { circle_name: "Samen sterk".into(), count: 3, ..Default::default() };
-        assert_eq!(render(NotificationKind::PostDigest, Locale::Nl, &p).0, "3 nieuwe berichten in Samen sterk");
-        assert_eq!(render(NotificationKind::PostDigest, Locale::En, &p).0, "3 new posts in Samen sterk");
-        let p = TextParams { actor: "Maan".into(), reaction: Some("hug".into()), circle_name: "X".into(), ..Default::default() };
-        assert_eq!(render(NotificationKind::Reaction, Locale::Nl, &p).0, "Maan stuurde je een knuffel");
+        let p = TextParams {
+            circle_name: "Samen sterk".into(),
+            count: 3,
+            ..Default::default()
+        };
+        assert_eq!(
+            render(NotificationKind::PostDigest, Locale::Nl, &p).0,
+            "3 nieuwe berichten in Samen sterk"
+        );
+        assert_eq!(
+            render(NotificationKind::PostDigest, Locale::En, &p).0,
+            "3 new posts in Samen sterk"
+        );
+        let p = TextParams {
+            actor: "Maan".into(),
+            reaction: Some("hug".into()),
+            circle_name: "X".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            render(NotificationKind::Reaction, Locale::Nl, &p).0,
+            "Maan stuurde je een knuffel"
+        );
     }
 }

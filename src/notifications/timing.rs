@@ -91,41 +91,70 @@ mod tests {
     #[test]
     fn outside_the_window_is_now() {
         // 12:00 in Amsterdam (CET, UTC+1).
-        assert_eq!(amsterdam().next_allowed(ms("2026-03-02T11:00:00Z")), ms("2026-03-02T11:00:00Z"));
+        assert_eq!(
+            amsterdam().next_allowed(ms("2026-03-02T11:00:00Z")),
+            ms("2026-03-02T11:00:00Z")
+        );
     }
 
     #[test]
     fn late_evening_waits_for_the_next_morning() {
         // 22:30 CET → 09:00 CET next day = 08:00Z.
-        assert_eq!(amsterdam().next_allowed(ms("2026-03-02T21:30:00Z")), ms("2026-03-03T08:00:00Z"));
+        assert_eq!(
+            amsterdam().next_allowed(ms("2026-03-02T21:30:00Z")),
+            ms("2026-03-03T08:00:00Z")
+        );
     }
 
     #[test]
     fn early_morning_waits_until_nine_the_same_day() {
         // 06:00 CET → 09:00 CET = 08:00Z.
-        assert_eq!(amsterdam().next_allowed(ms("2026-03-03T05:00:00Z")), ms("2026-03-03T08:00:00Z"));
+        assert_eq!(
+            amsterdam().next_allowed(ms("2026-03-03T05:00:00Z")),
+            ms("2026-03-03T08:00:00Z")
+        );
     }
 
     #[test]
     fn across_the_spring_dst_change() {
         // Sat 28 Mar 2026 23:00 CET; clocks go forward on Sunday 29 Mar at 02:00.
         // The window ends at 09:00 CEST (UTC+2) = 07:00Z.
-        assert_eq!(amsterdam().next_allowed(ms("2026-03-28T22:00:00Z")), ms("2026-03-29T07:00:00Z"));
+        assert_eq!(
+            amsterdam().next_allowed(ms("2026-03-28T22:00:00Z")),
+            ms("2026-03-29T07:00:00Z")
+        );
     }
 
     #[test]
     fn across_the_autumn_dst_change() {
         // Sat 24 Oct 2026 23:30 CEST; clocks go back on Sunday 25 Oct at 03:00.
         // The window ends at 09:00 CET (UTC+1) = 08:00Z.
-        assert_eq!(amsterdam().next_allowed(ms("2026-10-24T21:30:00Z")), ms("2026-10-25T08:00:00Z"));
+        assert_eq!(
+            amsterdam().next_allowed(ms("2026-10-24T21:30:00Z")),
+            ms("2026-10-25T08:00:00Z")
+        );
     }
 
     #[test]
     fn a_daytime_window_and_no_window() {
-        let nap = QuietWindow { time_zone: "UTC".into(), start_min: 13 * 60, end_min: 15 * 60 };
-        assert_eq!(nap.next_allowed(ms("2026-03-02T14:00:00Z")), ms("2026-03-02T15:00:00Z"));
-        assert_eq!(nap.next_allowed(ms("2026-03-02T15:00:00Z")), ms("2026-03-02T15:00:00Z"));
-        let none = QuietWindow { time_zone: "UTC".into(), start_min: 0, end_min: 0 };
+        let nap = QuietWindow {
+            time_zone: "UTC".into(),
+            start_min: 13 * 60,
+            end_min: 15 * 60,
+        };
+        assert_eq!(
+            nap.next_allowed(ms("2026-03-02T14:00:00Z")),
+            ms("2026-03-02T15:00:00Z")
+        );
+        assert_eq!(
+            nap.next_allowed(ms("2026-03-02T15:00:00Z")),
+            ms("2026-03-02T15:00:00Z")
+        );
+        let none = QuietWindow {
+            time_zone: "UTC".into(),
+            start_min: 0,
+            end_min: 0,
+        };
         assert!(!none.is_quiet(ms("2026-03-02T03:00:00Z")));
     }
 }

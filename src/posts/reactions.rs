@@ -64,7 +64,8 @@ pub async fn add_reaction(
     .await?
     .rows_affected();
     if added == 1 {
-        crate::notifications::on_reaction(&mut tx, now, &row.id, &membership_id, kind.as_str()).await?;
+        crate::notifications::on_reaction(&mut tx, now, &row.id, &membership_id, kind.as_str())
+            .await?;
     }
     record_activity(&mut tx, &membership_id, now).await?;
     let post = load_post(&mut tx, &caller, &row.id).await?;

@@ -34,7 +34,8 @@ impl FcmProvider {
         token_url: Option<&str>,
         timeout: Duration,
     ) -> Result<Self, String> {
-        let mut key: Value = serde_json::from_str(key_json).map_err(|e| format!("the FCM key file is not JSON: {e}"))?;
+        let mut key: Value = serde_json::from_str(key_json)
+            .map_err(|e| format!("the FCM key file is not JSON: {e}"))?;
         if let (Some(url), Some(obj)) = (token_url, key.as_object_mut()) {
             obj.insert("token_uri".into(), Value::String(url.to_owned()));
         }
@@ -50,7 +51,10 @@ impl FcmProvider {
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Self {
             client,
-            send_url: format!("{}/v1/projects/{project}/messages:send", base_url.trim_end_matches('/')),
+            send_url: format!(
+                "{}/v1/projects/{project}/messages:send",
+                base_url.trim_end_matches('/')
+            ),
             tokens: Arc::new(account),
         })
     }
@@ -95,7 +99,11 @@ fn error_reason(body: &Value) -> Option<String> {
     let code = error
         .get("details")
         .and_then(Value::as_array)
-        .and_then(|details| details.iter().find_map(|d| d.get("errorCode").and_then(Value::as_str)))
+        .and_then(|details| {
+            details
+                .iter()
+                .find_map(|d| d.get("errorCode").and_then(Value::as_str))
+        })
         .or_else(|| error.get("status").and_then(Value::as_str))
         .unwrap_or("UNKNOWN");
     let message = error.get("message").and_then(Value::as_str).unwrap_or("");
@@ -107,10 +115,18 @@ impl Provider for FcmProvider {
         "fcm"
     }
 
-    fn send<'a>(&'a self, message: &'a PushMessage, target: &'a DeviceTarget) -> BoxFuture<'a, Attempt> {
+    fn send<'a>(
+        &'a self,
+        message: &'a PushMessage,
+        target: &'a DeviceTarget,
+    ) -> BoxFuture<'a, Attempt> {
         Box::pin(async move {
             let DeviceTarget::Fcm { token } = target else {
-                return Attempt { outcome: Outcome::Failed, status: None, reason: Some("not an FCM device".into()) };
+                return Attempt {
+                    outcome: Outcome::Failed,
+                    status: None,
+                    reason: Some("not an FCM device".into()),
+                };
             };
             let access = match self.tokens.token(&[SCOPE]).await {
                 Ok(t) => t,
@@ -140,7 +156,11 @@ impl Provider for FcmProvider {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
                     let body: Value = response.json().await.unwrap_or(Value::Null);
-                    let reason = if status == 200 { None } else { error_reason(&body) };
+                    let reason = if status == 200 {
+                        None
+                    } else {
+                        error_reason(&body)
+                    };
                     Attempt {
                         outcome: classify("fcm", status, reason.as_deref(), retry_after),
                         status: Some(status),
@@ -195,6 +215,9 @@ mod tests {
     fn error_reasons_prefer_the_fcm_error_code() {
         let body = json!({"error": {"code": 404, "status": "NOT_FOUND", "message": "Requested entity was not found.",
             "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "UNREGISTERED"}]}});
-        assert_eq!(error_reason(&body).unwrap(), "UNREGISTERED: Requested entity was not found.");
+        assert_eq!(
+            error_reason(&body).unwrap(),
+            "UNREGISTERED: Requested entity was not found."
+        );
     }
 }

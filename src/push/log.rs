@@ -14,7 +14,11 @@ impl Provider for LogProvider {
         "log"
     }
 
-    fn send<'a>(&'a self, message: &'a PushMessage, target: &'a DeviceTarget) -> BoxFuture<'a, Attempt> {
+    fn send<'a>(
+        &'a self,
+        message: &'a PushMessage,
+        target: &'a DeviceTarget,
+    ) -> BoxFuture<'a, Attempt> {
         Box::pin(async move {
             tracing::info!(
                 notification_id = %message.payload.notification_id,

@@ -67,9 +67,19 @@ pub struct PushMessage {
 /// Where a message goes.
 #[derive(Debug, Clone)]
 pub enum DeviceTarget {
-    Apns { token: String, topic: String, sandbox: bool },
-    Fcm { token: String },
-    WebPush { endpoint: String, p256dh: String, auth: String },
+    Apns {
+        token: String,
+        topic: String,
+        sandbox: bool,
+    },
+    Fcm {
+        token: String,
+    },
+    WebPush {
+        endpoint: String,
+        p256dh: String,
+        auth: String,
+    },
 }
 
 impl DeviceTarget {
@@ -138,7 +148,11 @@ pub trait Provider: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Sends one message to one device and classifies the response.
-    fn send<'a>(&'a self, message: &'a PushMessage, target: &'a DeviceTarget) -> BoxFuture<'a, Attempt>;
+    fn send<'a>(
+        &'a self,
+        message: &'a PushMessage,
+        target: &'a DeviceTarget,
+    ) -> BoxFuture<'a, Attempt>;
 }
 
 /// The provider for each kind of device.
@@ -166,7 +180,11 @@ impl Providers {
         let mut providers = Self::log_only();
         let timeout = Duration::from_millis(config.push_timeout_ms);
         if let Some(key) = &config.vapid_private_key {
-            providers.webpush = Arc::new(webpush::WebPushProvider::new(key, &config.vapid_subject, timeout)?);
+            providers.webpush = Arc::new(webpush::WebPushProvider::new(
+                key,
+                &config.vapid_subject,
+                timeout,
+            )?);
         }
         if let Some(path) = &config.fcm_service_account_file {
             let json = std::fs::read_to_string(path)

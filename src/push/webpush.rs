@@ -13,8 +13,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use web_push::{
-    ContentEncoding, PartialVapidSignatureBuilder, SubscriptionInfo, VapidSignature, VapidSignatureBuilder,
-    WebPushMessageBuilder,
+    ContentEncoding, PartialVapidSignatureBuilder, SubscriptionInfo, VapidSignature,
+    VapidSignatureBuilder, WebPushMessageBuilder,
 };
 
 use super::classify::{classify, parse_retry_after};
@@ -62,14 +62,25 @@ impl WebPushProvider {
         }
         let mut builder = self.vapid.clone().add_sub_info(info);
         builder.add_claim("sub", self.subject.as_str());
-        let sig = builder.build().map_err(|e| format!("VAPID signing failed: {e}"))?;
+        // RFC 8292: the audience is the push resource's origin, port included
+        // (the crate's default leaves a non-default port out).
+        builder.add_claim("aud", origin.as_str());
+        let sig = builder
+            .build()
+            .map_err(|e| format!("VAPID signing failed: {e}"))?;
         if let Ok(mut cache) = self.signatures.lock() {
             cache.insert(origin, (sig.clone(), Instant::now()));
         }
         Ok(sig)
     }
 
-    fn request(&self, message: &PushMessage, endpoint: &str, p256dh: &str, auth: &str) -> Result<reqwest::Request, String> {
+    fn request(
+        &self,
+        message: &PushMessage,
+        endpoint: &str,
+        p256dh: &str,
+        auth: &str,
+    ) -> Result<reqwest::Request, String> {
         let info = SubscriptionInfo::new(endpoint, p256dh, auth);
         let payload = serde_json::to_vec(&message.payload).map_err(|e| e.to_string())?;
         let mut builder = WebPushMessageBuilder::new(&info);
@@ -84,7 +95,9 @@ impl WebPushProvider {
             builder.set_topic(topic(key));
         }
         builder.set_vapid_signature(self.signature(&info)?);
-        let built = builder.build().map_err(|e| format!("cannot build the Web Push message: {e}"))?;
+        let built = builder
+            .build()
+            .map_err(|e| format!("cannot build the Web Push message: {e}"))?;
         let http_request = web_push::request_builder::build_request::<Vec<u8>>(built);
         let (parts, body) = http_request.into_parts();
         let mut request = self.client.post(endpoint).body(body);
@@ -113,15 +126,34 @@ impl Provider for WebPushProvider {
         "webpush"
     }
 
-    fn send<'a>(&'a self, message: &'a PushMessage, target: &'a DeviceTarget) -> BoxFuture<'a, Attempt> {
+    fn send<'a>(
+        &'a self,
+        message: &'a PushMessage,
+        target: &'a DeviceTarget,
+    ) -> BoxFuture<'a, Attempt> {
         Box::pin(async move {
-            let DeviceTarget::WebPush { endpoint, p256dh, auth } = target else {
-                return Attempt { outcome: Outcome::Failed, status: None, reason: Some("not a Web Push device".into()) };
+            let DeviceTarget::WebPush {
+                endpoint,
+                p256dh,
+                auth,
+            } = target
+            else {
+                return Attempt {
+                    outcome: Outcome::Failed,
+                    status: None,
+                    reason: Some("not a Web Push device".into()),
+                };
             };
             let request = match self.request(message, endpoint, p256dh, auth) {
                 Ok(r) => r,
                 // A subscription whose keys cannot be used will never work.
-                Err(reason) => return Attempt { outcome: Outcome::DropToken, status: None, reason: Some(reason) },
+                Err(reason) => {
+                    return Attempt {
+                        outcome: Outcome::DropToken,
+                        status: None,
+                        reason: Some(reason),
+                    };
+                }
             };
             match self.client.execute(request).await {
                 Ok(response) => {
@@ -131,7 +163,11 @@ impl Provider for WebPushProvider {
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
-                    Attempt { outcome: classify("webpush", status, None, retry_after), status: Some(status), reason: None }
+                    Attempt {
+                        outcome: classify("webpush", status, None, retry_after),
+                        status: Some(status),
+                        reason: None,
+                    }
                 }
                 Err(err) if err.is_timeout() => Attempt::transport_error("timeout"),
                 Err(err) => Attempt::transport_error(format!("transport: {}", err.without_url())),
@@ -145,7 +181,10 @@ pub fn generate_vapid_keys() -> Result<(String, String), String> {
     use ece::crypto::EcKeyComponents;
     let (keypair, _auth) = ece::generate_keypair_and_auth_secret().map_err(|e| e.to_string())?;
     let components: EcKeyComponents = keypair.raw_components().map_err(|e| e.to_string())?;
-    Ok((URL_SAFE_NO_PAD.encode(components.private_key()), URL_SAFE_NO_PAD.encode(components.public_key())))
+    Ok((
+        URL_SAFE_NO_PAD.encode(components.private_key()),
+        URL_SAFE_NO_PAD.encode(components.public_key()),
+    ))
 }
 
 #[cfg(test)]
@@ -156,13 +195,18 @@ mod tests {
     fn topics_fit_the_header_rules() {
         let t = topic("digest:0194f1a2b3c47d5e8f901a2b3c4d5e6f");
         assert_eq!(t.len(), 32);
-        assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(
+            t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
     }
 
     #[test]
     fn generated_keys_make_a_working_provider() {
         let (private, public) = generate_vapid_keys().expect("keys");
-        let provider = WebPushProvider::new(&private, "mailto:test@example.org", Duration::from_secs(1)).expect("provider");
+        let provider =
+            WebPushProvider::new(&private, "mailto:test@example.org", Duration::from_secs(1))
+                .expect("provider");
         assert_eq!(provider.public_key(), public);
         assert!(WebPushProvider::new("not a key", "mailto:x@y", Duration::from_secs(1)).is_err());
     }

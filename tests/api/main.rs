@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod mocks;
 mod support;
 
 mod access_matrix;
@@ -14,3 +15,5 @@ mod errors;
 mod idempotency;
 mod openapi;
 mod posts;
+mod push;
+mod push_failures;

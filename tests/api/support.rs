@@ -143,15 +143,24 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> Self {
-        Self::spawn_full(backend, configure, None).await
+        Self::spawn_full(backend, configure, false).await
     }
 
-    /// With push providers of the test's choosing (mock services).
-    pub async fn spawn_with_push(backend: Backend, configure: impl FnOnce(&mut Config), push: kring::push::Providers) -> Self {
-        Self::spawn_full(backend, configure, Some(push)).await
+    /// With the push providers the configuration names (pointing at mock services).
+    pub async fn spawn_with_push(backend: Backend, configure: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_full(backend, configure, true).await
     }
 
-    async fn spawn_full(backend: Backend, configure: impl FnOnce(&mut Config), push: Option<kring::push::Providers>) -> Self {
+    async fn spawn_full(
+        backend: Backend,
+        configure: impl FnOnce(&mut Config),
+        push_from_config: bool,
+    ) -> Self {
+        // RUST_LOG=kring=debug shows the server's logs beside a failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let (url, dir, pg_database) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("tempdir");
@@ -177,8 +186,10 @@ impl TestApp {
         store.migrate().await.expect("migrate");
         let clock = ManualClock::new(start_time());
         let mut state = AppState::new(store, Arc::new(clock.clone()) as Arc<dyn Clock>, config);
-        if let Some(push) = push {
-            state.push = Arc::new(push);
+        if push_from_config {
+            state.push = Arc::new(
+                kring::push::Providers::from_config(&state.config).expect("push providers"),
+            );
         }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -222,6 +233,10 @@ impl TestApp {
             .await;
             store.close().await;
         }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     pub fn advance(&self, by: SignedDuration) {
