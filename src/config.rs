@@ -179,6 +179,18 @@ pub struct Config {
     )]
     pub vapid_subject: String,
 
+    /// APNs: path to the .p8 token-signing key from Apple.
+    #[arg(long, env = "KRING_APNS_KEY_FILE", global = true)]
+    pub apns_key_file: Option<PathBuf>,
+
+    /// APNs: the key's id (10 characters, shown beside the key at Apple).
+    #[arg(long, env = "KRING_APNS_KEY_ID", global = true)]
+    pub apns_key_id: Option<String>,
+
+    /// APNs: your Apple developer team id.
+    #[arg(long, env = "KRING_APNS_TEAM_ID", global = true)]
+    pub apns_team_id: Option<String>,
+
     /// FCM: path to the Firebase service-account JSON key file.
     #[arg(long, env = "KRING_FCM_SERVICE_ACCOUNT_FILE", global = true)]
     pub fcm_service_account_file: Option<PathBuf>,

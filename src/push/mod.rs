@@ -6,6 +6,7 @@
 //! - [`fcm`]: FCM HTTP v1 with OAuth2 service-account tokens.
 //! - [`apns`]: APNs with the `a2` crate (token auth).
 
+pub mod apns;
 pub mod classify;
 pub mod fcm;
 pub mod log;
@@ -185,6 +186,23 @@ impl Providers {
                 &config.vapid_subject,
                 timeout,
             )?);
+        }
+        match (
+            &config.apns_key_file,
+            &config.apns_key_id,
+            &config.apns_team_id,
+        ) {
+            (Some(path), Some(key_id), Some(team_id)) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    format!("cannot read the APNs key file {}: {e}", path.display())
+                })?;
+                providers.apns = Arc::new(apns::ApnsProvider::new(&pem, key_id, team_id, timeout)?);
+            }
+            (None, None, None) => {}
+            _ => return Err(
+                "APNs needs KRING_APNS_KEY_FILE, KRING_APNS_KEY_ID and KRING_APNS_TEAM_ID together"
+                    .into(),
+            ),
         }
         if let Some(path) = &config.fcm_service_account_file {
             let json = std::fs::read_to_string(path)

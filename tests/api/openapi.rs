@@ -32,11 +32,15 @@ async fn served_spec_matches_the_committed_file() {
 #[test]
 fn push_payload_schema_matches_the_committed_file() {
     assert!(
-        kring::push::payload::json_schema() == include_str!("../../openapi/push-payload.schema.json"),
+        kring::push::payload::json_schema()
+            == include_str!("../../openapi/push-payload.schema.json"),
         "openapi/push-payload.schema.json is out of date: run `cargo run -- push-payload-schema > openapi/push-payload.schema.json`"
     );
     let spec: Value = serde_json::from_str(COMMITTED).unwrap();
-    assert!(spec["components"]["schemas"]["PushPayload"].is_object(), "the spec carries the payload schema");
+    assert!(
+        spec["components"]["schemas"]["PushPayload"].is_object(),
+        "the spec carries the payload schema"
+    );
 }
 
 #[test]
