@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use crate::circles::{CircleAccess, access, record_activity};
 use crate::clock::from_ms;
 use crate::error::{ApiResult, Validator};
-use crate::http::cursor::{Cursor, PageQuery, next_cursor};
+use crate::http::cursor::PageQuery;
 use crate::http::idempotency::IdempotencyKey;
 use crate::http::{Caller, Json, Query};
 use crate::openapi::{Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
@@ -271,50 +271,19 @@ pub async fn list_checkins(
     let mut conn = state.store.pool().acquire().await?;
     let access = access(&mut conn, &caller, &circle_id).await?;
     let only = own_only(&access).unwrap_or_default();
-    let mut rows: Vec<CheckinRow> = match page.since_ms {
-        Some(since) => {
-            let (after_ms, after_id) = page
-                .cursor
-                .map(|c| (c.at_ms, c.id))
-                .unwrap_or((since, String::new()));
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "{CHECKIN_SELECT}
-                 WHERE c.circle_id = $1 AND ($2 = '' OR c.membership_id = $2)
-                   AND (c.created_at > $3 OR (c.created_at = $3 AND c.id > $4))
-                 ORDER BY c.created_at, c.id LIMIT $5"
-            )))
-            .bind(&access.circle_id)
-            .bind(&only)
-            .bind(after_ms)
-            .bind(after_id)
-            .bind(page.limit + 1)
-            .fetch_all(&mut *conn)
-            .await?
-        }
-        None => {
-            let (before_ms, before_id) = page
-                .cursor
-                .map(|c| (c.at_ms, c.id))
-                .unwrap_or((i64::MAX, String::new()));
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "{CHECKIN_SELECT}
-                 WHERE c.circle_id = $1 AND ($2 = '' OR c.membership_id = $2)
-                   AND (c.created_at < $3 OR (c.created_at = $3 AND c.id < $4))
-                 ORDER BY c.created_at DESC, c.id DESC LIMIT $5"
-            )))
-            .bind(&access.circle_id)
-            .bind(&only)
-            .bind(before_ms)
-            .bind(before_id)
-            .bind(page.limit + 1)
-            .fetch_all(&mut *conn)
-            .await?
-        }
-    };
-    let next = next_cursor(&mut rows, page.limit, |r| Cursor {
-        at_ms: r.created_at,
-        id: r.id.clone(),
-    });
+    let k = page.keyset("c.created_at", "c.created_at", "c.id", 3);
+    let mut rows: Vec<CheckinRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{CHECKIN_SELECT} WHERE c.circle_id = $1 AND ($2 = '' OR c.membership_id = $2) AND {} ORDER BY {} LIMIT $5",
+        k.condition, k.order
+    )))
+    .bind(&access.circle_id)
+    .bind(&only)
+    .bind(k.at_ms)
+    .bind(k.id)
+    .bind(page.limit + 1)
+    .fetch_all(&mut *conn)
+    .await?;
+    let next = page.next(&mut rows, |r| (r.created_at, r.created_at, r.id.clone()));
     Ok(axum::Json(CheckinPage {
         items: rows.into_iter().map(CheckinRow::into_view).collect(),
         next_cursor: next,

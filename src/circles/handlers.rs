@@ -12,7 +12,7 @@ use crate::circles::members::{MemberView, Pseudonym, load_member};
 use crate::circles::policy::EscalationPolicy;
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
-use crate::http::cursor::{Cursor, PageQuery, next_cursor};
+use crate::http::cursor::{Cursor, CursorQuery, next_cursor};
 use crate::http::idempotency::IdempotencyKey;
 use crate::http::{Caller, Json, Query, Role};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
@@ -212,7 +212,7 @@ pub async fn load_circle(
 #[utoipa::path(
     get, path = "/v1/circles", tag = "circles",
     security(("bearer" = [])),
-    params(PageQuery),
+    params(CursorQuery),
     responses(
         (status = 200, description = "Circles", body = CirclePage),
         (status = 401, response = Unauthorized),
@@ -223,7 +223,7 @@ pub async fn load_circle(
 pub async fn list_circles(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<PageQuery>,
+    Query(query): Query<CursorQuery>,
 ) -> ApiResult<axum::Json<CirclePage>> {
     let page = query.parse()?;
     let (after_ms, after_id) = page

@@ -52,6 +52,28 @@ pub struct PageQuery {
     pub since: Option<String>,
 }
 
+/// `limit` and `cursor`, for lists that have no incremental sync.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CursorQuery {
+    /// How many items to return, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100, example = 20)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl CursorQuery {
+    pub fn parse(&self) -> Result<Page, ApiError> {
+        PageQuery {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+            since: None,
+        }
+        .parse()
+    }
+}
+
 /// A parsed [`PageQuery`].
 #[derive(Debug, Clone)]
 pub struct Page {
@@ -89,6 +111,72 @@ impl PageQuery {
             }),
             _ => Err(v.into_error()),
         }
+    }
+}
+
+/// Keyset pagination over `(time, id)`: the condition, the order, and the
+/// two values to bind to the condition's placeholders.
+#[derive(Debug, Clone)]
+pub struct Keyset {
+    /// E.g. `(p.created_at < $2 OR (p.created_at = $2 AND p.id < $3))`.
+    pub condition: String,
+    /// E.g. `p.created_at DESC, p.id DESC`.
+    pub order: String,
+    pub at_ms: i64,
+    pub id: String,
+}
+
+impl Page {
+    /// Without `since`: newest first by `created`. With `since`: oldest
+    /// change first by `updated`, starting at `since`. `first` is the number
+    /// of the placeholder for the time; the id's is the next one.
+    pub fn keyset(&self, created: &str, updated: &str, id: &str, first: usize) -> Keyset {
+        let (a, b) = (first, first + 1);
+        match self.since_ms {
+            Some(since) => {
+                // Every id sorts after "": a page from `since` includes it.
+                let (at_ms, id_value) = self
+                    .cursor
+                    .clone()
+                    .map(|c| (c.at_ms, c.id))
+                    .unwrap_or((since, String::new()));
+                Keyset {
+                    condition: format!("({updated} > ${a} OR ({updated} = ${a} AND {id} > ${b}))"),
+                    order: format!("{updated}, {id}"),
+                    at_ms,
+                    id: id_value,
+                }
+            }
+            None => {
+                let (at_ms, id_value) = self
+                    .cursor
+                    .clone()
+                    .map(|c| (c.at_ms, c.id))
+                    .unwrap_or((i64::MAX, String::new()));
+                Keyset {
+                    condition: format!("({created} < ${a} OR ({created} = ${a} AND {id} < ${b}))"),
+                    order: format!("{created} DESC, {id} DESC"),
+                    at_ms,
+                    id: id_value,
+                }
+            }
+        }
+    }
+
+    /// The `next_cursor` for this page's last row, from its times and id.
+    pub fn next<T>(
+        &self,
+        rows: &mut Vec<T>,
+        position: impl Fn(&T) -> (i64, i64, String),
+    ) -> Option<String> {
+        let since = self.since_ms.is_some();
+        next_cursor(rows, self.limit, |r| {
+            let (created, updated, id) = position(r);
+            Cursor {
+                at_ms: if since { updated } else { created },
+                id,
+            }
+        })
     }
 }
 

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::circles::access;
 use crate::clock::{from_ms, opt_from_ms};
 use crate::error::{ApiError, ApiResult};
-use crate::http::cursor::{Cursor, PageQuery, next_cursor};
+use crate::http::cursor::PageQuery;
 use crate::http::idempotency::IdempotencyKey;
 use crate::http::{Caller, Json, Query};
 use crate::notifications::produce::{Outgoing, notify, preferences};
@@ -123,50 +123,18 @@ pub async fn list(
     Query(query): Query<PageQuery>,
 ) -> ApiResult<axum::Json<NotificationPage>> {
     let page = query.parse()?;
-    let pool = state.store.pool();
-    let mut rows: Vec<Row> = match page.since_ms {
-        Some(since) => {
-            let (after_ms, after_id) = page
-                .cursor
-                .map(|c| (c.at_ms, c.id))
-                .unwrap_or((since, String::new()));
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "{SELECT} WHERE account_id = $1 AND (updated_at > $2 OR (updated_at = $2 AND id > $3))
-                 ORDER BY updated_at, id LIMIT $4"
-            )))
-            .bind(&caller.account_id)
-            .bind(after_ms)
-            .bind(after_id)
-            .bind(page.limit + 1)
-            .fetch_all(pool)
-            .await?
-        }
-        None => {
-            let (before_ms, before_id) = page
-                .cursor
-                .map(|c| (c.at_ms, c.id))
-                .unwrap_or((i64::MAX, String::new()));
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "{SELECT} WHERE account_id = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3))
-                 ORDER BY created_at DESC, id DESC LIMIT $4"
-            )))
-            .bind(&caller.account_id)
-            .bind(before_ms)
-            .bind(before_id)
-            .bind(page.limit + 1)
-            .fetch_all(pool)
-            .await?
-        }
-    };
-    let since_mode = page.since_ms.is_some();
-    let next = next_cursor(&mut rows, page.limit, |r| Cursor {
-        at_ms: if since_mode {
-            r.updated_at
-        } else {
-            r.created_at
-        },
-        id: r.id.clone(),
-    });
+    let k = page.keyset("created_at", "updated_at", "id", 2);
+    let mut rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE account_id = $1 AND {} ORDER BY {} LIMIT $4",
+        k.condition, k.order
+    )))
+    .bind(&caller.account_id)
+    .bind(k.at_ms)
+    .bind(k.id)
+    .bind(page.limit + 1)
+    .fetch_all(state.store.pool())
+    .await?;
+    let next = page.next(&mut rows, |r| (r.created_at, r.updated_at, r.id.clone()));
     Ok(axum::Json(NotificationPage {
         items: rows
             .into_iter()

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::circles::{access, record_activity};
 use crate::error::{ApiError, ApiResult, Validator};
-use crate::http::cursor::{Cursor, PageQuery, next_cursor};
+use crate::http::cursor::PageQuery;
 use crate::http::idempotency::IdempotencyKey;
 use crate::http::{Caller, Json, Query};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
@@ -61,53 +61,24 @@ pub async fn feed(
     let page = query.parse()?;
     let mut conn = state.store.pool().acquire().await?;
     let access = access(&mut conn, &caller, &circle_id).await?;
-    let mut rows: Vec<PostRow> = match page.since_ms {
-        Some(since) => {
-            // Without a cursor, start just before `since`: every id sorts after "".
-            let (after_ms, after_id) = page
-                .cursor
-                .map(|c| (c.at_ms, c.id))
-                .unwrap_or((since, String::new()));
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "{POST_SELECT}
-                 WHERE p.circle_id = $1 AND (p.updated_at > $2 OR (p.updated_at = $2 AND p.id > $3))
-                 ORDER BY p.updated_at, p.id LIMIT $4"
-            )))
-            .bind(&access.circle_id)
-            .bind(after_ms)
-            .bind(after_id)
-            .bind(page.limit + 1)
-            .fetch_all(&mut *conn)
-            .await?
-        }
-        None => {
-            let (before_ms, before_id) = page
-                .cursor
-                .map(|c| (c.at_ms, c.id))
-                .unwrap_or((i64::MAX, String::new()));
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "{POST_SELECT}
-                 WHERE p.circle_id = $1 AND p.deleted_at IS NULL
-                   AND (p.created_at < $2 OR (p.created_at = $2 AND p.id < $3))
-                 ORDER BY p.created_at DESC, p.id DESC LIMIT $4"
-            )))
-            .bind(&access.circle_id)
-            .bind(before_ms)
-            .bind(before_id)
-            .bind(page.limit + 1)
-            .fetch_all(&mut *conn)
-            .await?
-        }
+    let k = page.keyset("p.created_at", "p.updated_at", "p.id", 2);
+    // The newest-first feed leaves deleted posts out; a sync needs their tombstones.
+    let deleted = if page.since_ms.is_some() {
+        ""
+    } else {
+        "AND p.deleted_at IS NULL"
     };
-    let since_mode = page.since_ms.is_some();
-    let next = next_cursor(&mut rows, page.limit, |r| Cursor {
-        at_ms: if since_mode {
-            r.updated_at
-        } else {
-            r.created_at
-        },
-        id: r.id.clone(),
-    });
+    let mut rows: Vec<PostRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{POST_SELECT} WHERE p.circle_id = $1 {deleted} AND {} ORDER BY {} LIMIT $4",
+        k.condition, k.order
+    )))
+    .bind(&access.circle_id)
+    .bind(k.at_ms)
+    .bind(k.id)
+    .bind(page.limit + 1)
+    .fetch_all(&mut *conn)
+    .await?;
+    let next = page.next(&mut rows, |r| (r.created_at, r.updated_at, r.id.clone()));
     let viewer = access.membership_id().ok().map(str::to_owned);
     let items = views(&mut conn, rows, viewer.as_deref(), access.is_staff()).await?;
     Ok(axum::Json(PostPage {
