@@ -80,6 +80,17 @@ pub async fn claim(state: &AppState, limit: i64) -> Result<Vec<String>, sqlx::Er
          )
          RETURNING id"
     );
+    // A cheap read first: an idle outbox costs no write lock.
+    let due: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM deliveries WHERE status = 'pending' AND not_before <= $1
+           AND (lease_until IS NULL OR lease_until < $1) LIMIT 1",
+    )
+    .bind(now)
+    .fetch_optional(state.store.pool())
+    .await?;
+    if due.is_none() {
+        return Ok(Vec::new());
+    }
     let mut tx = state.store.begin().await?;
     let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(now + LEASE_MS)

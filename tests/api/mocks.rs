@@ -273,6 +273,8 @@ struct FcmInner {
     public_key_pem: Vec<u8>,
     issued: HashSet<String>,
     token_requests: usize,
+    /// `expires_in` of issued tokens, in seconds.
+    token_lifetime: u64,
     scripts: HashMap<String, VecDeque<Script>>,
     received: Vec<FcmReceived>,
 }
@@ -293,6 +295,7 @@ impl MockFcm {
         let private_pem = String::from_utf8(pkey.private_key_to_pem_pkcs8().unwrap()).unwrap();
         let inner = Arc::new(Mutex::new(FcmInner {
             public_key_pem: pkey.public_key_to_pem().unwrap(),
+            token_lifetime: 3599,
             ..Default::default()
         }));
         let router = Router::new()
@@ -334,6 +337,11 @@ impl MockFcm {
         self.inner.lock().unwrap().received.clone()
     }
 
+    /// Issue tokens that expire after this many seconds.
+    pub fn set_token_lifetime(&self, secs: u64) {
+        self.inner.lock().unwrap().token_lifetime = secs;
+    }
+
     pub fn token_requests(&self) -> usize {
         self.inner.lock().unwrap().token_requests
     }
@@ -368,7 +376,8 @@ async fn fcm_token(
     let mut guard = inner.lock().unwrap();
     guard.token_requests += 1;
     guard.issued.insert(token.clone());
-    axum::Json(json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}))
+    let lifetime = guard.token_lifetime;
+    axum::Json(json!({"access_token": token, "expires_in": lifetime, "token_type": "Bearer"}))
         .into_response()
 }
 

@@ -613,3 +613,46 @@ async fn devices_register_update_move_and_unregister(backend: Backend) {
     w.app.stop().await;
 }
 both_backends!(devices_register_update_move_and_unregister);
+
+async fn expired_fcm_tokens_are_refreshed(backend: Backend) {
+    let w = world(backend).await;
+    // Tokens that are already stale when issued (inside gcp_auth's refresh margin).
+    w.fcm.set_token_lifetime(5);
+    w.register_fcm(&w.zon, "fcm-token-zon-00000000000000001")
+        .await;
+    w.personal_message(&w.zon, "Een").await;
+    w.deliver().await;
+    w.personal_message(&w.zon, "Twee").await;
+    w.deliver().await;
+    assert_eq!(w.fcm.received().len(), 2);
+    assert_eq!(
+        w.fcm.token_requests(),
+        2,
+        "a fresh token for each send once the old one expired"
+    );
+    w.app.stop().await;
+}
+both_backends!(expired_fcm_tokens_are_refreshed);
+
+async fn racing_workers_claim_disjoint_deliveries(backend: Backend) {
+    let w = world(backend).await;
+    for i in 0..12 {
+        w.register_fcm(&w.zon, &format!("fcm-token-race-{i:020}"))
+            .await;
+    }
+    for i in 0..5 {
+        w.personal_message(&w.zon, &format!("Bericht {i}")).await;
+    }
+    // 60 deliveries; two instances claim at the same moment.
+    let state = &w.app.state;
+    let (a, b) = tokio::join!(
+        kring::jobs::delivery::claim(state, 40),
+        kring::jobs::delivery::claim(state, 40)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let all: std::collections::HashSet<_> = a.iter().chain(b.iter()).cloned().collect();
+    assert_eq!(all.len(), a.len() + b.len(), "no delivery claimed twice");
+    assert_eq!(all.len(), 60, "every due delivery claimed once");
+    w.app.stop().await;
+}
+both_backends!(racing_workers_claim_disjoint_deliveries);
