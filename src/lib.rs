@@ -7,7 +7,8 @@
 //!   [`circles`] (with invites and memberships), [`posts`], [`checkins`],
 //!   [`devices`], [`notifications`] (the inbox and its producers).
 //! - [`push`]: providers behind one trait and the response classification;
-//!   [`jobs`]: the delivery workers; [`metrics`]: `/metrics`.
+//!   [`jobs`]: the delivery workers and the scheduler; [`metrics`]: `/metrics`.
+//! - [`silence`]: the silence engine: nudges, alerts, escalation.
 //! - [`clock`]: injected time, so tests move days in milliseconds.
 //!
 //! [`run`] serves the API until a shutdown signal; tests call [`serve`] with
@@ -29,6 +30,7 @@ pub mod organisations;
 pub mod posts;
 pub mod push;
 pub mod secrets;
+pub mod silence;
 pub mod state;
 pub mod store;
 
@@ -92,6 +94,7 @@ pub async fn serve(
     let tracker = TaskTracker::new();
     tracker.spawn(upkeep(state.clone(), cancel.clone()));
     tracker.spawn(jobs::delivery::run(state.clone(), cancel.clone()));
+    tracker.spawn(jobs::silence::run(state.clone(), cancel.clone()));
 
     let app = http::router::app(state);
     let stop = cancel.clone();

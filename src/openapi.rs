@@ -38,6 +38,7 @@ use crate::error::{FieldError, Problem};
         (name = "checkins", description = "How members are doing, and \"I'm OK\""),
         (name = "devices", description = "Devices that receive push notifications"),
         (name = "notifications", description = "The inbox, preferences and personal messages. Push payloads follow the `PushPayload` schema (also committed as `openapi/push-payload.schema.json`)."),
+        (name = "alerts", description = "The silence engine's alerts for workers, and the circle overview"),
         (name = "operations", description = "Health checks, metrics and the spec"),
     )
 )]

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
-use crate::accounts::types::{LocalTime, Locale, QuietHours, TimeZoneName};
+use crate::accounts::types::{LocalTime, Locale, QuietHours, TimeZoneName, WorkingHoursSetting};
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::{Caller, Json, Role};
@@ -35,6 +35,8 @@ pub struct Me {
     /// The member's preferred local time for reminders, `HH:MM`.
     #[schema(example = "10:00")]
     pub preferred_reminder_time: Option<String>,
+    /// Staff only: when silence alerts may reach you.
+    pub working_hours: Option<WorkingHoursSetting>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: jiff::Timestamp,
 }
@@ -52,23 +54,38 @@ struct MeRow {
     quiet_start_min: i64,
     quiet_end_min: i64,
     reminder_time_min: Option<i64>,
+    work_days: String,
+    work_start_min: i64,
+    work_end_min: i64,
     created_at: i64,
 }
 
 pub async fn load_me(conn: &mut AnyConnection, account_id: &str) -> ApiResult<Me> {
     let row: Option<MeRow> = sqlx::query_as(
         "SELECT id, organisation_id, role, display_name, email, login_name, locale, time_zone,
-                quiet_start_min, quiet_end_min, reminder_time_min, created_at
+                quiet_start_min, quiet_end_min, reminder_time_min, work_days, work_start_min, work_end_min, created_at
          FROM accounts WHERE id = $1",
     )
     .bind(account_id)
     .fetch_optional(&mut *conn)
     .await?;
     let row = row.ok_or(ApiError::NotFound("account"))?;
+    let role = Role::parse(&row.role).map_err(ApiError::Internal)?;
+    let working_hours = role.is_staff().then(|| WorkingHoursSetting {
+        days: row
+            .work_days
+            .bytes()
+            .filter(u8::is_ascii_digit)
+            .map(|b| i64::from(b - b'0'))
+            .collect(),
+        start: LocalTime::format(row.work_start_min),
+        end: LocalTime::format(row.work_end_min),
+    });
     Ok(Me {
         id: row.id,
         organisation_id: row.organisation_id,
-        role: Role::parse(&row.role).map_err(ApiError::Internal)?,
+        role,
+        working_hours,
         display_name: row.display_name,
         email: row.email,
         login_name: row.login_name,
@@ -117,6 +134,8 @@ pub struct UpdateMe {
     pub preferred_reminder_time: Option<Option<String>>,
     /// Staff only: the name colleagues see, 1 to 80 characters.
     pub display_name: Option<String>,
+    /// Staff only: your working week.
+    pub working_hours: Option<WorkingHoursSetting>,
 }
 
 /// Change your locale, time zone, quiet hours or reminder time.
@@ -167,6 +186,37 @@ pub async fn update_me(
             },
         )
     });
+    let working = req.working_hours.as_ref().map(|w| {
+        if !caller.role.is_staff() {
+            v.fail("working_hours", "only staff have working hours");
+            return None;
+        }
+        let start = v.check("working_hours.start", LocalTime::parse(&w.start));
+        let end = v.check("working_hours.end", LocalTime::parse(&w.end));
+        if w.days.is_empty() || w.days.iter().any(|d| !(1..=7).contains(d)) {
+            v.fail(
+                "working_hours.days",
+                "must list weekdays 1 (Monday) to 7 (Sunday)",
+            );
+        }
+        match (start, end) {
+            (Some(s), Some(e)) if s.minutes() < e.minutes() => {
+                let mut days: Vec<i64> = w.days.clone();
+                days.sort_unstable();
+                days.dedup();
+                Some((
+                    days.iter().map(i64::to_string).collect::<String>(),
+                    s.minutes(),
+                    e.minutes(),
+                ))
+            }
+            (Some(_), Some(_)) => {
+                v.fail("working_hours.end", "must be later than start");
+                None
+            }
+            _ => None,
+        }
+    });
     if let Some((Some(start), Some(end))) = quiet
         && start == end
     {
@@ -204,6 +254,15 @@ pub async fn update_me(
             .execute(&mut *tx)
             .await?;
     }
+    if let Some(Some((days, start, end))) = working {
+        sqlx::query("UPDATE accounts SET work_days = $1, work_start_min = $2, work_end_min = $3 WHERE id = $4")
+            .bind(days)
+            .bind(start)
+            .bind(end)
+            .bind(&caller.account_id)
+            .execute(&mut *tx)
+            .await?;
+    }
     if let Some(Some(name)) = display_name {
         sqlx::query("UPDATE accounts SET display_name = $1 WHERE id = $2")
             .bind(name)
@@ -211,6 +270,7 @@ pub async fn update_me(
             .execute(&mut *tx)
             .await?;
     }
+    crate::silence::engine::reschedule_account(&mut tx, &caller.account_id).await?;
     let me = load_me(&mut tx, &caller.account_id).await?;
     tx.commit().await?;
     Ok(axum::Json(me))

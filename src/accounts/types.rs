@@ -112,3 +112,16 @@ mod tests {
         assert!(TimeZoneName::parse("").is_err());
     }
 }
+
+/// When a worker works, in their own time zone: alerts about silence reach
+/// them only then, and escalation counts only these hours.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"days": [1, 2, 3, 4, 5], "start": "09:00", "end": "17:00"}))]
+pub struct WorkingHoursSetting {
+    /// ISO weekdays: 1 = Monday … 7 = Sunday.
+    pub days: Vec<i64>,
+    #[schema(example = "09:00")]
+    pub start: String,
+    #[schema(example = "17:00")]
+    pub end: String,
+}

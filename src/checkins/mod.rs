@@ -165,6 +165,9 @@ async fn insert(
     .execute(&mut *tx)
     .await?;
     record_activity(&mut tx, &membership_id, now).await?;
+    if wants_contact {
+        crate::silence::engine::contact_request(&mut tx, &membership_id, now).await?;
+    }
     let row: CheckinRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{CHECKIN_SELECT} WHERE c.id = $1"
     )))

@@ -532,6 +532,7 @@ pub async fn update_circle(
         .execute(&mut *tx)
         .await?;
     }
+    crate::silence::engine::reschedule_circle(&mut tx, id).await?;
     let circle = load_circle(&mut tx, id, &caller.account_id).await?;
     tx.commit().await?;
     Ok(axum::Json(circle))

@@ -369,6 +369,7 @@ pub async fn update_membership(
             .execute(&mut *tx)
             .await?;
     }
+    crate::silence::engine::reschedule(&mut tx, &id).await?;
     let view = load_member(&mut tx, &id, now).await?;
     tx.commit().await?;
     Ok(axum::Json(view))
@@ -454,6 +455,7 @@ pub async fn leave(
         .bind(&id)
         .execute(&mut *tx)
         .await?;
+    crate::silence::engine::reschedule(&mut tx, &id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

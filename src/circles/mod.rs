@@ -154,5 +154,6 @@ pub async fn record_activity(
         .bind(membership_id)
         .execute(&mut *conn)
         .await?;
-    Ok(())
+    // Activity ends the silence: the ladder restarts, open alerts clear.
+    crate::silence::engine::on_activity(conn, membership_id, now).await
 }

@@ -18,7 +18,9 @@ use crate::error::ApiError;
 use crate::http::extract::has_encoded_control;
 use crate::openapi::{ApiDoc, CommonResponses};
 use crate::state::AppState;
-use crate::{accounts, checkins, circles, devices, metrics, notifications, organisations, posts};
+use crate::{
+    accounts, checkins, circles, devices, metrics, notifications, organisations, posts, silence,
+};
 
 /// The spec as served, rendered once.
 #[derive(Clone)]
@@ -34,6 +36,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(checkins::router())
         .merge(devices::router())
         .merge(notifications::router())
+        .merge(silence::router())
         .routes(routes!(metrics::metrics))
         .routes(routes!(healthz))
         .routes(routes!(readyz))

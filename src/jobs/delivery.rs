@@ -175,7 +175,7 @@ impl Claimed {
 /// The buttons a notification of this kind offers.
 pub fn actions_for(kind: NotificationKind) -> Vec<PushAction> {
     match kind {
-        NotificationKind::PersonalMessage => vec![PushAction::ImOk],
+        NotificationKind::PersonalMessage | NotificationKind::Nudge => vec![PushAction::ImOk],
         _ => Vec::new(),
     }
 }

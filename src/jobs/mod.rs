@@ -3,3 +3,4 @@
 //! between batches when cancelled.
 
 pub mod delivery;
+pub mod silence;

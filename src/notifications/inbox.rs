@@ -418,6 +418,7 @@ pub async fn personal_message(
         post_id: None,
         membership_id: Some(membership_id),
         alert_id: None,
+        deliver_at: None,
     };
     let notification_id = notify(&mut tx, now, &out).await?;
     tx.commit().await?;

@@ -77,6 +77,7 @@ pub async fn on_post_created(
                     post_id: Some(post_id.to_owned()),
                     membership_id: None,
                     alert_id: None,
+                    deliver_at: None,
                 };
                 notify(conn, now, &out).await?;
             }
@@ -108,6 +109,7 @@ pub async fn on_post_created(
             post_id: Some(post_id.to_owned()),
             membership_id: None,
             alert_id: None,
+            deliver_at: None,
         };
         notify(conn, now, &out).await?;
     }
@@ -153,6 +155,7 @@ pub async fn on_reaction(
         post_id: Some(post_id.to_owned()),
         membership_id: None,
         alert_id: None,
+        deliver_at: None,
     };
     notify(conn, now, &out).await?;
     Ok(())

@@ -24,12 +24,18 @@ pub struct Outgoing {
     pub post_id: Option<String>,
     pub membership_id: Option<String>,
     pub alert_id: Option<String>,
+    /// Deliver pushes from this moment instead of after the recipient's quiet
+    /// hours (workers' alerts follow their working hours; urgent ones go now).
+    pub deliver_at: Option<i64>,
 }
 
 impl Outgoing {
     fn urgency(&self) -> Urgency {
         match self.kind {
-            NotificationKind::PersonalMessage => Urgency::High,
+            NotificationKind::PersonalMessage
+            | NotificationKind::Alert
+            | NotificationKind::AlertEscalated => Urgency::High,
+            NotificationKind::Nudge => Urgency::Normal,
             NotificationKind::Reply => Urgency::Normal,
             _ => Urgency::Low,
         }
@@ -37,12 +43,17 @@ impl Outgoing {
 
     fn ttl_secs(&self) -> i64 {
         match self.kind {
-            NotificationKind::PersonalMessage => 72 * 3600,
+            NotificationKind::PersonalMessage
+            | NotificationKind::Alert
+            | NotificationKind::AlertEscalated => 72 * 3600,
             _ => 24 * 3600,
         }
     }
 
     fn deep_link(&self) -> String {
+        if let Some(alert) = &self.alert_id {
+            return format!("kring://alerts/{alert}");
+        }
         match (&self.circle_id, &self.post_id) {
             (Some(c), Some(p)) => format!("kring://circles/{c}/posts/{p}"),
             (Some(c), None) => format!("kring://circles/{c}"),

@@ -28,6 +28,24 @@ fn reaction_word(locale: Locale, kind: &str) -> &'static str {
     }
 }
 
+/// The warm texts of nudges; a member never gets the same one twice in a row.
+pub const NUDGES_NL: &[&str] = &[
+    "We denken aan je. Laat je even weten hoe het gaat?",
+    "Het is een paar dagen stil. Alles goed? Een kort berichtje is genoeg.",
+    "Je kring mist je. Zin om iets te delen?",
+    "Even een zacht duwtje: hoe is het met je?",
+    "Geen haast. Als je wilt, tik op 'Het gaat goed'.",
+    "Fijn als je even van je laat horen, wanneer het jou uitkomt.",
+];
+pub const NUDGES_EN: &[&str] = &[
+    "We're thinking of you. How are you doing?",
+    "It's been quiet for a few days. All well? A short message is enough.",
+    "Your circle misses you. Feel like sharing something?",
+    "A gentle nudge: how are things?",
+    "No rush. If you like, tap 'I'm OK'.",
+    "It would be good to hear from you, whenever suits you.",
+];
+
 /// Title and body for a notification in the recipient's language.
 pub fn render(kind: NotificationKind, locale: Locale, p: &TextParams) -> (String, String) {
     let circle = &p.circle_name;
@@ -85,6 +103,49 @@ pub fn render(kind: NotificationKind, locale: Locale, p: &TextParams) -> (String
         (NotificationKind::PersonalMessage, Locale::En) => (
             format!("{actor} is thinking of you"),
             p.message.clone().unwrap_or_default(),
+        ),
+        (NotificationKind::Nudge, Locale::Nl) => (
+            format!("Hoe gaat het? ({circle})"),
+            p.message.clone().unwrap_or_default(),
+        ),
+        (NotificationKind::Nudge, Locale::En) => (
+            format!("How are you? ({circle})"),
+            p.message.clone().unwrap_or_default(),
+        ),
+        (NotificationKind::Alert, Locale::Nl) => match p.reaction.as_deref() {
+            Some("contact_request") => {
+                (format!("{actor} wil graag contact"), format!("In {circle}"))
+            }
+            _ => (
+                format!("{actor} is al {} dagen stil", p.count),
+                format!("In {circle}"),
+            ),
+        },
+        (NotificationKind::Alert, Locale::En) => match p.reaction.as_deref() {
+            Some("contact_request") => (
+                format!("{actor} would like contact"),
+                format!("In {circle}"),
+            ),
+            _ => (
+                format!("{actor} has been quiet for {} days", p.count),
+                format!("In {circle}"),
+            ),
+        },
+        (NotificationKind::AlertEscalated, Locale::Nl) => (
+            format!("Signaal over {actor} is niet opgepakt"),
+            format!("In {circle}; nog niemand heeft het signaal bevestigd."),
+        ),
+        (NotificationKind::AlertEscalated, Locale::En) => (
+            format!("Alert about {actor} not acknowledged"),
+            format!("In {circle}; nobody has acknowledged the alert yet."),
+        ),
+        (NotificationKind::AllClear, Locale::Nl) => (
+            format!("{actor} is weer actief"),
+            format!("Het signaal in {circle} is vanzelf opgelost."),
+        ),
+        (NotificationKind::AllClear, Locale::En) => (
+            format!("{actor} is active again"),
+            format!("The alert in {circle} resolved itself."),
         ),
     }
 }

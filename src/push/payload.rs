@@ -22,6 +22,14 @@ pub enum NotificationKind {
     Reaction,
     /// A worker's personal "thinking of you".
     PersonalMessage,
+    /// A gentle reminder to a member who has been quiet; offers "I'm OK".
+    Nudge,
+    /// To workers: a member has been quiet for long, or asked for contact.
+    Alert,
+    /// To coordinators: an alert nobody acknowledged in time.
+    AlertEscalated,
+    /// To workers: the member of an open alert is active again.
+    AllClear,
 }
 
 impl NotificationKind {
@@ -32,6 +40,10 @@ impl NotificationKind {
             Self::PostDigest => "post_digest",
             Self::Reaction => "reaction",
             Self::PersonalMessage => "personal_message",
+            Self::Nudge => "nudge",
+            Self::Alert => "alert",
+            Self::AlertEscalated => "alert_escalated",
+            Self::AllClear => "all_clear",
         }
     }
 
@@ -42,6 +54,10 @@ impl NotificationKind {
             "post_digest" => Ok(Self::PostDigest),
             "reaction" => Ok(Self::Reaction),
             "personal_message" => Ok(Self::PersonalMessage),
+            "nudge" => Ok(Self::Nudge),
+            "alert" => Ok(Self::Alert),
+            "alert_escalated" => Ok(Self::AlertEscalated),
+            "all_clear" => Ok(Self::AllClear),
             other => Err(format!("unknown notification kind {other}")),
         }
     }

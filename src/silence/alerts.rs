@@ -1,0 +1,592 @@
+//! Alerts for workers: list, acknowledge, snooze, resolve; and the overview
+//! of how each member of a circle is doing.
+
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::circles::access;
+use crate::clock::{from_ms, opt_from_ms};
+use crate::error::{ApiError, ApiResult};
+use crate::http::time::parse_timestamp;
+use crate::http::{Caller, Json, Query, Role};
+use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::state::AppState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    Open,
+    Acknowledged,
+    Snoozed,
+    Resolved,
+}
+
+/// How a worker closed an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolutionOutcome {
+    /// Spoke with the member.
+    Reached,
+    /// Tried, no answer.
+    NoAnswer,
+    /// No contact needed.
+    NotNeeded,
+    /// Handed over to someone else.
+    Referred,
+    Other,
+    /// Set by Kring: the member was active again.
+    MemberActive,
+}
+
+impl ResolutionOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Reached => "reached",
+            Self::NoAnswer => "no_answer",
+            Self::NotNeeded => "not_needed",
+            Self::Referred => "referred",
+            Self::Other => "other",
+            Self::MemberActive => "member_active",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "reached" => Self::Reached,
+            "no_answer" => Self::NoAnswer,
+            "not_needed" => Self::NotNeeded,
+            "referred" => Self::Referred,
+            "other" => Self::Other,
+            "member_active" => Self::MemberActive,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Alert {
+    pub id: String,
+    pub circle_id: String,
+    pub membership_id: String,
+    #[schema(example = "Zonnebloem")]
+    pub pseudonym: String,
+    /// `silence` (the policy's alert step) or `contact_request` (the member asked).
+    #[schema(example = "silence")]
+    pub reason: String,
+    pub status: AlertStatus,
+    /// When the silence began.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub silent_since: Option<jiff::Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
+    pub opened_at: jiff::Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub acknowledged_at: Option<jiff::Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub snoozed_until: Option<jiff::Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub resolved_at: Option<jiff::Timestamp>,
+    pub resolution_outcome: Option<ResolutionOutcome>,
+    pub resolution_note: Option<String>,
+    /// When it goes to the coordinators if nobody acknowledges it.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub escalate_at: Option<jiff::Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub escalated_at: Option<jiff::Timestamp>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertList {
+    pub items: Vec<Alert>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AlertRow {
+    id: String,
+    circle_id: String,
+    membership_id: String,
+    pseudonym: String,
+    reason: String,
+    status: String,
+    silence_start: Option<i64>,
+    opened_at: i64,
+    acknowledged_at: Option<i64>,
+    snoozed_until: Option<i64>,
+    resolved_at: Option<i64>,
+    resolution_outcome: Option<String>,
+    resolution_note: Option<String>,
+    escalate_at: Option<i64>,
+    escalated_at: Option<i64>,
+}
+
+impl AlertRow {
+    fn into_view(self) -> Alert {
+        Alert {
+            status: match self.status.as_str() {
+                "acknowledged" => AlertStatus::Acknowledged,
+                "snoozed" => AlertStatus::Snoozed,
+                "resolved" => AlertStatus::Resolved,
+                _ => AlertStatus::Open,
+            },
+            id: self.id,
+            circle_id: self.circle_id,
+            membership_id: self.membership_id,
+            pseudonym: self.pseudonym,
+            reason: self.reason,
+            silent_since: opt_from_ms(self.silence_start),
+            opened_at: from_ms(self.opened_at),
+            acknowledged_at: opt_from_ms(self.acknowledged_at),
+            snoozed_until: opt_from_ms(self.snoozed_until),
+            resolved_at: opt_from_ms(self.resolved_at),
+            resolution_outcome: self
+                .resolution_outcome
+                .as_deref()
+                .and_then(ResolutionOutcome::parse),
+            resolution_note: self.resolution_note,
+            escalate_at: opt_from_ms(self.escalate_at),
+            escalated_at: opt_from_ms(self.escalated_at),
+        }
+    }
+}
+
+const ALERT_SELECT: &str =
+    "SELECT al.id, al.circle_id, al.membership_id, m.pseudonym, al.reason, al.status,
+        al.silence_start, al.opened_at, al.acknowledged_at, al.snoozed_until, al.resolved_at,
+        al.resolution_outcome, al.resolution_note, al.escalate_at, al.escalated_at
+    FROM alerts al JOIN memberships m ON m.id = al.membership_id";
+
+/// The alert, when the caller is a worker of its circle or a coordinator of
+/// its organisation; otherwise it does not exist.
+async fn visible_alert(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    alert_id: &str,
+) -> ApiResult<AlertRow> {
+    caller
+        .require_staff()
+        .map_err(|_| ApiError::NotFound("alert"))?;
+    let row: Option<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{ALERT_SELECT}
+         WHERE al.id = $1 AND al.organisation_id = $2
+           AND ($3 = 1 OR EXISTS (SELECT 1 FROM memberships w WHERE w.circle_id = al.circle_id
+                                  AND w.account_id = $4 AND w.role = 'worker' AND w.left_at IS NULL))"
+    )))
+    .bind(alert_id)
+    .bind(&caller.organisation_id)
+    .bind(i64::from(caller.role == Role::Coordinator))
+    .bind(&caller.account_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.ok_or(ApiError::NotFound("alert"))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AlertQuery {
+    /// `open` (default: everything not resolved), `acknowledged`, `snoozed`, `resolved` or `all`.
+    pub status: Option<String>,
+    /// Only this circle.
+    pub circle_id: Option<String>,
+}
+
+/// Staff: alerts of your circles (coordinators: the whole organisation),
+/// newest first, at most 200.
+#[utoipa::path(
+    get, path = "/v1/alerts", tag = "alerts",
+    security(("bearer" = [])),
+    params(AlertQuery),
+    responses(
+        (status = 200, description = "Alerts", body = AlertList),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn list_alerts(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<AlertQuery>,
+) -> ApiResult<axum::Json<AlertList>> {
+    caller.require_staff()?;
+    let status = match query.status.as_deref() {
+        None => "unresolved",
+        Some(s @ ("open" | "acknowledged" | "snoozed" | "resolved" | "all")) => s,
+        Some(_) => {
+            return Err(ApiError::field(
+                "status",
+                "must be open, acknowledged, snoozed, resolved or all",
+            ));
+        }
+    };
+    let rows: Vec<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{ALERT_SELECT}
+         WHERE al.organisation_id = $1
+           AND ($2 = 1 OR EXISTS (SELECT 1 FROM memberships w WHERE w.circle_id = al.circle_id
+                                  AND w.account_id = $3 AND w.role = 'worker' AND w.left_at IS NULL))
+           AND ($4 = 'all' OR ($4 = 'unresolved' AND al.status <> 'resolved') OR al.status = $4)
+           AND ($5 = '' OR al.circle_id = $5)
+         ORDER BY al.opened_at DESC, al.id DESC LIMIT 200"
+    )))
+    .bind(&caller.organisation_id)
+    .bind(i64::from(caller.role == Role::Coordinator))
+    .bind(&caller.account_id)
+    .bind(status)
+    .bind(query.circle_id.unwrap_or_default())
+    .fetch_all(state.store.pool())
+    .await?;
+    Ok(axum::Json(AlertList {
+        items: rows.into_iter().map(AlertRow::into_view).collect(),
+    }))
+}
+
+/// Staff: one alert.
+#[utoipa::path(
+    get, path = "/v1/alerts/{alert_id}", tag = "alerts",
+    security(("bearer" = [])),
+    params(("alert_id" = String, Path, description = "The alert's id")),
+    responses(
+        (status = 200, description = "The alert", body = Alert),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn get_alert(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(alert_id): Path<String>,
+) -> ApiResult<axum::Json<Alert>> {
+    let mut conn = state.store.pool().acquire().await?;
+    Ok(axum::Json(
+        visible_alert(&mut conn, &caller, &alert_id)
+            .await?
+            .into_view(),
+    ))
+}
+
+/// Opens a transaction on an alert the caller may change (not resolved).
+async fn changeable(
+    state: &AppState,
+    caller: &Caller,
+    alert_id: &str,
+) -> ApiResult<(crate::store::Tx, String)> {
+    let mut tx = state.store.begin().await?;
+    let row = visible_alert(&mut tx, caller, alert_id).await?;
+    if row.status == "resolved" {
+        return Err(ApiError::conflict(
+            "alert_resolved",
+            "This alert is already resolved",
+        ));
+    }
+    Ok((tx, row.id))
+}
+
+async fn finish(
+    mut tx: crate::store::Tx,
+    caller: &Caller,
+    alert_id: &str,
+) -> ApiResult<axum::Json<Alert>> {
+    let row = visible_alert(&mut tx, caller, alert_id).await?;
+    tx.commit().await?;
+    Ok(axum::Json(row.into_view()))
+}
+
+/// Staff: acknowledge an alert ("I'm on it"). Stops the escalation to the coordinators.
+#[utoipa::path(
+    post, path = "/v1/alerts/{alert_id}/acknowledge", tag = "alerts",
+    security(("bearer" = [])),
+    params(("alert_id" = String, Path, description = "The alert's id")),
+    responses(
+        (status = 200, description = "Acknowledged", body = Alert),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(alert_id): Path<String>,
+) -> ApiResult<axum::Json<Alert>> {
+    let (mut tx, id) = changeable(&state, &caller, &alert_id).await?;
+    sqlx::query(
+        "UPDATE alerts SET status = 'acknowledged', acknowledged_at = COALESCE(acknowledged_at, $1),
+                acknowledged_by = COALESCE(acknowledged_by, $2), snoozed_until = NULL, updated_at = $1
+         WHERE id = $3",
+    )
+    .bind(state.now_ms())
+    .bind(&caller.account_id)
+    .bind(&id)
+    .execute(&mut *tx)
+    .await?;
+    finish(tx, &caller, &id).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SnoozeRequest {
+    /// When to be reminded again: in the future, at most 14 days ahead.
+    #[schema(example = "2026-11-23T09:00:00Z")]
+    pub until: String,
+}
+
+/// Staff: snooze an alert until a time; it opens again then.
+#[utoipa::path(
+    post, path = "/v1/alerts/{alert_id}/snooze", tag = "alerts",
+    security(("bearer" = [])),
+    params(("alert_id" = String, Path, description = "The alert's id")),
+    request_body = SnoozeRequest,
+    responses(
+        (status = 200, description = "Snoozed", body = Alert),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn snooze(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(alert_id): Path<String>,
+    Json(req): Json<SnoozeRequest>,
+) -> ApiResult<axum::Json<Alert>> {
+    let now = state.now_ms();
+    let until = parse_timestamp(&req.until)
+        .and_then(|t| {
+            let ms = t.as_millisecond();
+            if ms <= now || ms > now + 14 * 86_400_000 {
+                Err("must be in the future, at most 14 days ahead".to_owned())
+            } else {
+                Ok(ms)
+            }
+        })
+        .map_err(|m| ApiError::field("until", m))?;
+    let (mut tx, id) = changeable(&state, &caller, &alert_id).await?;
+    // Snoozing is handling it: it counts as an acknowledgement.
+    sqlx::query(
+        "UPDATE alerts SET status = 'snoozed', snoozed_until = $1, acknowledged_at = COALESCE(acknowledged_at, $2),
+                acknowledged_by = COALESCE(acknowledged_by, $3), updated_at = $2
+         WHERE id = $4",
+    )
+    .bind(until)
+    .bind(now)
+    .bind(&caller.account_id)
+    .bind(&id)
+    .execute(&mut *tx)
+    .await?;
+    finish(tx, &caller, &id).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ResolveRequest {
+    /// `reached`, `no_answer`, `not_needed`, `referred` or `other`.
+    pub outcome: ResolutionOutcome,
+    /// A short note for colleagues, up to 1000 characters. Not for the member.
+    #[schema(example = "Gebeld; gaat goed, was op vakantie.")]
+    pub note: Option<String>,
+}
+
+/// Staff: resolve an alert with an outcome and a note.
+#[utoipa::path(
+    post, path = "/v1/alerts/{alert_id}/resolve", tag = "alerts",
+    security(("bearer" = [])),
+    params(("alert_id" = String, Path, description = "The alert's id")),
+    request_body = ResolveRequest,
+    responses(
+        (status = 200, description = "Resolved", body = Alert),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn resolve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(alert_id): Path<String>,
+    Json(req): Json<ResolveRequest>,
+) -> ApiResult<axum::Json<Alert>> {
+    if req.outcome == ResolutionOutcome::MemberActive {
+        return Err(ApiError::field(
+            "outcome",
+            "member_active is set by Kring itself",
+        ));
+    }
+    let note = req
+        .note
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned);
+    if note.as_ref().is_some_and(|n| n.chars().count() > 1000) {
+        return Err(ApiError::field("note", "must be at most 1000 characters"));
+    }
+    let (mut tx, id) = changeable(&state, &caller, &alert_id).await?;
+    sqlx::query(
+        "UPDATE alerts SET status = 'resolved', resolved_at = $1, resolved_by = $2, snoozed_until = NULL,
+                resolution_outcome = $3, resolution_note = $4, updated_at = $1
+         WHERE id = $5",
+    )
+    .bind(state.now_ms())
+    .bind(&caller.account_id)
+    .bind(req.outcome.as_str())
+    .bind(note)
+    .bind(&id)
+    .execute(&mut *tx)
+    .await?;
+    finish(tx, &caller, &id).await
+}
+
+/// Where a member stands, as their worker sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberCondition {
+    /// Active within the circle's rhythm.
+    Active,
+    /// Quiet for longer than the rhythm.
+    Quiet,
+    /// Quiet, and nudged in this silence.
+    Nudged,
+    /// An unresolved alert.
+    Alerted,
+    /// Taking a break until `away_until`.
+    Away,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberOverview {
+    pub membership_id: String,
+    #[schema(example = "Zonnebloem")]
+    pub pseudonym: String,
+    pub condition: MemberCondition,
+    /// Hours since the last activity.
+    #[schema(example = 52)]
+    pub quiet_for_hours: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub last_activity_at: jiff::Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub away_until: Option<jiff::Timestamp>,
+    pub nudges_enabled: bool,
+    /// The next step of the escalation policy, and when.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_step_due_at: Option<jiff::Timestamp>,
+    pub open_alert_id: Option<String>,
+    /// The moods of the last five mood check-ins, oldest first.
+    pub recent_moods: Vec<i64>,
+    /// The average mood over the last 14 days, if any.
+    pub mood_average_14d: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CircleOverview {
+    pub circle_id: String,
+    pub rhythm_days: i64,
+    pub members: Vec<MemberOverview>,
+}
+
+#[derive(sqlx::FromRow)]
+struct OverviewRow {
+    id: String,
+    pseudonym: String,
+    last_activity_at: i64,
+    away_until: Option<i64>,
+    nudges_enabled: i64,
+    silence_start_at: Option<i64>,
+    next_step_due_at: Option<i64>,
+    open_alert_id: Option<String>,
+    nudged: i64,
+}
+
+/// Staff: how each member of the circle is doing.
+#[utoipa::path(
+    get, path = "/v1/circles/{circle_id}/overview", tag = "alerts",
+    security(("bearer" = [])),
+    params(("circle_id" = String, Path, description = "The circle's id")),
+    responses(
+        (status = 200, description = "Each member's state", body = CircleOverview),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn overview(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(circle_id): Path<String>,
+) -> ApiResult<axum::Json<CircleOverview>> {
+    let now = state.now_ms();
+    let mut conn = state.store.pool().acquire().await?;
+    let access = access(&mut conn, &caller, &circle_id).await?;
+    access.require_staff()?;
+    let rhythm_days: i64 = sqlx::query_scalar("SELECT rhythm_days FROM circles WHERE id = $1")
+        .bind(&access.circle_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let rows: Vec<OverviewRow> = sqlx::query_as(
+        "SELECT m.id, m.pseudonym, m.last_activity_at, m.away_until, m.nudges_enabled, m.silence_start_at,
+                m.next_step_due_at,
+                (SELECT al.id FROM alerts al WHERE al.membership_id = m.id AND al.status <> 'resolved'
+                 ORDER BY al.opened_at DESC LIMIT 1) AS open_alert_id,
+                (SELECT COUNT(*) FROM silence_steps s WHERE s.membership_id = m.id
+                   AND s.silence_start = m.silence_start_at AND s.action = 'nudge') AS nudged
+         FROM memberships m
+         WHERE m.circle_id = $1 AND m.role = 'member' AND m.left_at IS NULL
+         ORDER BY m.pseudonym_key",
+    )
+    .bind(&access.circle_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut members = Vec::with_capacity(rows.len());
+    for row in rows {
+        let moods: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT mood, created_at FROM checkins WHERE membership_id = $1 AND kind = 'mood'
+             ORDER BY created_at DESC LIMIT 30",
+        )
+        .bind(&row.id)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut recent: Vec<i64> = moods.iter().take(5).map(|(m, _)| *m).collect();
+        recent.reverse();
+        let window: Vec<i64> = moods
+            .iter()
+            .filter(|(_, at)| *at >= now - 14 * 86_400_000)
+            .map(|(m, _)| *m)
+            .collect();
+        let average =
+            (!window.is_empty()).then(|| window.iter().sum::<i64>() as f64 / window.len() as f64);
+        let condition = if row.away_until.is_some_and(|a| a > now) {
+            MemberCondition::Away
+        } else if row.open_alert_id.is_some() {
+            MemberCondition::Alerted
+        } else if row.nudged > 0 && row.silence_start_at.is_some() {
+            MemberCondition::Nudged
+        } else if now - row.last_activity_at > rhythm_days * 86_400_000 {
+            MemberCondition::Quiet
+        } else {
+            MemberCondition::Active
+        };
+        members.push(MemberOverview {
+            membership_id: row.id,
+            pseudonym: row.pseudonym,
+            condition,
+            quiet_for_hours: (now - row.last_activity_at).max(0) / 3_600_000,
+            last_activity_at: from_ms(row.last_activity_at),
+            away_until: opt_from_ms(row.away_until).filter(|a| a.as_millisecond() > now),
+            nudges_enabled: row.nudges_enabled != 0,
+            next_step_due_at: opt_from_ms(row.next_step_due_at),
+            open_alert_id: row.open_alert_id,
+            recent_moods: recent,
+            mood_average_14d: average.map(|a| (a * 10.0).round() / 10.0),
+        });
+    }
+    Ok(axum::Json(CircleOverview {
+        circle_id: access.circle_id,
+        rhythm_days,
+        members,
+    }))
+}
