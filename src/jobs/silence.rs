@@ -77,7 +77,8 @@ pub async fn tick(state: &AppState) -> Result<Tick, sqlx::Error> {
     }
     let now = state.now_ms();
     let escalations: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM alerts WHERE escalate_at <= $1 AND escalated_at IS NULL AND status IN ('open', 'snoozed')",
+        "SELECT id FROM alerts WHERE escalate_at <= $1 AND escalated_at IS NULL AND status = 'open'
+           AND acknowledged_at IS NULL",
     )
     .bind(now)
     .fetch_all(state.store.pool())

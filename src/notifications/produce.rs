@@ -132,15 +132,21 @@ pub async fn notify(
     let (title, body) = render(out.kind, locale, &out.params);
     let id = new_id();
     insert_notification(conn, &id, out, locale, &title, &body, None, 1, now).await?;
+    let due = match out.deliver_at {
+        Some(at) => at.max(now),
+        None => quiet.next_allowed(now),
+    };
+    // A newer nudge replaces an older one on the device.
+    let collapse = (out.kind == NotificationKind::Nudge).then_some("nudge");
     enqueue(
         conn,
         &id,
         &out.account_id,
         now,
-        quiet.next_allowed(now),
+        due,
         out.ttl_secs(),
         out.urgency(),
-        None,
+        collapse,
     )
     .await?;
     Ok(id)

@@ -577,7 +577,8 @@ pub async fn escalate(
 ) -> Result<bool, sqlx::Error> {
     let taken = sqlx::query(
         "UPDATE alerts SET escalated_at = $1, updated_at = $1
-         WHERE id = $2 AND escalated_at IS NULL AND status IN ('open', 'snoozed') AND escalate_at <= $1",
+         WHERE id = $2 AND escalated_at IS NULL AND status = 'open' AND acknowledged_at IS NULL
+           AND escalate_at <= $1",
     )
     .bind(now)
     .bind(alert_id)

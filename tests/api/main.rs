@@ -17,3 +17,4 @@ mod openapi;
 mod posts;
 mod push;
 mod push_failures;
+mod silence;

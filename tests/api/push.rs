@@ -26,7 +26,7 @@ pub async fn world(backend: Backend) -> World {
     let (vapid, _) = kring::push::webpush::generate_vapid_keys().unwrap();
     let (key_file, fcm_base) = (fcm.key_file.clone(), fcm.base.clone());
     let app = TestApp::spawn_with_push(backend, move |c| {
-        c.access_token_ttl_secs = 90 * 86_400;
+        c.access_token_ttl_secs = 400 * 86_400;
         c.webpush_allowed_hosts = "127.0.0.1".into();
         c.webpush_allow_http = true;
         c.push_timeout_ms = 300;
