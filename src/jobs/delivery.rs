@@ -81,14 +81,11 @@ pub async fn claim(state: &AppState, limit: i64) -> Result<Vec<String>, sqlx::Er
          RETURNING id"
     );
     // A cheap read first: an idle outbox costs no write lock.
-    let due: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM deliveries WHERE status = 'pending' AND not_before <= $1
-           AND (lease_until IS NULL OR lease_until < $1) LIMIT 1",
-    )
-    .bind(now)
-    .fetch_optional(state.store.pool())
-    .await?;
-    if due.is_none() {
+    let earliest: Option<i64> =
+        sqlx::query_scalar("SELECT MIN(not_before) FROM deliveries WHERE status = 'pending'")
+            .fetch_one(state.store.pool())
+            .await?;
+    if earliest.is_none_or(|t| t > now) {
         return Ok(Vec::new());
     }
     let mut tx = state.store.begin().await?;

@@ -32,14 +32,12 @@ pub async fn claim(state: &AppState, limit: i64) -> Result<Vec<String>, sqlx::Er
         Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
-    let due: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM memberships WHERE next_step_due_at <= $1
-           AND (schedule_lease_until IS NULL OR schedule_lease_until < $1) LIMIT 1",
-    )
-    .bind(now)
-    .fetch_optional(state.store.pool())
-    .await?;
-    if due.is_none() {
+    // The earliest due time is one index lookup whatever the query plan (a
+    // `<= now LIMIT 1` probe may be planned as a scan on PostgreSQL).
+    let earliest: Option<i64> = sqlx::query_scalar("SELECT MIN(next_step_due_at) FROM memberships")
+        .fetch_one(state.store.pool())
+        .await?;
+    if earliest.is_none_or(|t| t > now) {
         return Ok(Vec::new());
     }
     let mut tx = state.store.begin().await?;

@@ -563,3 +563,43 @@ async fn every_step_fires_exactly_once(backend: Backend) {
     w.app.stop().await;
 }
 both_backends!(every_step_fires_exactly_once);
+
+async fn racing_schedulers_lose_nothing_and_duplicate_nothing(backend: Backend) {
+    let w = world(backend).await;
+    let app = &w.app;
+    let mut members = vec![w.zon.clone(), w.maan.clone()];
+    for i in 0..8 {
+        members.push(app.member(&w.worker, &w.circle, &format!("Lid {i}")).await);
+    }
+    // A scheduler fires Zon's first nudge and crashes before committing: the
+    // step and its notification vanish together.
+    app.clock.set("2026-03-04T09:00:00Z".parse().unwrap());
+    {
+        let mut tx = app.state.store.begin().await.unwrap();
+        let fired = kring::silence::engine::fire_due(&mut tx, w.zon.membership(), app.now_ms())
+            .await
+            .unwrap();
+        assert!(fired);
+        drop(tx);
+    }
+    // Two instances race through everything that is due.
+    let state = &app.state;
+    let (a, b) = tokio::join!(
+        kring::jobs::silence::run_until_idle(state),
+        kring::jobs::silence::run_until_idle(state)
+    );
+    assert_eq!(
+        a.unwrap().fired + b.unwrap().fired,
+        members.len(),
+        "each member's step fired once"
+    );
+    for m in &members {
+        assert_eq!(
+            w.inbox(m, "nudge").await.len(),
+            1,
+            "one nudge each, none lost"
+        );
+    }
+    w.app.stop().await;
+}
+both_backends!(racing_schedulers_lose_nothing_and_duplicate_nothing);
