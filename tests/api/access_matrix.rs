@@ -147,6 +147,12 @@ async fn role_by_route(backend: Backend) {
             format!("/v1/circles/{circle}/checkins/ok"),
             None,
         ),
+        route(
+            Method::POST,
+            format!("/v1/circles/{circle}/members/{m}/messages"),
+            Some(json!({"text": "Hoi"})),
+        ),
+        route(Method::GET, format!("/v1/circles/{circle}/overview"), None),
     ];
     let account_routes = vec![
         route(Method::GET, "/v1/me".into(), None),
@@ -175,6 +181,22 @@ async fn role_by_route(backend: Backend) {
             "/v1/circles".into(),
             Some(json!({"name": "Nieuw"})),
         ),
+        route(Method::GET, "/v1/devices".into(), None),
+        route(
+            Method::POST,
+            "/v1/devices".into(),
+            Some(json!({"kind": "fcm", "token": "fcm-token-0000000000000000000"})),
+        ),
+        route(Method::GET, "/v1/notifications".into(), None),
+        route(Method::GET, "/v1/notifications/unread-count".into(), None),
+        route(Method::POST, "/v1/notifications/read-all".into(), None),
+        route(Method::GET, "/v1/me/notification-preferences".into(), None),
+        route(
+            Method::PATCH,
+            "/v1/me/notification-preferences".into(),
+            Some(json!({"replies": false})),
+        ),
+        route(Method::GET, "/v1/alerts".into(), None),
     ];
 
     // No token: 401 everywhere.
@@ -266,6 +288,19 @@ async fn role_by_route(backend: Backend) {
             Some(json!({"name": "Eigen"})),
             "staff_only",
         ),
+        (
+            Method::POST,
+            format!("/v1/circles/{circle}/members/{m}/messages"),
+            Some(json!({"text": "Hoi"})),
+            "staff_only",
+        ),
+        (
+            Method::GET,
+            format!("/v1/circles/{circle}/overview"),
+            None,
+            "staff_only",
+        ),
+        (Method::GET, "/v1/alerts".into(), None, "staff_only"),
     ];
     for (method, path, body, code) in staff_only {
         app.request(method, &path, member.token(), body)
@@ -288,10 +323,9 @@ async fn role_by_route(backend: Backend) {
     .await
     .expect(200);
     // The member reads their own circle.
-    for r in circle_routes
-        .iter()
-        .filter(|r| r.method == Method::GET && !r.path.ends_with("/invites"))
-    {
+    for r in circle_routes.iter().filter(|r| {
+        r.method == Method::GET && !r.path.ends_with("/invites") && !r.path.ends_with("/overview")
+    }) {
         let resp = app
             .request(r.method.clone(), &r.path, member.token(), None)
             .await;
