@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_checkins, create_checkin))
         .routes(routes!(im_ok))
+        .routes(routes!(im_ok_everywhere))
 }
 
 /// How a member feels, 1 (bad) to 5 (good).
@@ -247,6 +248,49 @@ pub async fn im_ok(
 ) -> ApiResult<(StatusCode, axum::Json<Checkin>)> {
     let checkin = insert(&state, &caller, &circle_id, "ok", None, None, false).await?;
     Ok((StatusCode::CREATED, axum::Json(checkin)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckinList {
+    pub items: Vec<Checkin>,
+}
+
+/// Members: "I'm OK" in every circle you are in: the action of a nudge, which
+/// may name several circles. Counts as activity in each.
+#[utoipa::path(
+    post, path = "/v1/me/im-ok", tag = "checkins",
+    security(("bearer" = [])),
+    params(IdempotencyKey),
+    responses(
+        (status = 201, description = "Checked in, one check-in per circle", body = CheckinList),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 500, response = Internal),
+    )
+)]
+pub async fn im_ok_everywhere(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<(StatusCode, axum::Json<CheckinList>)> {
+    if caller.role != crate::http::Role::Member {
+        return Err(crate::error::ApiError::forbidden(
+            "members_only",
+            "Only members of a circle do this",
+        ));
+    }
+    let circles: Vec<String> = sqlx::query_scalar(
+        "SELECT m.circle_id FROM memberships m JOIN circles c ON c.id = m.circle_id
+         WHERE m.account_id = $1 AND m.role = 'member' AND m.left_at IS NULL AND c.archived_at IS NULL
+         ORDER BY m.joined_at, m.id",
+    )
+    .bind(&caller.account_id)
+    .fetch_all(state.store.pool())
+    .await?;
+    let mut items = Vec::with_capacity(circles.len());
+    for circle_id in circles {
+        items.push(insert(&state, &caller, &circle_id, "ok", None, None, false).await?);
+    }
+    Ok((StatusCode::CREATED, axum::Json(CheckinList { items })))
 }
 
 /// Check-ins in the circle, newest first (or with `since`, oldest first).

@@ -67,7 +67,8 @@ impl NotificationKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PushAction {
-    /// "I'm OK": `POST /v1/circles/{circle_id}/checkins/ok`.
+    /// "I'm OK": `POST /v1/me/im-ok` (every circle the member is in), or
+    /// `POST /v1/circles/{circle_id}/checkins/ok` for one circle.
     ImOk,
 }
 

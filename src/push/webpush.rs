@@ -33,7 +33,9 @@ pub struct WebPushProvider {
 impl WebPushProvider {
     /// `private_key`: the VAPID key, base64url (raw 32-byte P-256 scalar).
     pub fn new(private_key: &str, subject: &str, timeout: Duration) -> Result<Self, String> {
-        let vapid = VapidSignatureBuilder::from_base64_no_sub(private_key)
+        // The crate panics on a key of the wrong length: check it here first.
+        let key = normalise_private_key(private_key)?;
+        let vapid = VapidSignatureBuilder::from_base64_no_sub(&key)
             .map_err(|e| format!("KRING_VAPID_PRIVATE_KEY is not a VAPID private key: {e}"))?;
         let client = reqwest::Client::builder()
             .timeout(timeout)
@@ -176,15 +178,29 @@ impl Provider for WebPushProvider {
     }
 }
 
+/// A P-256 private key as exactly 32 bytes, base64url. Some tools (openssl
+/// among them) drop leading zero bytes of the scalar; those are put back.
+pub fn normalise_private_key(key: &str) -> Result<String, String> {
+    let bad =
+        || "KRING_VAPID_PRIVATE_KEY must be a base64url P-256 private key (32 bytes)".to_owned();
+    let raw = URL_SAFE_NO_PAD
+        .decode(key.trim().trim_end_matches('='))
+        .map_err(|_| bad())?;
+    if raw.is_empty() || raw.len() > 32 {
+        return Err(bad());
+    }
+    let mut padded = vec![0u8; 32 - raw.len()];
+    padded.extend_from_slice(&raw);
+    Ok(URL_SAFE_NO_PAD.encode(padded))
+}
+
 /// A new VAPID key pair: (private, public), both base64url.
 pub fn generate_vapid_keys() -> Result<(String, String), String> {
     use ece::crypto::EcKeyComponents;
     let (keypair, _auth) = ece::generate_keypair_and_auth_secret().map_err(|e| e.to_string())?;
     let components: EcKeyComponents = keypair.raw_components().map_err(|e| e.to_string())?;
-    Ok((
-        URL_SAFE_NO_PAD.encode(components.private_key()),
-        URL_SAFE_NO_PAD.encode(components.public_key()),
-    ))
+    let private = normalise_private_key(&URL_SAFE_NO_PAD.encode(components.private_key()))?;
+    Ok((private, URL_SAFE_NO_PAD.encode(components.public_key())))
 }
 
 #[cfg(test)]
@@ -209,5 +225,33 @@ mod tests {
                 .expect("provider");
         assert_eq!(provider.public_key(), public);
         assert!(WebPushProvider::new("not a key", "mailto:x@y", Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn short_and_long_keys_never_panic() {
+        // A key with its leading zero byte dropped (31 bytes) is padded back.
+        let (private, _) = generate_vapid_keys().expect("keys");
+        let mut raw = URL_SAFE_NO_PAD.decode(&private).unwrap();
+        raw[0] = 0;
+        let full = URL_SAFE_NO_PAD.encode(&raw);
+        let short = URL_SAFE_NO_PAD.encode(&raw[1..]);
+        assert_eq!(normalise_private_key(&short).unwrap(), full);
+        assert!(WebPushProvider::new(&short, "mailto:x@y", Duration::from_secs(1)).is_ok());
+        for bad in [
+            "",
+            "AAAA",
+            &URL_SAFE_NO_PAD.encode([7u8; 33]),
+            &URL_SAFE_NO_PAD.encode([0u8; 32]),
+        ] {
+            assert!(
+                WebPushProvider::new(bad, "mailto:x@y", Duration::from_secs(1)).is_err(),
+                "{bad}"
+            );
+        }
+        // Many generated keys all load (about 1 in 256 has a leading zero byte).
+        for _ in 0..600 {
+            let (private, _) = generate_vapid_keys().expect("keys");
+            assert!(WebPushProvider::new(&private, "mailto:x@y", Duration::from_secs(1)).is_ok());
+        }
     }
 }

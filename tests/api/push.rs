@@ -29,7 +29,8 @@ pub async fn world(backend: Backend) -> World {
         c.access_token_ttl_secs = 400 * 86_400;
         c.webpush_allowed_hosts = "127.0.0.1".into();
         c.webpush_allow_http = true;
-        c.push_timeout_ms = 300;
+        // Long enough for a send under full test-suite load; short enough for the "hang" cases.
+        c.push_timeout_ms = 1500;
         c.vapid_private_key = Some(vapid);
         c.vapid_subject = "mailto:ops@kring.test".into();
         c.fcm_service_account_file = Some(key_file);

@@ -333,7 +333,28 @@ async fn three_circles_one_nudge_a_day(backend: Backend) {
     );
     // The next day: the second nudges, again merged into one.
     w.at("2026-03-05T09:00:00Z").await;
-    assert_eq!(w.inbox(&w.zon, "nudge").await.len(), 2);
+    let nudges = w.inbox(&w.zon, "nudge").await;
+    assert_eq!(nudges.len(), 2);
+    // "I'm OK" from the nudge answers for every circle: all three ladders restart.
+    let r = app
+        .post("/v1/me/im-ok", w.zon.token(), json!({}))
+        .await
+        .expect(201);
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 3);
+    app.post("/v1/me/im-ok", w.worker.token(), json!({}))
+        .await
+        .expect_problem(403, "members_only");
+    let due: Vec<Option<i64>> =
+        sqlx::query_scalar("SELECT next_step_due_at FROM memberships WHERE account_id = $1")
+            .bind(&w.zon.account_id)
+            .fetch_all(app.state.store.pool())
+            .await
+            .unwrap();
+    let two_days = app.now_ms() + 48 * 3_600_000;
+    assert!(
+        due.iter().all(|d| d.is_some_and(|d| d >= two_days)),
+        "{due:?}"
+    );
     // Every step was recorded once per circle.
     let steps: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM silence_steps WHERE action = 'nudge'")
