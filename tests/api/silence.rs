@@ -624,3 +624,116 @@ async fn racing_schedulers_lose_nothing_and_duplicate_nothing(backend: Backend) 
     w.app.stop().await;
 }
 both_backends!(racing_schedulers_lose_nothing_and_duplicate_nothing);
+
+async fn reminder_time_im_ok_action_and_overview(backend: Backend) {
+    let w = world(backend).await;
+    let app = &w.app;
+    let sub = w.webpush.subscribe();
+    w.register_webpush(&w.zon, &sub).await;
+    // Zon likes reminders at 19:30; Maan takes a break.
+    app.patch(
+        "/v1/me",
+        w.zon.token(),
+        json!({"preferred_reminder_time": "19:30"}),
+    )
+    .await
+    .expect(200);
+    app.patch(
+        &format!("/v1/circles/{}/membership", w.circle),
+        w.maan.token(),
+        json!({"away_until": "2026-03-20T09:00:00Z"}),
+    )
+    .await
+    .expect(200);
+    // Zon's moods over a few days; the last check-in is Tuesday 10:00 CET.
+    for (day, mood) in [(2, 2), (2, 3), (3, 4)] {
+        w.at(&format!("2026-03-0{day}T09:{:02}:00Z", mood)).await;
+        app.post(
+            &format!("/v1/circles/{}/checkins", w.circle),
+            w.zon.token(),
+            json!({"mood": mood}),
+        )
+        .await
+        .expect(201);
+    }
+    // +48 h is Thursday 10:04 CET; the nudge waits for 19:30 CET that day.
+    w.at("2026-03-05T18:29:00Z").await;
+    assert!(w.inbox(&w.zon, "nudge").await.is_empty());
+    w.at("2026-03-05T18:30:00Z").await;
+    let nudges = w.inbox(&w.zon, "nudge").await;
+    assert_eq!(nudges.len(), 1);
+    assert_eq!(nudges[0]["created_at"], "2026-03-05T18:30:00Z");
+    // The push offers "I'm OK"; answering it restarts the ladder.
+    let push = w
+        .webpush
+        .received()
+        .into_iter()
+        .find(|r| r.payload["kind"] == "nudge")
+        .expect("a nudge push");
+    assert_eq!(push.payload["actions"], json!(["im_ok"]));
+    assert_eq!(push.payload["membership_id"], w.zon.membership());
+
+    let overview = app
+        .get(
+            &format!("/v1/circles/{}/overview", w.circle),
+            w.worker.token(),
+        )
+        .await
+        .expect(200);
+    let by_name = |name: &str| {
+        overview.body["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["pseudonym"] == name)
+            .unwrap()
+            .clone()
+    };
+    let zon = by_name("Zon");
+    assert_eq!(zon["condition"], "nudged");
+    assert_eq!(zon["recent_moods"], json!([2, 3, 4]));
+    assert_eq!(zon["mood_average_14d"], 3.0);
+    let maan = by_name("Maan");
+    assert_eq!(maan["condition"], "away");
+    assert_eq!(maan["away_until"], "2026-03-20T09:00:00Z");
+
+    app.post("/v1/me/im-ok", w.zon.token(), json!({}))
+        .await
+        .expect(201);
+    let overview = app
+        .get(
+            &format!("/v1/circles/{}/overview", w.circle),
+            w.worker.token(),
+        )
+        .await
+        .expect(200);
+    let zon = overview.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["pseudonym"] == "Zon")
+        .unwrap()
+        .clone();
+    assert_eq!(zon["condition"], "active");
+
+    // Alerts filter by circle.
+    w.at("2026-03-10T12:00:00Z").await;
+    let mine = app
+        .get(
+            &format!("/v1/alerts?circle_id={}", w.circle),
+            w.worker.token(),
+        )
+        .await
+        .expect(200);
+    assert_eq!(mine.body["items"].as_array().unwrap().len(), 1);
+    let other = app
+        .get("/v1/alerts?circle_id=elsewhere", w.worker.token())
+        .await
+        .expect(200);
+    assert!(other.body["items"].as_array().unwrap().is_empty());
+    app.get("/v1/alerts?status=maybe", w.worker.token())
+        .await
+        .expect_problem(422, "validation_failed");
+    w.app.stop().await;
+}
+both_backends!(reminder_time_im_ok_action_and_overview);
