@@ -212,6 +212,11 @@ pub struct Config {
     #[arg(long, env = "KRING_FCM_TOKEN_URL", global = true)]
     pub fcm_token_url: Option<String>,
 
+    /// Testing only: run on a clock that `POST /test/clock` moves, so that
+    /// contract tests can let days pass. Never enable in production.
+    #[arg(long, env = "KRING_TEST_CLOCK", default_value_t = false, global = true)]
+    pub test_clock: bool,
+
     /// Log format: `text` or `json`. Filter with RUST_LOG (default `info`).
     #[arg(long, env = "KRING_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,

@@ -56,11 +56,20 @@ pub async fn run(
     let store = Store::connect(&config.database_url()).await?;
     store.migrate().await?;
     let providers = push::Providers::from_config(&config).map_err(RunError::Push)?;
-    let mut state = AppState::new(
-        store.clone(),
-        Arc::new(SystemClock) as Arc<dyn Clock>,
-        config,
-    );
+    let test_clock = config
+        .test_clock
+        .then(|| clock::ManualClock::new(jiff::Timestamp::now()));
+    let clock: Arc<dyn Clock> = match &test_clock {
+        Some(manual) => {
+            tracing::warn!(
+                "KRING_TEST_CLOCK is on: time moves only through POST /test/clock; never use this in production"
+            );
+            Arc::new(manual.clone())
+        }
+        None => Arc::new(SystemClock),
+    };
+    let mut state = AppState::new(store.clone(), clock, config);
+    state.test_clock = test_clock;
     state.push = Arc::new(providers);
     tracing::info!(
         apns = state.push.apns.name(),

@@ -20,6 +20,8 @@ pub struct AppState {
     pub push: Arc<Providers>,
     /// Counters and gauges for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Testing only (`KRING_TEST_CLOCK`): the clock `POST /test/clock` moves.
+    pub test_clock: Option<crate::clock::ManualClock>,
 }
 
 impl AppState {
@@ -31,6 +33,7 @@ impl AppState {
             config: Arc::new(config),
             push: Arc::new(Providers::log_only()),
             metrics: Arc::new(Metrics::default()),
+            test_clock: None,
         }
     }
 

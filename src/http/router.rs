@@ -60,6 +60,15 @@ pub fn app(state: AppState) -> Router {
     let mut json = spec.to_pretty_json().unwrap_or_default();
     json.push('\n');
     let max_body = state.config.max_body_bytes;
+    // Testing only, and outside the spec: moving the clock.
+    let router = if state.test_clock.is_some() {
+        router.route(
+            "/test/clock",
+            axum::routing::post(crate::http::test_clock::move_clock),
+        )
+    } else {
+        router
+    };
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -157,6 +157,11 @@ async fn bad_requests_get_clear_problems(backend: Backend) {
     .await
     .expect_problem(422, "validation_failed");
 
+    // The test clock exists only on servers started with KRING_TEST_CLOCK.
+    app.post("/test/clock", None, json!({"advance_seconds": 86400}))
+        .await
+        .expect_problem(404, "not_found");
+
     // Health.
     app.get("/healthz", None).await.expect(200);
     let ready = app.get("/readyz", None).await.expect(200);
