@@ -39,6 +39,25 @@ impl World {
             .collect()
     }
 
+    /// One member's line in the circle overview, as the worker sees it.
+    async fn overview_member(&self, pseudonym: &str) -> Value {
+        let r = self
+            .app
+            .get(
+                &format!("/v1/circles/{}/overview", self.circle),
+                self.worker.token(),
+            )
+            .await
+            .expect(200);
+        r.body["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["pseudonym"] == pseudonym)
+            .cloned()
+            .unwrap()
+    }
+
     async fn alerts(&self, person: &Person) -> Vec<Value> {
         let r = self
             .app
@@ -196,15 +215,9 @@ async fn returning_after_the_alert_clears_it(backend: Backend) {
     w.at("2026-03-06T09:00:00Z").await;
     let alerts = w.alerts(&w.worker).await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
-    let overview = app
-        .get(
-            &format!("/v1/circles/{}/overview", w.circle),
-            w.worker.token(),
-        )
-        .await
-        .expect(200);
-    assert_eq!(overview.body["members"][0]["condition"], "alerted");
-    assert_eq!(overview.body["members"][0]["quiet_for_hours"], 96);
+    let zon = w.overview_member("Zon").await;
+    assert_eq!(zon["condition"], "alerted");
+    assert_eq!(zon["quiet_for_hours"], 96);
 
     // Zon posts: the alert resolves itself and the worker gets the all clear.
     w.at("2026-03-06T12:00:00Z").await;
@@ -228,19 +241,10 @@ async fn returning_after_the_alert_clears_it(backend: Backend) {
     let clear = w.inbox(&w.worker, "all_clear").await;
     assert_eq!(clear.len(), 1);
     assert_eq!(clear[0]["title"], "Zon is weer actief");
-    let overview = app
-        .get(
-            &format!("/v1/circles/{}/overview", w.circle),
-            w.worker.token(),
-        )
-        .await
-        .expect(200);
-    assert_eq!(overview.body["members"][0]["condition"], "active");
+    let zon = w.overview_member("Zon").await;
+    assert_eq!(zon["condition"], "active");
     // The ladder starts again from the post: next nudge two days later, 13:00 CET.
-    assert_eq!(
-        overview.body["members"][0]["next_step_due_at"],
-        "2026-03-08T12:00:00Z"
-    );
+    assert_eq!(zon["next_step_due_at"], "2026-03-08T12:00:00Z");
     w.app.stop().await;
 }
 both_backends!(returning_after_the_alert_clears_it);
@@ -274,20 +278,7 @@ async fn away_for_a_week_and_nudges_off(backend: Backend) {
     let alerts = w.alerts(&w.worker).await;
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0]["pseudonym"], "Maan");
-    let overview = app
-        .get(
-            &format!("/v1/circles/{}/overview", w.circle),
-            w.worker.token(),
-        )
-        .await
-        .expect(200);
-    let zon = overview.body["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["pseudonym"] == "Zon")
-        .unwrap()
-        .clone();
+    let zon = w.overview_member("Zon").await;
     assert_eq!(zon["nudges_enabled"], true);
 
     // Zon's silence starts when the break ends: the first nudge two days later.
@@ -673,47 +664,18 @@ async fn reminder_time_im_ok_action_and_overview(backend: Backend) {
     assert_eq!(push.payload["actions"], json!(["im_ok"]));
     assert_eq!(push.payload["membership_id"], w.zon.membership());
 
-    let overview = app
-        .get(
-            &format!("/v1/circles/{}/overview", w.circle),
-            w.worker.token(),
-        )
-        .await
-        .expect(200);
-    let by_name = |name: &str| {
-        overview.body["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["pseudonym"] == name)
-            .unwrap()
-            .clone()
-    };
-    let zon = by_name("Zon");
+    let zon = w.overview_member("Zon").await;
     assert_eq!(zon["condition"], "nudged");
     assert_eq!(zon["recent_moods"], json!([2, 3, 4]));
     assert_eq!(zon["mood_average_14d"], 3.0);
-    let maan = by_name("Maan");
+    let maan = w.overview_member("Maan").await;
     assert_eq!(maan["condition"], "away");
     assert_eq!(maan["away_until"], "2026-03-20T09:00:00Z");
 
     app.post("/v1/me/im-ok", w.zon.token(), json!({}))
         .await
         .expect(201);
-    let overview = app
-        .get(
-            &format!("/v1/circles/{}/overview", w.circle),
-            w.worker.token(),
-        )
-        .await
-        .expect(200);
-    let zon = overview.body["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["pseudonym"] == "Zon")
-        .unwrap()
-        .clone();
+    let zon = w.overview_member("Zon").await;
     assert_eq!(zon["condition"], "active");
 
     // Alerts filter by circle.
