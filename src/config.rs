@@ -212,6 +212,12 @@ pub struct Config {
     #[arg(long, env = "KRING_FCM_TOKEN_URL", global = true)]
     pub fcm_token_url: Option<String>,
 
+    /// Run the scheduler and the delivery workers in this instance. Every
+    /// instance may (PostgreSQL row locks coordinate them); turn off for an
+    /// API-only instance.
+    #[arg(long, env = "KRING_RUN_JOBS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub run_jobs: bool,
+
     /// Testing only: run on a clock that `POST /test/clock` moves, so that
     /// contract tests can let days pass. Never enable in production.
     #[arg(long, env = "KRING_TEST_CLOCK", default_value_t = false, global = true)]

@@ -102,8 +102,10 @@ pub async fn serve(
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(upkeep(state.clone(), cancel.clone()));
-    tracker.spawn(jobs::delivery::run(state.clone(), cancel.clone()));
-    tracker.spawn(jobs::silence::run(state.clone(), cancel.clone()));
+    if state.config.run_jobs {
+        tracker.spawn(jobs::delivery::run(state.clone(), cancel.clone()));
+        tracker.spawn(jobs::silence::run(state.clone(), cancel.clone()));
+    }
 
     let app = http::router::app(state);
     let stop = cancel.clone();

@@ -93,6 +93,7 @@ impl Metrics {
 /// Prometheus text exposition.
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
+    security(()),
     responses(
         (status = 200, description = "Metrics in Prometheus text format", content_type = "text/plain"),
         (status = 500, response = crate::openapi::Internal),

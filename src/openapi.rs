@@ -22,6 +22,7 @@ use crate::error::{FieldError, Problem};
         version = env!("CARGO_PKG_VERSION"),
         license(name = "EUPL-1.2", identifier = "EUPL-1.2"),
     ),
+    servers((url = "/", description = "This Kring server")),
     modifiers(&SecurityAddon),
     components(
         schemas(Problem, FieldError, crate::push::PushPayload),

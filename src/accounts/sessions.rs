@@ -175,6 +175,7 @@ pub struct LoginRequest {
 /// Repeated failures for one name are throttled (429 with `Retry-After`).
 #[utoipa::path(
     post, path = "/v1/auth/login", tag = "auth",
+    security(()),
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in", body = AuthResponse),
@@ -285,6 +286,7 @@ struct RefreshRow {
 /// `refresh_token_reused`.
 #[utoipa::path(
     post, path = "/v1/auth/refresh", tag = "auth",
+    security(()),
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new token pair", body = Tokens),
@@ -528,6 +530,7 @@ pub async fn create_code(
 /// Staff: choose a password with a one-time setup code and sign in.
 #[utoipa::path(
     post, path = "/v1/auth/setup", tag = "auth",
+    security(()),
     request_body = SetupRequest,
     responses(
         (status = 200, description = "Password set; signed in", body = AuthResponse),
@@ -583,6 +586,7 @@ pub struct RecoverRequest {
 /// Signs the account out on every other device and opens a session here.
 #[utoipa::path(
     post, path = "/v1/auth/recover", tag = "auth",
+    security(()),
     request_body = RecoverRequest,
     responses(
         (status = 200, description = "Signed in on this device", body = AuthResponse),

@@ -323,6 +323,7 @@ async fn find_invite(
 /// See where an invite code leads, and the agreement to consent to.
 #[utoipa::path(
     get, path = "/v1/invites/{code}", tag = "invites",
+    security(()),
     params(("code" = String, Path, description = "The invite code; case and dashes do not matter", example = "KX4M-7TQD-9HCA")),
     responses(
         (status = 200, description = "The circle the code leads to", body = InvitePreview),

@@ -122,6 +122,7 @@ pub struct Health {
 /// Liveness: the process is up.
 #[utoipa::path(
     get, path = "/healthz", tag = "operations",
+    security(()),
     responses((status = 200, description = "Alive", body = Health))
 )]
 async fn healthz() -> axum::Json<Health> {
@@ -133,6 +134,7 @@ async fn healthz() -> axum::Json<Health> {
 /// Readiness: the database answers and every migration is applied.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
+    security(()),
     responses(
         (status = 200, description = "Ready to serve", body = Health),
         (status = 503, description = "Not ready", body = Health),
@@ -159,6 +161,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<Health
 /// This OpenAPI 3.1 document.
 #[utoipa::path(
     get, path = "/openapi.json", tag = "operations",
+    security(()),
     responses((status = 200, description = "The OpenAPI spec", content_type = "application/json"))
 )]
 async fn openapi_json(Extension(spec): Extension<SpecJson>) -> Response {

@@ -201,7 +201,14 @@ async fn retries_stop_at_the_ttl(backend: Backend) {
         .get("/v1/notifications", w.zon.token())
         .await
         .expect(200);
-    assert_eq!(inbox.body["items"][0]["id"], notification);
+    assert!(
+        inbox.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["id"] == notification),
+        "the inbox item stays"
+    );
     w.app.stop().await;
 }
 both_backends!(retries_stop_at_the_ttl);

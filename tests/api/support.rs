@@ -181,6 +181,8 @@ impl TestApp {
             }
         };
         let mut config = Config::for_database(url.clone());
+        // Tests decide when the scheduler and delivery run (run_until_idle).
+        config.run_jobs = false;
         configure(&mut config);
         let store = Store::connect(&url).await.expect("connect");
         store.migrate().await.expect("migrate");
