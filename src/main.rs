@@ -43,25 +43,16 @@ async fn execute(cli: Cli) -> Result<(), String> {
         Command::Migrate => {
             let store = connect(&config.database_url()).await?;
             store.migrate().await.map_err(|e| e.to_string())?;
-            println!("migrations applied");
-            Ok(())
+            out("migrations applied\n")
         }
-        Command::Openapi => {
-            print!("{}", kring::http::router::spec_json());
-            Ok(())
-        }
-        Command::PushPayloadSchema => {
-            print!("{}", kring::push::payload::json_schema());
-            Ok(())
-        }
+        Command::Openapi => out(&kring::http::router::spec_json()),
+        Command::PushPayloadSchema => out(&kring::push::payload::json_schema()),
         Command::VapidKeys => {
             let (private, public) = kring::push::webpush::generate_vapid_keys()?;
-            println!("KRING_VAPID_PRIVATE_KEY={private}");
-            println!(
-                "# The public key, for the PWA's pushManager.subscribe({{applicationServerKey}}):"
-            );
-            println!("# {public}");
-            Ok(())
+            out(&format!(
+                "KRING_VAPID_PRIVATE_KEY={private}\n# The public key, for the PWA's \
+                 pushManager.subscribe({{applicationServerKey}}):\n# {public}\n"
+            ))
         }
         Command::Admin(AdminCommand::CreateOrganisation(cmd)) => {
             let store = connect(&config.database_url()).await?;
@@ -76,15 +67,24 @@ async fn execute(cli: Cli) -> Result<(), String> {
                         .join("; "),
                     other => other.to_string(),
                 })?;
-            println!("organisation_id: {}", made.organisation_id);
-            println!("coordinator_id:  {}", made.coordinator_id);
-            println!("setup_code:      {}", made.setup_code);
-            println!();
-            println!(
-                "The coordinator sets a password with this code (valid 7 days) at POST /v1/auth/setup."
-            );
-            Ok(())
+            out(&format!(
+                "organisation_id: {}\ncoordinator_id:  {}\nsetup_code:      {}\n\nThe coordinator \
+                 sets a password with this code (valid 7 days) at POST /v1/auth/setup.\n",
+                made.organisation_id, made.coordinator_id, made.setup_code
+            ))
         }
+    }
+}
+
+/// Writes command output. A reader that went away (`kring openapi | head`)
+/// is not an error.
+fn out(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write output: {e}"))
+        }
+        _ => Ok(()),
     }
 }
 
