@@ -28,6 +28,10 @@ pub const RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 /// After this long a still-pending first attempt is presumed dead (its
 /// instance crashed) and a retry may run.
 const PENDING_LEASE_MS: i64 = 60 * 1000;
+/// The POSTs that work without a bearer token. Anywhere else a request
+/// without one is answered by the handler (401) before any key is looked at.
+const PUBLIC_POSTS: &[&str] = &["/v1/join", "/v1/auth/setup", "/v1/auth/recover"];
+
 /// The largest response body that is stored for replay.
 const MAX_STORED_RESPONSE: usize = 1024 * 1024;
 
@@ -91,7 +95,8 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
             }
             Err(_) => return Ok(next.run(Request::from_parts(parts, body)).await),
         },
-        None => "anonymous".to_owned(),
+        None if PUBLIC_POSTS.contains(&parts.uri.path()) => "anonymous".to_owned(),
+        None => return Ok(next.run(Request::from_parts(parts, body)).await),
     };
     let bytes = to_bytes(body, state.config.max_body_bytes)
         .await

@@ -72,6 +72,19 @@ async fn retries_return_the_first_response(backend: Backend) {
         .await
         .expect_problem(422, "idempotency_key_reused");
 
+    // Without a token, a protected route answers 401 whatever the key did before.
+    for body in [json!({"name": "Een"}), json!({"name": "Twee"})] {
+        app.request_with(
+            Method::POST,
+            "/v1/circles",
+            None,
+            Some(body),
+            &[("idempotency-key", "anon-1")],
+        )
+        .await
+        .expect_problem(401, "unauthenticated");
+    }
+
     // A post retried: one post.
     let path = format!("/v1/circles/{circle}/posts");
     let key = [("idempotency-key", "post-1")];
