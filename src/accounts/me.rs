@@ -124,6 +124,7 @@ pub async fn get_me(State(state): State<AppState>, caller: Caller) -> ApiResult<
     "preferred_reminder_time": "10:00"
 }))]
 pub struct UpdateMe {
+    #[schema(value_type = Option<Locale>)]
     pub locale: Option<String>,
     #[schema(example = "Europe/Amsterdam")]
     pub time_zone: Option<String>,
@@ -133,6 +134,7 @@ pub struct UpdateMe {
     #[schema(value_type = Option<String>, example = "10:00")]
     pub preferred_reminder_time: Option<Option<String>>,
     /// Staff only: the name colleagues see, 1 to 80 characters.
+    #[schema(min_length = 1, max_length = 80)]
     pub display_name: Option<String>,
     /// Staff only: your working week.
     pub working_hours: Option<WorkingHoursSetting>,

@@ -165,8 +165,10 @@ pub async fn revoke_sessions(
 pub struct LoginRequest {
     /// E-mail address (staff) or login name (members who chose one).
     #[schema(example = "anna@buurtwerk.example")]
+    #[schema(min_length = 1, max_length = 254)]
     pub login: String,
     #[schema(example = "correct horse battery staple", format = Password)]
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
 }
 
@@ -438,6 +440,7 @@ pub struct SetupRequest {
     pub code: String,
     /// The new password: 10 to 256 characters.
     #[schema(example = "correct horse battery staple", format = Password)]
+    #[schema(min_length = 10, max_length = 256)]
     pub password: String,
 }
 

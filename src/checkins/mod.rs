@@ -131,6 +131,7 @@ pub struct CreateCheckin {
     pub mood: i64,
     /// Up to 1000 characters.
     #[schema(example = "Goed geslapen.")]
+    #[schema(max_length = 1000)]
     pub note: Option<String>,
     /// Ask your worker to get in touch.
     #[serde(default)]

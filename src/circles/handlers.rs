@@ -269,9 +269,11 @@ pub async fn list_circles(
 }))]
 pub struct CreateCircle {
     #[schema(example = "Samen sterk")]
+    #[schema(min_length = 1, max_length = 80)]
     pub name: String,
     /// What the circle is about; up to 200 characters.
     #[schema(example = "Eenzaamheid na pensioen")]
+    #[schema(max_length = 200)]
     pub theme: Option<String>,
     /// `nl` or `en` (default `nl`).
     #[schema(example = "nl")]
@@ -285,6 +287,7 @@ pub struct CreateCircle {
     pub checkin_visibility: Option<CheckinVisibility>,
     /// The agreement members consent to; default: a standard text in the
     /// circle's language describing the escalation policy.
+    #[schema(min_length = 1, max_length = 4000)]
     pub agreement_text: Option<String>,
 }
 
@@ -393,7 +396,9 @@ pub async fn get_circle(
     "agreement_text": "Jij bepaalt wanneer je schrijft. Na 3 dagen stilte krijg je een herinnering."
 }))]
 pub struct UpdateCircle {
+    #[schema(min_length = 1, max_length = 80)]
     pub name: Option<String>,
+    #[schema(max_length = 200)]
     pub theme: Option<String>,
     pub language: Option<String>,
     /// Changing the rhythm without giving a policy resets the policy to the
@@ -403,6 +408,7 @@ pub struct UpdateCircle {
     pub checkin_visibility: Option<CheckinVisibility>,
     /// A new agreement text raises the agreement version; members are asked
     /// to consent again.
+    #[schema(min_length = 1, max_length = 4000)]
     pub agreement_text: Option<String>,
 }
 
@@ -560,6 +566,7 @@ pub struct AddWorker {
     pub account_id: String,
     /// The name members see; default: the worker's display name.
     #[schema(example = "Sam (begeleider)")]
+    #[schema(min_length = 2, max_length = 40)]
     pub pseudonym: Option<String>,
 }
 

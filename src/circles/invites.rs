@@ -362,9 +362,11 @@ pub async fn preview_invite(
 }))]
 pub struct JoinRequest {
     #[schema(example = "KX4M-7TQD-9HCA")]
+    #[schema(min_length = 8, max_length = 40)]
     pub code: String,
     /// The name others in this circle will see.
     #[schema(example = "Zonnebloem")]
+    #[schema(min_length = 2, max_length = 40)]
     pub pseudonym: String,
     /// The agreement version the member read and consents to (from the
     /// invite preview).
@@ -372,6 +374,7 @@ pub struct JoinRequest {
     pub consent_version: i64,
     /// New accounts: `nl` or `en` (default `nl`).
     #[schema(example = "nl")]
+    #[schema(value_type = Option<crate::accounts::types::Locale>)]
     pub locale: Option<String>,
     /// New accounts: IANA time zone (default `Europe/Amsterdam`).
     #[schema(example = "Europe/Amsterdam")]
@@ -379,9 +382,11 @@ pub struct JoinRequest {
     /// New accounts, optional: a login name (3 to 40 characters, no `@`) to
     /// sign in on another device; needs `password`.
     #[schema(example = "zonnebloem52")]
+    #[schema(min_length = 3, max_length = 40, pattern = "^[^@\\s]+$")]
     pub login_name: Option<String>,
     /// With `login_name`: 10 to 256 characters.
     #[schema(format = Password)]
+    #[schema(min_length = 10, max_length = 256)]
     pub password: Option<String>,
 }
 

@@ -271,6 +271,7 @@ pub async fn get_membership(
 #[schema(example = json!({"nudges_enabled": false, "away_until": "2026-11-30T09:00:00Z"}))]
 pub struct UpdateMembership {
     #[schema(example = "Zonnebloem")]
+    #[schema(min_length = 2, max_length = 40)]
     pub pseudonym: Option<String>,
     /// Gentle reminders on or off. With reminders off your worker is still
     /// told when a silence lasts, as the circle's agreement says.

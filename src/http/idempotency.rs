@@ -43,9 +43,13 @@ pub struct IdempotencyKey {
     /// printable ASCII characters. Retrying with the same key and body returns
     /// the first response (with `Idempotent-Replayed: true`); the same key with
     /// a different body is refused with 422 `idempotency_key_reused`.
+    // No example value: a client that copies one key into every request
+    // would see its second, different request refused.
     #[param(
         rename = "Idempotency-Key",
-        example = "6f1c2b0e-8d8a-4c1e-9d0b-2a9f3e1c7b55"
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]{1,255}$"
     )]
     pub idempotency_key: Option<String>,
 }

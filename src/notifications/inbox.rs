@@ -240,6 +240,19 @@ pub async fn mark_all_read(
     }))
 }
 
+/// How new posts in your circles reach you.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NewPosts {
+    /// A push for every post.
+    Immediate,
+    /// One inbox item per circle that counts the new posts, pushed an hour
+    /// after the first.
+    Digest,
+    /// Nothing: no inbox item and no push.
+    Off,
+}
+
 /// What you want to be told about.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"new_posts": "digest", "replies": true, "reactions": true}))]
@@ -247,6 +260,7 @@ pub struct NotificationPreferences {
     /// New posts in your circles: `immediate`, `digest` (one summary after an
     /// hour) or `off`.
     #[schema(example = "digest")]
+    #[schema(value_type = crate::notifications::inbox::NewPosts)]
     pub new_posts: String,
     /// Replies to your posts.
     pub replies: bool,
@@ -280,6 +294,7 @@ pub async fn get_preferences(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdatePreferences {
     /// `immediate`, `digest` or `off`.
+    #[schema(value_type = Option<crate::notifications::inbox::NewPosts>)]
     pub new_posts: Option<String>,
     pub replies: Option<bool>,
     pub reactions: Option<bool>,
@@ -338,6 +353,7 @@ pub async fn update_preferences(
 pub struct PersonalMessage {
     /// 1 to 500 characters, shown to the member as the notification's body.
     #[schema(example = "Ik dacht even aan je. Hoe gaat het?")]
+    #[schema(min_length = 1, max_length = 500)]
     pub text: String,
 }
 

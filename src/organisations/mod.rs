@@ -148,10 +148,13 @@ pub struct CreateStaff {
     /// `worker` or `coordinator`.
     pub role: Role,
     #[schema(example = "sam@buurtwerk.example")]
+    #[schema(max_length = 254, format = Email)]
     pub email: String,
     #[schema(example = "Sam Jansen")]
+    #[schema(min_length = 1, max_length = 80)]
     pub display_name: String,
     #[schema(example = "nl")]
+    #[schema(value_type = Option<crate::accounts::types::Locale>)]
     pub locale: Option<String>,
     #[schema(example = "Europe/Amsterdam")]
     pub time_zone: Option<String>,

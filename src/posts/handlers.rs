@@ -91,6 +91,7 @@ pub async fn feed(
 pub struct CreatePost {
     /// 1 to 4000 characters.
     #[schema(example = "Vandaag voor het eerst weer een wandeling gemaakt.")]
+    #[schema(min_length = 1, max_length = 4000)]
     pub body: String,
     /// Reply to this post (in the same circle).
     pub reply_to_id: Option<String>,
@@ -191,6 +192,7 @@ pub async fn get_post(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EditPost {
     #[schema(example = "Vandaag voor het eerst weer een lange wandeling gemaakt.")]
+    #[schema(min_length = 1, max_length = 4000)]
     pub body: String,
 }
 
@@ -288,6 +290,7 @@ fn require_author(row: &PostRow, membership_id: Option<&str>) -> ApiResult<()> {
 pub struct HidePost {
     /// Why, for the other staff: 1 to 500 characters.
     #[schema(example = "Persoonlijke gegevens van een ander lid")]
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 

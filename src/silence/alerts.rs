@@ -185,6 +185,7 @@ async fn visible_alert(
 #[into_params(parameter_in = Query)]
 pub struct AlertQuery {
     /// `open` (default: everything not resolved), `acknowledged`, `snoozed`, `resolved` or `all`.
+    #[param(pattern = "^(open|acknowledged|snoozed|resolved|all)$")]
     pub status: Option<String>,
     /// Only this circle.
     pub circle_id: Option<String>,
@@ -386,6 +387,7 @@ pub struct ResolveRequest {
     pub outcome: ResolutionOutcome,
     /// A short note for colleagues, up to 1000 characters. Not for the member.
     #[schema(example = "Gebeld; gaat goed, was op vakantie.")]
+    #[schema(max_length = 1000)]
     pub note: Option<String>,
 }
 
