@@ -43,11 +43,6 @@ impl ManualClock {
         self.ms.store(to.as_millisecond(), Ordering::SeqCst);
     }
 
-    /// Now, in epoch milliseconds.
-    pub fn now_ms_value(&self) -> i64 {
-        self.ms.load(Ordering::SeqCst)
-    }
-
     pub fn advance(&self, by: SignedDuration) {
         let by_ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         self.ms.fetch_add(by_ms, Ordering::SeqCst);

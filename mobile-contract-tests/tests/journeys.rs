@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use mobile_contract_tests::{App, Backend, Server, postgres_url};
+use mobile_contract_tests::{App, Backend, Server};
 use serde_json::json;
 
 macro_rules! both_backends {
@@ -280,5 +280,4 @@ fn the_spec_is_the_only_contract() {
         )
         .is_err()
     );
-    let _ = postgres_url();
 }

@@ -72,11 +72,9 @@ pub async fn load_me(conn: &mut AnyConnection, account_id: &str) -> ApiResult<Me
     let row = row.ok_or(ApiError::NotFound("account"))?;
     let role = Role::parse(&row.role).map_err(ApiError::Internal)?;
     let working_hours = role.is_staff().then(|| WorkingHoursSetting {
-        days: row
-            .work_days
-            .bytes()
-            .filter(u8::is_ascii_digit)
-            .map(|b| i64::from(b - b'0'))
+        days: crate::silence::timing::parse_work_days(&row.work_days)
+            .into_iter()
+            .map(i64::from)
             .collect(),
         start: LocalTime::format(row.work_start_min),
         end: LocalTime::format(row.work_end_min),

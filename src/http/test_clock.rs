@@ -6,6 +6,7 @@
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Clock;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Json;
 use crate::http::time::parse_timestamp;
@@ -34,7 +35,7 @@ pub async fn move_clock(
         .test_clock
         .clone()
         .ok_or(ApiError::NotFound("route"))?;
-    let now = clock.now_ms_value();
+    let now = clock.now_ms();
     let target = match (req.advance_seconds, req.set.as_deref()) {
         (Some(secs), None) if secs >= 0 => now + secs.saturating_mul(1000),
         (None, Some(at)) => parse_timestamp(at)

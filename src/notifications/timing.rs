@@ -1,7 +1,6 @@
 //! When a person may be disturbed: quiet hours in their own time zone,
 //! correct across daylight-saving changes.
 
-use jiff::Timestamp;
 use jiff::civil::Time;
 use jiff::tz::TimeZone;
 
@@ -67,14 +66,10 @@ impl QuietWindow {
     }
 }
 
-/// `now` as a timestamp, for callers that hold milliseconds.
-pub fn timestamp(ms: i64) -> Timestamp {
-    from_ms(ms)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jiff::Timestamp;
 
     fn ms(s: &str) -> i64 {
         s.parse::<Timestamp>().unwrap().as_millisecond()

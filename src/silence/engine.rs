@@ -11,7 +11,7 @@ use crate::notifications::texts::{NUDGES_EN, NUDGES_NL, TextParams};
 use crate::notifications::timing::QuietWindow;
 use crate::push::payload::NotificationKind;
 use crate::secrets::new_id;
-use crate::silence::timing::{WorkingHours, local_day, member_moment};
+use crate::silence::timing::{WorkingHours, local_day, member_moment, parse_work_days};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -79,6 +79,18 @@ impl MemberState {
         }
     }
 
+    /// The current silence, and the next step of it to consider: a new
+    /// silence starts its ladder from the first step.
+    fn position(&self) -> (i64, i64) {
+        let start = self.silence_start();
+        let index = if self.silence_start_at == Some(start) {
+            self.next_step_index
+        } else {
+            0
+        };
+        (start, index)
+    }
+
     fn watched(&self) -> bool {
         self.role == "member" && self.left_at.is_none() && self.archived_at.is_none()
     }
@@ -118,12 +130,7 @@ pub async fn reschedule(conn: &mut AnyConnection, membership_id: &str) -> Result
     let Some(state) = load(conn, membership_id).await? else {
         return Ok(());
     };
-    let start = state.silence_start();
-    let index = if state.silence_start_at == Some(start) {
-        state.next_step_index
-    } else {
-        0
-    };
+    let (start, index) = state.position();
     write_schedule(conn, &state, start, index).await
 }
 
@@ -231,12 +238,7 @@ pub async fn fire_due(
     let Some(state) = load(conn, membership_id).await? else {
         return Ok(false);
     };
-    let start = state.silence_start();
-    let index = if state.silence_start_at == Some(start) {
-        state.next_step_index
-    } else {
-        0
-    };
+    let (start, index) = state.position();
     let (Some(policy), true) = (state.policy(), state.watched()) else {
         write_schedule(conn, &state, start, index).await?;
         return Ok(false);
@@ -389,11 +391,7 @@ async fn circle_working_hours(
 pub fn working_hours(time_zone: String, days: &str, start_min: i64, end_min: i64) -> WorkingHours {
     WorkingHours {
         time_zone,
-        days: days
-            .bytes()
-            .filter(u8::is_ascii_digit)
-            .map(|b| i8::try_from(b - b'0').unwrap_or(0))
-            .collect(),
+        days: parse_work_days(days),
         start_min,
         end_min,
     }

@@ -56,6 +56,15 @@ pub fn local_day(ms: i64, zone_name: &str) -> civil::Date {
     local(&tz(zone_name), ms).date()
 }
 
+/// Stored work days (`"12345"`) as ISO weekdays, 1 = Monday … 7 = Sunday.
+pub fn parse_work_days(stored: &str) -> Vec<i8> {
+    stored
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .filter_map(|b| i8::try_from(b - b'0').ok())
+        .collect()
+}
+
 /// A worker's working week: weekdays (1 = Monday … 7 = Sunday) and hours.
 #[derive(Debug, Clone)]
 pub struct WorkingHours {

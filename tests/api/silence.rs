@@ -39,6 +39,18 @@ impl World {
             .collect()
     }
 
+    /// A member leaves the circle (so only the others' silence counts).
+    async fn leave(&self, person: &Person) {
+        self.app
+            .post(
+                &format!("/v1/circles/{}/membership/leave", self.circle),
+                person.token(),
+                json!({}),
+            )
+            .await
+            .expect(204);
+    }
+
     /// One member's line in the circle overview, as the worker sees it.
     async fn overview_member(&self, pseudonym: &str) -> Value {
         let r = self
@@ -79,13 +91,7 @@ fn hour_in_amsterdam(at: &Value) -> i8 {
 async fn five_silent_days_across_the_dst_change(backend: Backend) {
     let w = world(backend).await;
     let app = &w.app;
-    app.post(
-        &format!("/v1/circles/{}/membership/leave", w.circle),
-        w.maan.token(),
-        json!({}),
-    )
-    .await
-    .expect(204);
+    w.leave(&w.maan).await;
     let worker_sub = w.webpush.subscribe();
     w.register_webpush(&w.worker, &worker_sub).await;
 
@@ -204,13 +210,7 @@ impl World {
 async fn returning_after_the_alert_clears_it(backend: Backend) {
     let w = world(backend).await;
     let app = &w.app;
-    app.post(
-        &format!("/v1/circles/{}/membership/leave", w.circle),
-        w.maan.token(),
-        json!({}),
-    )
-    .await
-    .expect(204);
+    w.leave(&w.maan).await;
     // Monday 2 March 10:00 CET; silent until the alert on Friday 10:00.
     w.at("2026-03-06T09:00:00Z").await;
     let alerts = w.alerts(&w.worker).await;
@@ -293,13 +293,7 @@ both_backends!(away_for_a_week_and_nudges_off);
 async fn three_circles_one_nudge_a_day(backend: Backend) {
     let w = world(backend).await;
     let app = &w.app;
-    app.post(
-        &format!("/v1/circles/{}/membership/leave", w.circle),
-        w.maan.token(),
-        json!({}),
-    )
-    .await
-    .expect(204);
+    w.leave(&w.maan).await;
     for name in ["Tweede kring", "Derde kring"] {
         let circle = app.circle(&w.worker, name).await;
         let code = app.invite(&w.worker, &circle, 1).await;
@@ -543,13 +537,7 @@ both_backends!(alerts_are_acknowledged_snoozed_and_resolved);
 async fn every_step_fires_exactly_once(backend: Backend) {
     let w = world(backend).await;
     let app = &w.app;
-    app.post(
-        &format!("/v1/circles/{}/membership/leave", w.circle),
-        w.maan.token(),
-        json!({}),
-    )
-    .await
-    .expect(204);
+    w.leave(&w.maan).await;
     app.clock.set("2026-03-04T09:00:00Z".parse().unwrap());
     // Two scheduler instances tick at the same moment.
     let state = &app.state;
