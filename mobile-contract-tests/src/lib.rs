@@ -6,6 +6,10 @@
 //!   response: its status must be documented for the operation, and its body
 //!   must match the documented schema.
 //! - [`App`] is the client: it makes requests and checks each response.
+//! - [`PushInbox`] is a phone's view of push: a Web Push subscription on a
+//!   local push service (real VAPID and aes128gcm, from the `push-mocks`
+//!   crate) whose every message is checked against the committed push payload
+//!   schema, `openapi/push-payload.schema.json`.
 //!
 //! Nothing here imports Kring's Rust types: the spec is the contract.
 
@@ -17,6 +21,15 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+/// A committed file of `openapi/`, parsed.
+fn committed(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../openapi")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"))
+}
+
 /// The committed spec.
 pub struct Spec {
     doc: Value,
@@ -24,10 +37,8 @@ pub struct Spec {
 
 impl Spec {
     pub fn load() -> Self {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../openapi/openapi.json");
-        let text = std::fs::read_to_string(&path).expect("openapi/openapi.json");
         Self {
-            doc: serde_json::from_str(&text).expect("the spec is JSON"),
+            doc: committed("openapi.json"),
         }
     }
 
@@ -139,6 +150,102 @@ impl Spec {
     }
 }
 
+/// The committed push payload schema, `openapi/push-payload.schema.json`.
+pub struct PushPayloadSchema {
+    validator: jsonschema::Validator,
+}
+
+impl PushPayloadSchema {
+    pub fn load() -> Self {
+        let schema = committed("push-payload.schema.json");
+        Self {
+            validator: jsonschema::validator_for(&schema).expect("a valid JSON Schema"),
+        }
+    }
+
+    pub fn check(&self, payload: &Value) -> Result<(), String> {
+        let errors: Vec<String> = self
+            .validator
+            .iter_errors(payload)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+}
+
+/// A local Web Push service the server may send to.
+pub struct PushService {
+    mock: push_mocks::MockWebPush,
+    schema: PushPayloadSchema,
+}
+
+impl PushService {
+    pub async fn start() -> Self {
+        Self {
+            mock: push_mocks::MockWebPush::start().await,
+            schema: PushPayloadSchema::load(),
+        }
+    }
+
+    /// A new phone: its subscription on this push service.
+    pub fn phone(&self) -> PushInbox<'_> {
+        PushInbox {
+            service: self,
+            subscription: self.mock.subscribe(),
+            seen: std::cell::Cell::new(0),
+        }
+    }
+}
+
+/// One phone's pushes, as its app receives them.
+pub struct PushInbox<'a> {
+    service: &'a PushService,
+    subscription: push_mocks::Subscription,
+    seen: std::cell::Cell<usize>,
+}
+
+impl PushInbox<'_> {
+    /// The body of `POST /v1/devices` for this phone.
+    pub fn device(&self) -> Value {
+        json!({
+            "kind": "webpush",
+            "endpoint": self.subscription.endpoint,
+            "keys": {"p256dh": self.subscription.p256dh, "auth": self.subscription.auth},
+            "label": "Contract test phone",
+        })
+    }
+
+    /// Pushes that arrived since the last call, decrypted, each checked
+    /// against the push payload schema.
+    pub fn take(&self) -> Vec<Value> {
+        let mine: Vec<Value> = self
+            .service
+            .mock
+            .received()
+            .into_iter()
+            .filter(|m| m.subscription == self.subscription.id)
+            .map(|m| m.payload)
+            .collect();
+        let rejected = self.service.mock.rejected();
+        assert!(
+            rejected.is_empty(),
+            "the push service refused messages: {rejected:?}"
+        );
+        let new = mine[self.seen.get()..].to_vec();
+        self.seen.set(mine.len());
+        for payload in &new {
+            if let Err(e) = self.service.schema.check(payload) {
+                panic!("push payload does not conform: {e}\npayload: {payload}");
+            }
+        }
+        new
+    }
+}
+
 /// A running `kring serve`.
 pub struct Server {
     pub base: String,
@@ -181,8 +288,34 @@ pub fn postgres_url() -> Option<String> {
         .filter(|u| !u.is_empty())
 }
 
+/// A VAPID private key, as `kring vapid-keys` makes one.
+fn vapid_private_key() -> String {
+    let out = std::process::Command::new(kring_binary())
+        .arg("vapid-keys")
+        .output()
+        .expect("kring vapid-keys");
+    assert!(out.status.success(), "kring vapid-keys");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("KRING_VAPID_PRIVATE_KEY=")
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("no private key in {text}"))
+}
+
 impl Server {
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, None).await
+    }
+
+    /// A server that sends Web Push to `push` (allowed over http on
+    /// 127.0.0.1, with fresh VAPID keys).
+    pub async fn start_with_push(backend: Backend, push: &PushService) -> Self {
+        Self::start_with(backend, Some(push)).await
+    }
+
+    async fn start_with(backend: Backend, push: Option<&PushService>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (database_url, pg) = match backend {
             Backend::Sqlite => (
@@ -206,7 +339,15 @@ impl Server {
         };
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
-        let child = tokio::process::Command::new(kring_binary())
+        let mut command = tokio::process::Command::new(kring_binary());
+        if push.is_some() {
+            command
+                .env("KRING_VAPID_PRIVATE_KEY", vapid_private_key())
+                .env("KRING_VAPID_SUBJECT", "mailto:ops@kring.example")
+                .env("KRING_WEBPUSH_ALLOWED_HOSTS", "127.0.0.1")
+                .env("KRING_WEBPUSH_ALLOW_HTTP", "true");
+        }
+        let child = command
             .arg("serve")
             .env("KRING_BIND", format!("127.0.0.1:{port}"))
             .env("KRING_DATABASE_URL", &database_url)
@@ -306,6 +447,9 @@ pub struct App {
     spec: Spec,
     /// How many responses were checked.
     pub checked: std::cell::Cell<usize>,
+    /// Sessions kept fresh, as an app does: the first access token →
+    /// (the current access token, the current refresh token).
+    sessions: std::cell::RefCell<std::collections::HashMap<String, (String, String)>>,
 }
 
 impl App {
@@ -315,7 +459,16 @@ impl App {
             client: reqwest::Client::new(),
             spec: Spec::load(),
             checked: std::cell::Cell::new(0),
+            sessions: Default::default(),
         }
+    }
+
+    /// From now on, when `access` (or its successor) answers 401
+    /// `token_expired`, refresh the session and retry, as an app does.
+    pub fn keep_fresh(&self, access: &str, refresh: &str) {
+        self.sessions
+            .borrow_mut()
+            .insert(access.to_owned(), (access.to_owned(), refresh.to_owned()));
     }
 
     pub fn spec(&self) -> &Spec {
@@ -323,6 +476,41 @@ impl App {
     }
 
     pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let kept = token.and_then(|t| self.sessions.borrow().get(t).cloned());
+        let Some((access, refresh)) = kept else {
+            return self.send(method, path, token, body, headers).await;
+        };
+        let first = self
+            .send(method, path, Some(&access), body.clone(), headers)
+            .await;
+        if first.status != 401 || first.body["code"] != "token_expired" {
+            return first;
+        }
+        let pair = self
+            .send(
+                "POST",
+                "/v1/auth/refresh",
+                None,
+                Some(json!({"refresh_token": refresh})),
+                &[],
+            )
+            .await;
+        assert_eq!(pair.status, 200, "refresh: {}", pair.body);
+        let fresh = (pair.str("/access_token"), pair.str("/refresh_token"));
+        self.sessions
+            .borrow_mut()
+            .insert(token.unwrap_or_default().to_owned(), fresh.clone());
+        self.send(method, path, Some(&fresh.0), body, headers).await
+    }
+
+    async fn send(
         &self,
         method: &str,
         path: &str,
@@ -371,15 +559,27 @@ impl App {
         self.call("POST", path, token, Some(body), &[]).await
     }
 
-    /// Moves the server's test clock and lets its jobs run.
-    pub async fn advance(&self, seconds: i64) {
+    /// Moves the server's test clock and lets its jobs run; returns the
+    /// server's new time (RFC 3339).
+    pub async fn advance(&self, seconds: i64) -> String {
+        self.move_clock(json!({"advance_seconds": seconds})).await
+    }
+
+    /// Jumps the server's test clock forward to an RFC 3339 time.
+    pub async fn set_clock(&self, at: &str) -> String {
+        self.move_clock(json!({"set": at})).await
+    }
+
+    async fn move_clock(&self, body: Value) -> String {
         let r = self
             .client
             .post(format!("{}/test/clock", self.base))
-            .json(&json!({"advance_seconds": seconds}))
+            .json(&body)
             .send()
             .await
             .expect("test clock");
         assert_eq!(r.status(), 200, "the server runs with KRING_TEST_CLOCK");
+        let moved: Value = r.json().await.expect("the clock's answer");
+        moved["now"].as_str().expect("now").to_owned()
     }
 }

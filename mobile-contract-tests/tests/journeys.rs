@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use mobile_contract_tests::{App, Backend, Server};
+use mobile_contract_tests::{App, Backend, PushService, Server};
+use std::collections::{HashMap, HashSet};
+
 use serde_json::json;
 
 macro_rules! both_backends {
@@ -31,6 +33,7 @@ const PASSWORD: &str = "een lang en veilig wachtwoord";
 /// A coordinator, a worker and a circle, set up through the API.
 struct Setup {
     worker: String,
+    worker_refresh: String,
     circle: String,
 }
 
@@ -52,19 +55,24 @@ async fn setup(server: &Server, app: &App) -> Setup {
         )
         .await
         .str("/setup_code");
-    let worker = app
+    let signed_in = app
         .post(
             "/v1/auth/setup",
             None,
             json!({"code": worker_code, "password": PASSWORD}),
         )
-        .await
-        .str("/tokens/access_token");
+        .await;
+    let worker = signed_in.str("/tokens/access_token");
+    let worker_refresh = signed_in.str("/tokens/refresh_token");
     let circle = app
         .post("/v1/circles", Some(&worker), json!({"name": "Samen sterk"}))
         .await
         .str("/id");
-    Setup { worker, circle }
+    Setup {
+        worker,
+        worker_refresh,
+        circle,
+    }
 }
 
 /// A member joins the way the app does it; returns (access, refresh, membership).
@@ -281,3 +289,329 @@ fn the_spec_is_the_only_contract() {
         .is_err()
     );
 }
+
+const DAY: i64 = 24 * 60 * 60;
+
+/// Puts the server's clock on the next Monday, 10:00 UTC: inside everyone's
+/// working hours and outside the members' quiet hours (21:00–09:00 in
+/// Amsterdam), so the journeys below read like a week.
+async fn monday_morning(app: &App) {
+    let now: jiff::Timestamp = app.advance(0).await.parse().unwrap();
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let days = 7 - i64::from(today.weekday().to_monday_zero_offset());
+    let monday = today
+        .checked_add(jiff::Span::new().days(days))
+        .unwrap()
+        .at(10, 0, 0, 0)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .unwrap()
+        .timestamp();
+    app.set_clock(&monday.to_string()).await;
+}
+
+fn kinds(pushes: &[serde_json::Value]) -> Vec<&str> {
+    pushes.iter().map(|p| p["kind"].as_str().unwrap()).collect()
+}
+
+/// The member goes quiet, gets a nudge on their phone, taps "I'm OK", and the
+/// ladder starts again from that moment.
+async fn silence_nudge_and_im_ok(backend: Backend) {
+    let push = PushService::start().await;
+    let server = Server::start_with_push(backend, &push).await;
+    let app = App::new(&server);
+    monday_morning(&app).await;
+    let s = setup(&server, &app).await;
+    let (member, member_refresh, membership) = join(&app, &s, "Zonnebloem").await;
+    // Days pass: the app refreshes its sessions when a token expires.
+    app.keep_fresh(&member, &member_refresh);
+    app.keep_fresh(&s.worker, &s.worker_refresh);
+    let phone = push.phone();
+    let device = app.post("/v1/devices", Some(&member), phone.device()).await;
+    assert_eq!(device.status, 201);
+    let posts = format!("/v1/circles/{}/posts", s.circle);
+    let post = app
+        .post(&posts, Some(&member), json!({"body": "Tot gauw!"}))
+        .await;
+    assert_eq!(post.status, 201);
+    let overview = format!("/v1/circles/{}/overview", s.circle);
+    let me_in = |o: &serde_json::Value| {
+        o["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["membership_id"] == membership.as_str())
+            .cloned()
+            .unwrap()
+    };
+
+    // One quiet day (Tuesday): nothing yet.
+    app.advance(DAY).await;
+    assert_eq!(phone.take(), Vec::<serde_json::Value>::new());
+
+    // Wednesday, two days quiet on a two-day rhythm: a gentle nudge.
+    app.advance(DAY + 60).await;
+    let pushes = phone.take();
+    assert_eq!(kinds(&pushes), ["nudge"], "{pushes:?}");
+    let nudge = &pushes[0];
+    assert_eq!(nudge["actions"], json!(["im_ok"]));
+    assert_eq!(nudge["locale"], "nl");
+    // The push is a copy of an inbox item.
+    let inbox = app.get("/v1/notifications", Some(&member)).await;
+    assert_eq!(
+        inbox.body["items"][0]["id"], nudge["notification_id"],
+        "{}",
+        inbox.body
+    );
+    let seen = app.get(&overview, Some(&s.worker)).await;
+    assert_eq!(me_in(&seen.body)["condition"], "nudged");
+
+    // The member taps "I'm OK" on the notification.
+    let ok = app.post("/v1/me/im-ok", Some(&member), json!({})).await;
+    assert_eq!(ok.status, 201);
+    let seen = app.get(&overview, Some(&s.worker)).await;
+    let me = me_in(&seen.body);
+    assert_eq!(me["condition"], "active");
+    let tapped: jiff::Timestamp = me["last_activity_at"].as_str().unwrap().parse().unwrap();
+    let next: jiff::Timestamp = me["next_step_due_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        next.duration_since(tapped).as_secs(),
+        2 * DAY,
+        "the ladder starts again from the tap"
+    );
+
+    // Thursday: the old ladder's second nudge does not come.
+    app.advance(DAY + 60).await;
+    assert_eq!(phone.take(), Vec::<serde_json::Value>::new());
+    // Friday, two days after the tap: the first nudge of the new ladder.
+    app.advance(DAY).await;
+    assert_eq!(kinds(&phone.take()), ["nudge"]);
+    server.stop().await;
+}
+both_backends!(silence_nudge_and_im_ok);
+
+/// Four quiet days: the worker's phone gets the alert, and the worker
+/// acknowledges and resolves it.
+async fn alert_reaches_the_worker(backend: Backend) {
+    let push = PushService::start().await;
+    let server = Server::start_with_push(backend, &push).await;
+    let app = App::new(&server);
+    monday_morning(&app).await;
+    let s = setup(&server, &app).await;
+    let (member, member_refresh, membership) = join(&app, &s, "Zonnebloem").await;
+    app.keep_fresh(&member, &member_refresh);
+    app.keep_fresh(&s.worker, &s.worker_refresh);
+    let member_phone = push.phone();
+    let worker_phone = push.phone();
+    for (token, phone) in [(&member, &member_phone), (&s.worker, &worker_phone)] {
+        let device = app.post("/v1/devices", Some(token), phone.device()).await;
+        assert_eq!(device.status, 201);
+    }
+    let checkin = app
+        .post(
+            &format!("/v1/circles/{}/checkins", s.circle),
+            Some(&member),
+            json!({"mood": 2}),
+        )
+        .await;
+    assert_eq!(checkin.status, 201);
+
+    // Wednesday and Thursday: nudges to the member; Friday: the alert.
+    for _ in 0..4 {
+        app.advance(DAY).await;
+    }
+    app.advance(60).await;
+    assert_eq!(kinds(&member_phone.take()), ["nudge", "nudge"]);
+    let pushes = worker_phone.take();
+    assert_eq!(kinds(&pushes), ["alert"], "{pushes:?}");
+    let alert_id = pushes[0]["alert_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        pushes[0]["membership_id"],
+        membership.as_str(),
+        "{pushes:?}"
+    );
+    assert_eq!(pushes[0]["circle_id"], s.circle.as_str());
+
+    // The worker opens the app on the alert.
+    let open = app.get("/v1/alerts?status=open", Some(&s.worker)).await;
+    assert_eq!(open.body["items"][0]["id"], alert_id.as_str());
+    assert_eq!(open.body["items"][0]["reason"], "silence");
+    let path = format!("/v1/alerts/{alert_id}");
+    // The member never sees alerts about themselves.
+    assert_eq!(app.get(&path, Some(&member)).await.status, 404);
+
+    let ack = app
+        .post(&format!("{path}/acknowledge"), Some(&s.worker), json!({}))
+        .await;
+    assert_eq!(
+        (ack.status, ack.body["status"].as_str()),
+        (200, Some("acknowledged"))
+    );
+    let resolved = app
+        .post(
+            &format!("{path}/resolve"),
+            Some(&s.worker),
+            json!({"outcome": "reached", "note": "Gebeld; het gaat goed, even druk gehad."}),
+        )
+        .await;
+    assert_eq!(
+        (resolved.status, resolved.body["status"].as_str()),
+        (200, Some("resolved"))
+    );
+    assert_eq!(resolved.body["resolution_outcome"], "reached");
+    let open = app.get("/v1/alerts?status=open", Some(&s.worker)).await;
+    assert_eq!(open.body["items"], json!([]));
+    // Resolving twice is a conflict, documented like every other answer.
+    let again = app
+        .post(
+            &format!("{path}/resolve"),
+            Some(&s.worker),
+            json!({"outcome": "reached"}),
+        )
+        .await;
+    assert_eq!(again.status, 409);
+    server.stop().await;
+}
+both_backends!(alert_reaches_the_worker);
+
+/// One listing of a circle's feed, newest first, page by page: the ids
+/// in order and the listing's sync token.
+async fn list_feed(app: &App, circle: &str, token: &str) -> (Vec<String>, String) {
+    let mut ids = Vec::new();
+    let mut tokens = HashSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/circles/{circle}/posts?limit=5&cursor={c}"),
+            None => format!("/v1/circles/{circle}/posts?limit=5"),
+        };
+        let page = app.get(&path, Some(token)).await;
+        assert_eq!(page.status, 200);
+        for p in page.body["items"].as_array().unwrap() {
+            ids.push(p["id"].as_str().unwrap().to_owned());
+        }
+        tokens.insert(page.str("/sync_token"));
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        tokens.len(),
+        1,
+        "the pages of one listing share a sync token"
+    );
+    (ids, tokens.into_iter().next().unwrap())
+}
+
+/// Brings a local copy up to date from `since`; returns the new token.
+async fn sync_feed(
+    app: &App,
+    circle: &str,
+    token: &str,
+    since: &str,
+    copy: &mut HashMap<String, String>,
+) -> String {
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/circles/{circle}/posts?since={since}&limit=5&cursor={c}"),
+            None => format!("/v1/circles/{circle}/posts?since={since}&limit=5"),
+        };
+        let page = app.get(&path, Some(token)).await;
+        assert_eq!(page.status, 200);
+        for p in page.body["items"].as_array().unwrap() {
+            copy.insert(
+                p["id"].as_str().unwrap().to_owned(),
+                p["status"].as_str().unwrap().to_owned(),
+            );
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return page.str("/sync_token"),
+        }
+    }
+}
+
+/// One member reads the feed, page by page and then by `since`, while
+/// another writes and deletes at the same time: the reader's copy ends up
+/// exactly the server's, with no post missing and none listed twice.
+async fn feed_and_sync_while_posts_arrive(backend: Backend) {
+    let server = Server::start(backend).await;
+    let app = App::new(&server);
+    let s = setup(&server, &app).await;
+    let (reader, _, _) = join(&app, &s, "Maan").await;
+    let (writer, _, _) = join(&app, &s, "Zon").await;
+    let posts = format!("/v1/circles/{}/posts", s.circle);
+    let mut before = Vec::new();
+    for i in 0..12 {
+        let r = app
+            .post(
+                &posts,
+                Some(&writer),
+                json!({"body": format!("eerder {i}")}),
+            )
+            .await;
+        before.push(r.str("/id"));
+    }
+
+    // The writer: 40 new posts, deleting one older post in every four. The
+    // reader, at the same time: a first listing, then syncs until the
+    // writer is done. Their requests are in flight together.
+    let done = std::cell::Cell::new(false);
+    let writer_app = App::new(&server);
+    let write = async {
+        let mut written = Vec::new();
+        for i in 0..40 {
+            let r = writer_app
+                .post(&posts, Some(&writer), json!({"body": format!("nieuw {i}")}))
+                .await;
+            assert_eq!(r.status, 201);
+            written.push(r.str("/id"));
+            if i % 4 == 0 {
+                let path = format!("/v1/posts/{}", before[i / 4]);
+                let gone = writer_app
+                    .call("DELETE", &path, Some(&writer), None, &[])
+                    .await;
+                assert_eq!(gone.status, 204);
+            }
+        }
+        done.set(true);
+        written
+    };
+    let read = async {
+        let (listed, mut token) = list_feed(&app, &s.circle, &reader).await;
+        let unique: HashSet<_> = listed.iter().collect();
+        assert_eq!(unique.len(), listed.len(), "no post twice in a listing");
+        let mut copy: HashMap<String, String> = listed
+            .into_iter()
+            .map(|id| (id, "visible".to_owned()))
+            .collect();
+        let mut syncs = 0;
+        while !done.get() {
+            token = sync_feed(&app, &s.circle, &reader, &token, &mut copy).await;
+            syncs += 1;
+        }
+        (copy, token, syncs)
+    };
+    let (written, (mut copy, token, syncs)) = tokio::join!(write, read);
+    sync_feed(&app, &s.circle, &reader, &token, &mut copy).await;
+    assert!(syncs > 1, "the reader synced while posts arrived");
+
+    let mine: HashSet<String> = copy
+        .iter()
+        .filter(|(_, status)| status.as_str() != "deleted")
+        .map(|(id, _)| id.clone())
+        .collect();
+    let deleted: HashSet<String> = before.iter().take(10).cloned().collect();
+    let expected: HashSet<String> = before
+        .iter()
+        .chain(&written)
+        .filter(|id| !deleted.contains(*id))
+        .cloned()
+        .collect();
+    assert_eq!(mine, expected, "no gaps: the copy is exactly the circle");
+    let (fresh, _) = list_feed(&app, &s.circle, &reader).await;
+    assert_eq!(fresh.iter().cloned().collect::<HashSet<_>>(), expected);
+    server.stop().await;
+}
+both_backends!(feed_and_sync_while_posts_arrive);

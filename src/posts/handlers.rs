@@ -3,15 +3,16 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::circles::{access, record_activity};
 use crate::error::{ApiError, ApiResult, Validator};
-use crate::http::cursor::PageQuery;
 use crate::http::idempotency::IdempotencyKey;
 use crate::http::{Caller, Json, Query};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
-use crate::posts::{POST_SELECT, Post, PostPage, PostRow, load_post, post_access, views};
+use crate::posts::{
+    FeedMark, POST_SELECT, Post, PostPage, PostRow, load_post, next_change, post_access, views,
+};
 use crate::secrets::new_id;
 use crate::state::AppState;
 
@@ -36,14 +37,72 @@ fn validate_body(body: &str) -> Result<String, String> {
     Ok(trimmed.to_owned())
 }
 
+/// `limit`, `cursor` and `since` for a circle's feed.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FeedQuery {
+    /// How many posts to return, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100, example = 20)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,200}$")]
+    pub cursor: Option<String>,
+    /// Incremental sync: the `sync_token` of an earlier response. Returns
+    /// every post created or changed after it, oldest change first,
+    /// including deleted and hidden ones as tombstones.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,200}$")]
+    pub since: Option<String>,
+}
+
+struct Feed {
+    limit: i64,
+    cursor: Option<FeedMark>,
+    since: Option<FeedMark>,
+}
+
+impl FeedQuery {
+    fn parse(&self, circle_id: &str) -> ApiResult<Feed> {
+        let mut v = Validator::default();
+        let limit = v.check(
+            "limit",
+            match self.limit {
+                None => Ok(20),
+                Some(n) if (1..=100).contains(&n) => Ok(n),
+                Some(_) => Err("must be between 1 and 100".to_owned()),
+            },
+        );
+        let mut mark = |field: &str, value: &Option<String>, what: &str| match value {
+            None => Some(None),
+            Some(s) => v.check(
+                field,
+                FeedMark::decode(s, circle_id)
+                    .map(Some)
+                    .ok_or_else(|| format!("is not a {what} this server returned for this circle")),
+            ),
+        };
+        let cursor = mark("cursor", &self.cursor, "next_cursor");
+        let since = mark("since", &self.since, "sync_token");
+        match (limit, cursor, since) {
+            (Some(limit), Some(cursor), Some(since)) => Ok(Feed {
+                limit,
+                cursor,
+                since,
+            }),
+            _ => Err(v.into_error()),
+        }
+    }
+}
+
 /// The circle's posts. Without `since`: newest first, without deleted posts.
-/// With `since`: everything created or changed at or after that time, oldest
-/// change first, deleted and hidden posts included as tombstones, so an app
-/// can bring its copy up to date.
+/// With `since` (a `sync_token`): everything created or changed after it,
+/// oldest change first, deleted and hidden posts included as tombstones, so
+/// an app can bring its copy up to date. Every response carries the
+/// `sync_token` to pass as `since` next time; together they miss nothing,
+/// even while posts arrive.
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/posts", tag = "posts",
     security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The circle's id"), PageQuery),
+    params(("circle_id" = String, Path, description = "The circle's id"), FeedQuery),
     responses(
         (status = 200, description = "A page of posts", body = PostPage),
         (status = 401, response = Unauthorized),
@@ -56,34 +115,88 @@ pub async fn feed(
     State(state): State<AppState>,
     caller: Caller,
     Path(circle_id): Path<String>,
-    Query(query): Query<PageQuery>,
+    Query(query): Query<FeedQuery>,
 ) -> ApiResult<axum::Json<PostPage>> {
-    let page = query.parse()?;
-    let mut conn = state.store.pool().acquire().await?;
-    let access = access(&mut conn, &caller, &circle_id).await?;
-    let k = page.keyset("p.created_at", "p.updated_at", "p.id", 2);
-    // The newest-first feed leaves deleted posts out; a sync needs their tombstones.
-    let deleted = if page.since_ms.is_some() {
-        ""
-    } else {
-        "AND p.deleted_at IS NULL"
+    let feed = query.parse(&circle_id)?;
+    // One snapshot: the sync position and the page agree.
+    let mut tx = state.store.begin_snapshot().await?;
+    let access = access(&mut tx, &caller, &circle_id).await?;
+    let circle = access.circle_id.clone();
+    let fetch = usize::try_from(feed.limit).unwrap_or(100);
+    let (mut rows, sync): (Vec<PostRow>, i64) = match (feed.since, feed.cursor) {
+        // A sync: changes after the token (or after the previous page).
+        (Some(since), cursor) => {
+            let after = cursor.map_or(since.position, |c| c.position);
+            let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{POST_SELECT} WHERE p.circle_id = $1 AND p.change_seq > $2
+                 ORDER BY p.change_seq LIMIT $3"
+            )))
+            .bind(&circle)
+            .bind(after)
+            .bind(feed.limit + 1)
+            .fetch_all(&mut *tx)
+            .await?;
+            (rows, after)
+        }
+        // A listing, newest first; its pages share the first page's token.
+        (None, cursor) => {
+            let sync = match cursor {
+                Some(c) => c.sync,
+                None => {
+                    sqlx::query_scalar("SELECT change_seq FROM circles WHERE id = $1")
+                        .bind(&circle)
+                        .fetch_one(&mut *tx)
+                        .await?
+                }
+            };
+            let before = cursor.map_or(i64::MAX, |c| c.position);
+            let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{POST_SELECT} WHERE p.circle_id = $1 AND p.deleted_at IS NULL
+                 AND p.created_seq < $2 ORDER BY p.created_seq DESC LIMIT $3"
+            )))
+            .bind(&circle)
+            .bind(before)
+            .bind(feed.limit + 1)
+            .fetch_all(&mut *tx)
+            .await?;
+            (rows, sync)
+        }
     };
-    let mut rows: Vec<PostRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{POST_SELECT} WHERE p.circle_id = $1 {deleted} AND {} ORDER BY {} LIMIT $4",
-        k.condition, k.order
-    )))
-    .bind(&access.circle_id)
-    .bind(k.at_ms)
-    .bind(k.id)
-    .bind(page.limit + 1)
-    .fetch_all(&mut *conn)
-    .await?;
-    let next = page.next(&mut rows, |r| (r.created_at, r.updated_at, r.id.clone()));
+    let more = rows.len() > fetch;
+    rows.truncate(fetch);
+    let syncing = feed.since.is_some();
+    let mark = |row: &PostRow| {
+        if syncing {
+            FeedMark {
+                position: row.change_seq,
+                sync: row.change_seq,
+            }
+        } else {
+            FeedMark {
+                position: row.created_seq,
+                sync,
+            }
+        }
+    };
+    let next_cursor = rows
+        .last()
+        .filter(|_| more)
+        .map(|r| mark(r).encode(&circle));
+    let sync_token = match rows.last() {
+        Some(last) if syncing => last.change_seq,
+        _ => sync,
+    };
     let viewer = access.membership_id().ok().map(str::to_owned);
-    let items = views(&mut conn, rows, viewer.as_deref(), access.is_staff()).await?;
+    let items = views(&mut tx, rows, viewer.as_deref(), access.is_staff()).await?;
+    tx.commit().await?;
     Ok(axum::Json(PostPage {
         items,
-        next_cursor: next,
+        next_cursor,
+        sync_token: FeedMark {
+            position: sync_token,
+            sync: sync_token,
+        }
+        .encode(&circle),
     }))
 }
 
@@ -143,9 +256,10 @@ pub async fn create_post(
         }
     }
     let id = new_id();
+    let seq = next_change(&mut tx, &access.circle_id).await?;
     sqlx::query(
-        "INSERT INTO posts (id, circle_id, author_membership_id, reply_to_id, body, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        "INSERT INTO posts (id, circle_id, author_membership_id, reply_to_id, body, created_at, updated_at, created_seq, change_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $7)",
     )
     .bind(&id)
     .bind(&access.circle_id)
@@ -153,6 +267,7 @@ pub async fn create_post(
     .bind(req.reply_to_id.as_deref())
     .bind(&body)
     .bind(now)
+    .bind(seq)
     .execute(&mut *tx)
     .await?;
     // Your own post is read by you.
@@ -226,10 +341,14 @@ pub async fn edit_post(
     if row.deleted_at.is_some() {
         return Err(ApiError::conflict("post_deleted", "This post was deleted"));
     }
-    sqlx::query("UPDATE posts SET body = $1, edited_at = $2, updated_at = $2 WHERE id = $3")
-        .bind(&body)
-        .bind(now)
-        .bind(&row.id)
+    let seq = next_change(&mut tx, &row.circle_id).await?;
+    sqlx::query(
+        "UPDATE posts SET body = $1, edited_at = $2, updated_at = $2, change_seq = $3 WHERE id = $4",
+    )
+    .bind(&body)
+    .bind(now)
+    .bind(seq)
+    .bind(&row.id)
         .execute(&mut *tx)
         .await?;
     let post = load_post(&mut tx, &caller, &row.id).await?;
@@ -261,9 +380,13 @@ pub async fn delete_post(
     let (row, access) = post_access(&mut tx, &caller, &post_id).await?;
     require_author(&row, access.membership_id().ok())?;
     if row.deleted_at.is_none() {
-        sqlx::query("UPDATE posts SET body = '', deleted_at = $1, updated_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(&row.id)
+        let seq = next_change(&mut tx, &row.circle_id).await?;
+        sqlx::query(
+            "UPDATE posts SET body = '', deleted_at = $1, updated_at = $1, change_seq = $2 WHERE id = $3",
+        )
+        .bind(now)
+        .bind(seq)
+        .bind(&row.id)
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM reactions WHERE post_id = $1")
@@ -328,11 +451,13 @@ pub async fn hide_post(
     if row.deleted_at.is_some() {
         return Err(ApiError::conflict("post_deleted", "This post was deleted"));
     }
-    sqlx::query("UPDATE posts SET hidden_at = $1, hidden_reason = $2, hidden_by = $3, updated_at = $1 WHERE id = $4")
+    let seq = next_change(&mut tx, &row.circle_id).await?;
+    sqlx::query("UPDATE posts SET hidden_at = $1, hidden_reason = $2, hidden_by = $3, updated_at = $1, change_seq = $5 WHERE id = $4")
         .bind(now)
         .bind(&reason)
         .bind(access.membership_id().ok())
         .bind(&row.id)
+        .bind(seq)
         .execute(&mut *tx)
         .await?;
     tracing::info!(post_id = %row.id, "post hidden by staff");
@@ -364,10 +489,12 @@ pub async fn unhide_post(
     let (row, access) = post_access(&mut tx, &caller, &post_id).await?;
     access.require_staff()?;
     if row.hidden_at.is_some() {
+        let seq = next_change(&mut tx, &row.circle_id).await?;
         sqlx::query(
-            "UPDATE posts SET hidden_at = NULL, hidden_reason = NULL, hidden_by = NULL, updated_at = $1 WHERE id = $2",
+            "UPDATE posts SET hidden_at = NULL, hidden_reason = NULL, hidden_by = NULL, updated_at = $1, change_seq = $2 WHERE id = $3",
         )
         .bind(now)
+        .bind(seq)
         .bind(&row.id)
         .execute(&mut *tx)
         .await?;

@@ -4,6 +4,8 @@
 pub mod handlers;
 pub mod reactions;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
@@ -118,7 +120,7 @@ pub struct Post {
     pub reactions: Vec<ReactionCount>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: jiff::Timestamp,
-    /// Changes with every edit, delete, hide or unhide: the key for `since`.
+    /// Changes with every edit, delete, hide or unhide.
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: jiff::Timestamp,
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -130,6 +132,51 @@ pub struct PostPage {
     pub items: Vec<Post>,
     /// Pass as `cursor` for the next page; null at the end.
     pub next_cursor: Option<String>,
+    /// Keep the latest one you received and pass it as `since` to fetch
+    /// every change after this listing. Every page of one listing carries
+    /// the same token as its first page.
+    #[schema(example = "MTIuMTIuMDE5NGYxYTJiM2M0N2Q1ZThmOTAxYTJiM2M0ZDVlNmY")]
+    pub sync_token: String,
+}
+
+/// The circle's next change number. Taken inside the writing transaction,
+/// it holds the circle's row until commit, so a circle's changes commit in
+/// the order of their numbers and a sync from a number misses nothing.
+pub(crate) async fn next_change(
+    conn: &mut AnyConnection,
+    circle_id: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE circles SET change_seq = change_seq + 1 WHERE id = $1 RETURNING change_seq",
+    )
+    .bind(circle_id)
+    .fetch_one(conn)
+    .await
+}
+
+/// A position in a circle's feed, opaque to apps: a `next_cursor` (where the
+/// listing continues, and the sync position it started from) or a
+/// `sync_token` (a sync position). Bound to its circle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FeedMark {
+    pub position: i64,
+    pub sync: i64,
+}
+
+impl FeedMark {
+    pub fn encode(self, circle_id: &str) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}.{}.{circle_id}", self.position, self.sync))
+    }
+
+    pub fn decode(s: &str, circle_id: &str) -> Option<Self> {
+        let raw = URL_SAFE_NO_PAD.decode(s).ok()?;
+        let raw = String::from_utf8(raw).ok()?;
+        let mut parts = raw.splitn(3, '.');
+        let position = parts.next()?.parse().ok()?;
+        let sync = parts.next()?.parse().ok()?;
+        (parts.next()? == circle_id && position >= 0 && sync >= 0)
+            .then_some(Self { position, sync })
+    }
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -147,12 +194,14 @@ pub(crate) struct PostRow {
     pub deleted_at: Option<i64>,
     pub hidden_at: Option<i64>,
     pub hidden_reason: Option<String>,
+    pub created_seq: i64,
+    pub change_seq: i64,
 }
 
 pub(crate) const POST_SELECT: &str = "
     SELECT p.id, p.circle_id, p.author_membership_id, m.pseudonym AS author_pseudonym,
            m.role AS author_role, p.reply_to_id, p.body, p.created_at, p.updated_at, p.edited_at,
-           p.deleted_at, p.hidden_at, p.hidden_reason
+           p.deleted_at, p.hidden_at, p.hidden_reason, p.created_seq, p.change_seq
     FROM posts p JOIN memberships m ON m.id = p.author_membership_id";
 
 #[derive(sqlx::FromRow)]

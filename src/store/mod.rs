@@ -131,6 +131,20 @@ impl Store {
         }
     }
 
+    /// Begins a read-only transaction whose reads all see one snapshot: on
+    /// SQLite a deferred `BEGIN` (WAL keeps the snapshot of its first read),
+    /// on PostgreSQL `REPEATABLE READ`.
+    pub async fn begin_snapshot(&self) -> Result<Tx, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN").await,
+            Backend::Postgres => {
+                self.pool
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await
+            }
+        }
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

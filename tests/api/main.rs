@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod mocks;
 mod support;
 
 mod access_matrix;

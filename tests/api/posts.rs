@@ -300,9 +300,12 @@ async fn feed_pages_and_since_sync_have_no_gaps_or_duplicates(backend: Backend) 
     }
 
     // Newest first, in pages of 10; new posts arriving meanwhile do not
-    // disturb the pages already being read.
+    // disturb the pages already being read, and every page carries the
+    // first page's sync token.
     let mut seen = Vec::new();
+    let mut tokens = HashSet::new();
     let mut cursor: Option<String> = None;
+    let mut arrived = Vec::new();
     loop {
         let path = match &cursor {
             Some(c) => format!("{posts}?limit=10&cursor={c}"),
@@ -312,9 +315,13 @@ async fn feed_pages_and_since_sync_have_no_gaps_or_duplicates(backend: Backend) 
         for p in page.body["items"].as_array().unwrap() {
             seen.push(p["id"].as_str().unwrap().to_owned());
         }
-        app.post(&posts, zon.token(), json!({"body": "arriving meanwhile"}))
-            .await
-            .expect(201);
+        tokens.insert(page.str("/sync_token"));
+        arrived.push(
+            app.post(&posts, zon.token(), json!({"body": "arriving meanwhile"}))
+                .await
+                .expect(201)
+                .str("/id"),
+        );
         match page.body["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => break,
@@ -323,44 +330,71 @@ async fn feed_pages_and_since_sync_have_no_gaps_or_duplicates(backend: Backend) 
     let mut expected = created.clone();
     expected.reverse();
     assert_eq!(seen, expected, "every post once, newest first");
+    assert_eq!(tokens.len(), 1, "one listing, one sync token");
+    let token = tokens.into_iter().next().unwrap();
 
-    // Incremental sync: everything changed since a time, including edits and tombstones.
-    let since = "2026-03-02T09:00:05Z";
+    // Incremental sync from the listing's token: exactly what changed after
+    // it, oldest change first, including edits and tombstones.
     app.delete(&format!("/v1/posts/{}", created[0]), zon.token())
         .await
         .expect(204);
-    let mut synced = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("{posts}?since={since}&limit=7&cursor={c}"),
-            None => format!("{posts}?since={since}&limit=7"),
-        };
-        let page = app.get(&path, zon.token()).await.expect(200);
-        for p in page.body["items"].as_array().unwrap() {
-            synced.push((
-                p["id"].as_str().unwrap().to_owned(),
-                p["status"].as_str().unwrap().to_owned(),
-            ));
+    app.patch(
+        &format!("/v1/posts/{}", arrived[0]),
+        zon.token(),
+        json!({"body": "arriving meanwhile, edited"}),
+    )
+    .await
+    .expect(200);
+    let sync = |since: String| {
+        let app = &app;
+        let posts = &posts;
+        let zon = &zon;
+        async move {
+            let mut synced = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let path = match &cursor {
+                    Some(c) => format!("{posts}?since={since}&limit=2&cursor={c}"),
+                    None => format!("{posts}?since={since}&limit=2"),
+                };
+                let page = app.get(&path, zon.token()).await.expect(200);
+                for p in page.body["items"].as_array().unwrap() {
+                    synced.push((
+                        p["id"].as_str().unwrap().to_owned(),
+                        p["status"].as_str().unwrap().to_owned(),
+                    ));
+                }
+                match page.body["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_owned()),
+                    None => return (synced, page.str("/sync_token")),
+                }
+            }
         }
-        match page.body["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
-    let unique: HashSet<_> = synced.iter().map(|(id, _)| id.clone()).collect();
-    assert_eq!(unique.len(), synced.len(), "no duplicates");
-    assert!(
-        synced
-            .iter()
-            .any(|(id, status)| id == &created[0] && status == "deleted"),
-        "tombstone synced"
+    };
+    let (synced, next_token) = sync(token).await;
+    let visible = |id: &String| (id.clone(), "visible".to_owned());
+    assert_eq!(
+        synced,
+        vec![
+            visible(&arrived[1]),
+            visible(&arrived[2]),
+            (created[0].clone(), "deleted".to_owned()),
+            visible(&arrived[0]),
+        ],
+        "each change once, in the order it happened"
     );
-    // Posts 12.. were created at or after 09:00:05 (one second per three posts), plus 3 arriving meanwhile.
-    for id in &created[12..] {
-        assert!(unique.contains(id), "missing {id}");
-    }
-    assert_eq!(synced.len(), 13 + 3 + 1);
+    let (nothing, same_token) = sync(next_token.clone()).await;
+    assert_eq!(nothing, vec![]);
+    assert_eq!(same_token, next_token);
+
+    // A token belongs to its circle.
+    let other = app.circle(&worker, "Ander").await;
+    app.get(
+        &format!("/v1/circles/{other}/posts?since={next_token}"),
+        worker.token(),
+    )
+    .await
+    .expect_problem(422, "validation_failed");
 
     // Bad paging input is a clear 422.
     for q in [
@@ -368,6 +402,7 @@ async fn feed_pages_and_since_sync_have_no_gaps_or_duplicates(backend: Backend) 
         "limit=101",
         "cursor=%21%21",
         "since=yesterday",
+        "since=2026-03-02T09:00:05Z",
         "limit=ten",
     ] {
         app.get(&format!("{posts}?{q}"), zon.token())

@@ -5,8 +5,8 @@ use jiff::SignedDuration;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::mocks::{MockFcm, MockWebPush, Subscription};
 use crate::support::{Backend, Person, TestApp};
+use push_mocks::{MockFcm, MockWebPush, Subscription};
 
 pub struct World {
     pub app: TestApp,

@@ -4,9 +4,9 @@
 use jiff::SignedDuration;
 
 use crate::both_backends;
-use crate::mocks::Script;
 use crate::push::world;
 use crate::support::Backend;
+use push_mocks::Script;
 
 async fn web_push_responses_are_classified(backend: Backend) {
     let w = world(backend).await;

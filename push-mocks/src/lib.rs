@@ -7,9 +7,15 @@
 //!   account's RS256 assertion, and `messages:send` that checks the bearer
 //!   token it issued.
 //!
-//! Each answers with a script of failures per device, then with success.
+//! Each answers with a script of failures per device, then with success,
+//! and keeps what it accepted for the test to read.
+//!
+//! The crate knows nothing of Kring's types: the contract tests use it too.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +37,17 @@ pub enum Script {
     RetryAfter(u16, u64),
     /// Never answers in time (the client's timeout fires).
     Hang,
+}
+
+/// A fresh id for a subscription, message or token.
+fn new_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{n:x}{nanos:08x}")
 }
 
 async fn serve(router: Router) -> String {
@@ -122,7 +139,7 @@ impl MockWebPush {
     pub fn subscribe(&self) -> Subscription {
         let (keypair, auth) = ece::generate_keypair_and_auth_secret().unwrap();
         let components = keypair.raw_components().unwrap();
-        let id = kring::secrets::new_id();
+        let id = new_id();
         let sub = Subscription {
             endpoint: format!("{}/push/{id}", self.base),
             p256dh: URL_SAFE_NO_PAD.encode(components.public_key()),
@@ -239,10 +256,7 @@ async fn webpush_receive(
     let payload: Value = serde_json::from_slice(&plain).unwrap_or(Value::Null);
     let accepted = (
         StatusCode::CREATED,
-        [(
-            "location",
-            format!("/messages/{}", kring::secrets::new_id()),
-        )],
+        [("location", format!("/messages/{}", new_id()))],
     )
         .into_response();
     let response = scripted(script.clone(), accepted, |_| json!({"error": "scripted"})).await;
@@ -372,7 +386,7 @@ async fn fcm_token(
         )
             .into_response();
     }
-    let token = format!("ya29.mock-{}", kring::secrets::new_id());
+    let token = format!("ya29.mock-{}", new_id());
     let mut guard = inner.lock().unwrap();
     guard.token_requests += 1;
     guard.issued.insert(token.clone());
@@ -401,7 +415,11 @@ fn verify_rs256(jwt: &str, public_pem: &[u8]) -> Option<Value> {
         return None;
     }
     let claims: Value = serde_json::from_slice(&b64(claims)?).ok()?;
-    let now = jiff::Timestamp::now().as_second();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    let now = i64::try_from(now).ok()?;
     (claims["exp"].as_i64()? > now).then_some(claims)
 }
 
@@ -457,10 +475,8 @@ async fn fcm_send(
     if !authorised || project != "kring-test" {
         return (StatusCode::UNAUTHORIZED, axum::Json(fcm_error(401))).into_response();
     }
-    let ok = axum::Json(
-        json!({"name": format!("projects/{project}/messages/{}", kring::secrets::new_id())}),
-    )
-    .into_response();
+    let ok = axum::Json(json!({"name": format!("projects/{project}/messages/{}", new_id())}))
+        .into_response();
     let response = scripted(script, ok, fcm_error).await;
     if response.status().is_success() {
         inner.lock().unwrap().received.push(FcmReceived {
