@@ -87,6 +87,39 @@ fn every_operation_is_documented() {
                     );
                 }
             }
+            // Named schemas: every JSON body an app sends or receives is a
+            // component (or a list of one), so generated clients get types
+            // with names instead of `InlineObject17`.
+            let mut bodies: Vec<(String, &Value)> = Vec::new();
+            let json = |(media, _): &(&String, &Value)| media.ends_with("json");
+            if let Some(content) = op
+                .pointer("/requestBody/content")
+                .and_then(Value::as_object)
+            {
+                bodies.extend(
+                    content
+                        .iter()
+                        .filter(json)
+                        .map(|(_, c)| ("request".to_owned(), c)),
+                );
+            }
+            for (status, response) in responses.iter().filter(|(s, _)| s.starts_with('2')) {
+                if let Some(content) = response.get("content").and_then(Value::as_object) {
+                    bodies.extend(
+                        content
+                            .iter()
+                            .filter(json)
+                            .map(|(_, c)| (status.clone(), c)),
+                    );
+                }
+            }
+            // The spec itself is the one body without a schema.
+            for (which, media) in bodies.into_iter().filter(|_| path != "/openapi.json") {
+                let schema = &media["schema"];
+                let named = schema.get("$ref").is_some()
+                    || (schema["type"] == "array" && schema["items"].get("$ref").is_some());
+                assert!(named, "{name} {which}: a named schema, not {schema}");
+            }
             let security = op
                 .get("security")
                 .and_then(Value::as_array)
