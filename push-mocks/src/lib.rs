@@ -116,6 +116,9 @@ struct WebPushInner {
     /// Requests refused before delivery (bad VAPID or undecryptable).
     rejected: Vec<String>,
     origin: String,
+    /// VAPID headers already verified → (subject, expiry in Unix seconds).
+    /// Push services verify a sender's reused JWT once, as this one does.
+    verified: HashMap<String, (String, u64)>,
 }
 
 #[derive(Clone)]
@@ -169,6 +172,10 @@ impl MockWebPush {
     pub fn rejected(&self) -> Vec<String> {
         self.inner.lock().unwrap().rejected.clone()
     }
+
+    pub fn received_count(&self) -> usize {
+        self.inner.lock().unwrap().received.len()
+    }
 }
 
 async fn webpush_receive(
@@ -198,35 +205,23 @@ async fn webpush_receive(
     let Some((private, public, auth)) = keys else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    // RFC 8292: Authorization: vapid t=<JWT>, k=<public key>
-    let verified = header("authorization").and_then(|auth_header| {
-        let rest = auth_header.strip_prefix("vapid ")?;
-        let mut t = None;
-        let mut k = None;
-        for part in rest.split(',') {
-            let part = part.trim();
-            if let Some(v) = part.strip_prefix("t=") {
-                t = Some(v.to_owned());
-            } else if let Some(v) = part.strip_prefix("k=") {
-                k = Some(v.to_owned());
-            }
-        }
-        let key = ES256PublicKey::from_bytes(&URL_SAFE_NO_PAD.decode(k?).ok()?).ok()?;
-        let options = VerificationOptions {
-            allowed_audiences: Some(HashSet::from([origin.clone()])),
-            ..Default::default()
-        };
-        let claims = match key.verify_token::<serde_json::Map<String, Value>>(&t?, Some(options)) {
-            Ok(c) => c,
-            Err(_) => return None,
-        };
-        claims.expires_at?;
-        claims
-            .custom
-            .get("sub")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .or(claims.subject)
+    let authorization = header("authorization").unwrap_or_default();
+    let cached = {
+        let guard = inner.lock().unwrap();
+        guard
+            .verified
+            .get(&authorization)
+            .filter(|(_, exp)| *exp > unix_now())
+            .map(|(sub, _)| sub.clone())
+    };
+    let verified = cached.or_else(|| {
+        let (sub, exp) = verify_vapid(&authorization, &origin)?;
+        inner
+            .lock()
+            .unwrap()
+            .verified
+            .insert(authorization.clone(), (sub.clone(), exp));
+        Some(sub)
     });
     let Some(vapid_sub) = verified else {
         inner
@@ -271,6 +266,44 @@ async fn webpush_receive(
         });
     }
     response
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// RFC 8292: `Authorization: vapid t=<JWT>, k=<public key>`, an ES256 JWT
+/// for this origin signed by `k`. Returns its subject and expiry.
+fn verify_vapid(authorization: &str, origin: &str) -> Option<(String, u64)> {
+    let rest = authorization.strip_prefix("vapid ")?;
+    let mut t = None;
+    let mut k = None;
+    for part in rest.split(',') {
+        let part = part.trim();
+        if let Some(v) = part.strip_prefix("t=") {
+            t = Some(v.to_owned());
+        } else if let Some(v) = part.strip_prefix("k=") {
+            k = Some(v.to_owned());
+        }
+    }
+    let key = ES256PublicKey::from_bytes(&URL_SAFE_NO_PAD.decode(k?).ok()?).ok()?;
+    let options = VerificationOptions {
+        allowed_audiences: Some(HashSet::from([origin.to_owned()])),
+        ..Default::default()
+    };
+    let claims = key
+        .verify_token::<serde_json::Map<String, Value>>(&t?, Some(options))
+        .ok()?;
+    let exp = claims.expires_at?.as_secs();
+    let sub = claims
+        .custom
+        .get("sub")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or(claims.subject)?;
+    Some((sub, exp))
 }
 
 // ----- FCM HTTP v1 -----
@@ -358,6 +391,18 @@ impl MockFcm {
 
     pub fn token_requests(&self) -> usize {
         self.inner.lock().unwrap().token_requests
+    }
+
+    /// An access token as the token endpoint issues one, for a client that
+    /// measures `messages:send` alone.
+    pub fn issue_token(&self) -> String {
+        let token = format!("ya29.mock-{}", new_id());
+        self.inner.lock().unwrap().issued.insert(token.clone());
+        token
+    }
+
+    pub fn received_count(&self) -> usize {
+        self.inner.lock().unwrap().received.len()
     }
 }
 

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::AnyConnection;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +24,9 @@ use crate::store::Backend;
 pub const LEASE_MS: i64 = 60_000;
 /// How many deliveries one round claims.
 pub const BATCH: i64 = 200;
+/// Outcomes are recorded this many to a transaction: one commit instead of
+/// one per send.
+const RECORD_CHUNK: usize = 50;
 /// How long a provider pauses after refusing our credentials.
 pub const CREDENTIAL_PAUSE_MS: i64 = 5 * 60_000;
 /// First retry delay; doubles with each attempt up to [`MAX_BACKOFF_MS`].
@@ -203,7 +207,9 @@ pub async fn run_once(state: &AppState) -> Result<usize, sqlx::Error> {
             None
         };
         let (Some(target), Some(message), None) = (row.target(), row.message(now), skip) else {
-            finish(state, &row.id, skip.unwrap_or("failed"), "skipped", None).await?;
+            let mut conn = state.store.pool().acquire().await?;
+            let status = skip.unwrap_or("failed");
+            finish(&mut conn, now, &row.id, status, "skipped", None).await?;
             handled += 1;
             continue;
         };
@@ -219,14 +225,36 @@ pub async fn run_once(state: &AppState) -> Result<usize, sqlx::Error> {
             (row, provider.name(), attempt)
         });
     }
+    let mut done = Vec::with_capacity(RECORD_CHUNK);
     while let Some(joined) = sends.join_next().await {
-        let Ok((row, provider_name, attempt)) = joined else {
+        let Ok(sent) = joined else {
             continue;
         };
-        record(state, &row, provider_name, &attempt).await?;
-        handled += 1;
+        done.push(sent);
+        if done.len() >= RECORD_CHUNK {
+            handled += record_all(state, &mut done).await?;
+        }
     }
+    handled += record_all(state, &mut done).await?;
     Ok(handled)
+}
+
+/// Records finished sends in one transaction.
+async fn record_all(
+    state: &AppState,
+    done: &mut Vec<(Claimed, &'static str, Attempt)>,
+) -> Result<usize, sqlx::Error> {
+    if done.is_empty() {
+        return Ok(0);
+    }
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    let n = done.len();
+    for (row, provider_name, attempt) in done.drain(..) {
+        record(&mut tx, state, now, &row, provider_name, &attempt).await?;
+    }
+    tx.commit().await?;
+    Ok(n)
 }
 
 /// Runs rounds until nothing is due: for tests.
@@ -265,13 +293,13 @@ pub async fn run(state: AppState, cancel: CancellationToken) {
 }
 
 async fn finish(
-    state: &AppState,
+    conn: &mut AnyConnection,
+    now: i64,
     id: &str,
     status: &str,
     outcome: &str,
     http_status: Option<u16>,
 ) -> Result<(), sqlx::Error> {
-    let now = state.now_ms();
     sqlx::query(
         "UPDATE deliveries SET status = $1, outcome = $2, last_status = $3, lease_until = NULL, updated_at = $4,
                 sent_at = CASE WHEN $1 = 'delivered' THEN $4 ELSE sent_at END
@@ -282,35 +310,34 @@ async fn finish(
     .bind(http_status.map(i64::from))
     .bind(now)
     .bind(id)
-    .execute(state.store.pool())
+    .execute(conn)
     .await?;
     Ok(())
 }
 
 /// Records what a send came to.
 async fn record(
+    conn: &mut AnyConnection,
     state: &AppState,
+    now: i64,
     row: &Claimed,
     provider_name: &str,
     attempt: &Attempt,
 ) -> Result<(), sqlx::Error> {
-    let now = state.now_ms();
     let label = attempt.outcome.label();
     state.metrics.delivery(provider_name, label);
     match &attempt.outcome {
-        Outcome::Delivered => finish(state, &row.id, "delivered", label, attempt.status).await,
+        Outcome::Delivered => finish(conn, now, &row.id, "delivered", label, attempt.status).await,
         Outcome::Failed => {
             tracing::warn!(delivery_id = %row.id, provider = provider_name, status = ?attempt.status,
                 reason = ?attempt.reason, "push refused for good");
-            finish(state, &row.id, "failed", label, attempt.status).await
+            finish(conn, now, &row.id, "failed", label, attempt.status).await
         }
         Outcome::DropToken => {
             tracing::info!(delivery_id = %row.id, device_id = %row.device_id, provider = provider_name,
                 reason = ?attempt.reason, "push token is dead; device removed");
-            let mut tx = state.store.begin().await?;
-            crate::devices::remove_device(&mut tx, &row.device_id, now, "token_rejected").await?;
-            tx.commit().await?;
-            finish(state, &row.id, "dropped", label, attempt.status).await
+            crate::devices::remove_device(conn, &row.device_id, now, "token_rejected").await?;
+            finish(conn, now, &row.id, "dropped", label, attempt.status).await
         }
         Outcome::Retry { retry_after } => {
             let delay = match retry_after {
@@ -321,7 +348,7 @@ async fn record(
             };
             let next = now + delay;
             if next >= row.expires_at {
-                return finish(state, &row.id, "expired", label, attempt.status).await;
+                return finish(conn, now, &row.id, "expired", label, attempt.status).await;
             }
             sqlx::query(
                 "UPDATE deliveries SET not_before = $1, lease_until = NULL, outcome = $2, last_status = $3, updated_at = $4
@@ -332,7 +359,7 @@ async fn record(
             .bind(attempt.status.map(i64::from))
             .bind(now)
             .bind(&row.id)
-            .execute(state.store.pool())
+            .execute(conn)
             .await?;
             Ok(())
         }
@@ -346,7 +373,6 @@ async fn record(
                 .inc();
             tracing::error!(provider = provider_name, kind = %row.provider, status = ?attempt.status,
                 reason = ?attempt.reason, "push credentials refused: provider paused; fix the configuration");
-            let mut tx = state.store.begin().await?;
             sqlx::query(
                 "INSERT INTO provider_pauses (provider, paused_until, reason, paused_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (provider) DO UPDATE SET paused_until = excluded.paused_until,
@@ -356,7 +382,7 @@ async fn record(
             .bind(now + CREDENTIAL_PAUSE_MS)
             .bind(attempt.reason.clone().unwrap_or_else(|| "credentials refused".into()))
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
             // Not the token's fault: this attempt does not count.
             sqlx::query(
@@ -368,9 +394,9 @@ async fn record(
             .bind(attempt.status.map(i64::from))
             .bind(now)
             .bind(&row.id)
-            .execute(&mut *tx)
+            .execute(conn)
             .await?;
-            tx.commit().await
+            Ok(())
         }
     }
 }

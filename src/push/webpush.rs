@@ -76,7 +76,10 @@ impl WebPushProvider {
         Ok(sig)
     }
 
-    fn request(
+    /// The HTTP request that delivers `message` to one subscription:
+    /// encrypted (aes128gcm) and signed (VAPID). The benchmark builds a few
+    /// once and replays them to measure a push service's raw capacity.
+    pub fn request(
         &self,
         message: &PushMessage,
         endpoint: &str,

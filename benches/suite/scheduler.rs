@@ -1,11 +1,9 @@
 //! Scheduler scale: the cost of a tick follows what is due, not how many
-//! memberships exist. Seeds 100k and 1M memberships with the same 10k due,
-//! on SQLite (always) and PostgreSQL (when `KRING_BENCH_POSTGRES_URL` is
-//! set), and times the ticks that fire them.
-//!
-//!     cargo bench --bench scheduler
-//!
-//! Sizes can be overridden: `KRING_BENCH_SIZES=100000,1000000`.
+//! memberships exist. Seeds memberships (100k by default; set
+//! `KRING_BENCH_SIZES=100000,1000000`) with the same 10k due, on SQLite
+//! (always) and PostgreSQL (when `KRING_BENCH_POSTGRES_URL` is set), and
+//! times the ticks that fire them. The baseline is the same database's
+//! round trip for `SELECT 1`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,23 +13,20 @@ use kring::config::Config;
 use kring::state::AppState;
 use kring::store::Store;
 
+use crate::report::{Line, Report, median};
+
 const DUE: i64 = 10_000;
 const CIRCLES: i64 = 1_000;
 
-#[tokio::main]
-async fn main() {
+pub async fn run(report: &mut Report) {
     let sizes: Vec<i64> = std::env::var("KRING_BENCH_SIZES")
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![100_000, 1_000_000]);
-    println!(
-        "| backend | memberships | due | seed s | empty tick ms | fire all due ms | per due membership µs | ticks |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
+        .unwrap_or_else(|| vec![100_000]);
     for &n in &sizes {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-        run("sqlite", &url, n).await;
+        measure(report, "sqlite", &url, n).await;
     }
     if let Ok(admin) = std::env::var("KRING_BENCH_POSTGRES_URL") {
         for &n in &sizes {
@@ -52,7 +47,7 @@ async fn main() {
                 admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin),
                 name
             );
-            run("postgres", &url, n).await;
+            measure(report, "postgres", &url, n).await;
             let store = Store::connect(&admin).await.expect("postgres");
             let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
@@ -64,14 +59,13 @@ async fn main() {
     }
 }
 
-async fn run(backend: &str, url: &str, n: i64) {
+async fn measure(report: &mut Report, backend: &'static str, url: &str, n: i64) {
     let store = Store::connect(url).await.expect("connect");
     store.migrate().await.expect("migrate");
     let clock = ManualClock::new("2026-03-04T12:00:00Z".parse().expect("time"));
     let now = clock.now_ms();
-    let seeded = Instant::now();
+    eprintln!("scheduler: seeding {n} memberships on {backend}");
     seed(&store, n, now).await;
-    let seed_secs = seeded.elapsed().as_secs_f64();
     let state = AppState::new(
         store.clone(),
         Arc::new(clock) as Arc<dyn Clock>,
@@ -96,7 +90,16 @@ async fn run(backend: &str, url: &str, n: i64) {
         kring::jobs::silence::tick(&state).await.expect("tick");
         empty.push(t.elapsed().as_secs_f64() * 1000.0);
     }
-    empty.sort_by(f64::total_cmp);
+    let mut round_trips = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        sqlx::query("SELECT 1")
+            .execute(store.pool())
+            .await
+            .expect("select 1");
+        round_trips.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let round_trip_us = median(&round_trips);
     sqlx::query("UPDATE memberships SET next_step_due_at = next_step_due_at - 86400000 WHERE next_step_due_at <= $1")
         .bind(now + 86_400_000)
         .execute(store.pool())
@@ -121,11 +124,26 @@ async fn run(backend: &str, url: &str, n: i64) {
         DUE,
         "every due step fired once"
     );
-    println!(
-        "| {backend} | {n} | {DUE} | {seed_secs:.1} | {:.2} | {all_ms:.0} | {:.0} | {ticks} |",
-        empty[empty.len() / 2],
-        all_ms * 1000.0 / DUE as f64
-    );
+    let per_due_us = all_ms * 1000.0 / DUE as f64;
+    let baseline = format!("SELECT 1: {round_trip_us:.0} µs");
+    report.add(Line {
+        area: "scheduler",
+        what: format!("{backend}, {n} memberships: empty tick"),
+        value: format!("{:.2} ms", median(&empty)),
+        baseline: baseline.clone(),
+        ratio: Some(median(&empty) * 1000.0 / round_trip_us),
+        target: String::new(),
+        met: None,
+    });
+    report.add(Line {
+        area: "scheduler",
+        what: format!("{backend}, {n} memberships: fire {DUE} due ({ticks} ticks)"),
+        value: format!("{per_due_us:.0} µs per due membership ({all_ms:.0} ms)"),
+        baseline,
+        ratio: Some(per_due_us / round_trip_us),
+        target: String::new(),
+        met: None,
+    });
     store.close().await;
 }
 
