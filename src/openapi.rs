@@ -2,9 +2,10 @@
 //! problem+json error responses that every route refers to.
 
 use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
-use utoipa::{Modify, OpenApi, ToResponse};
+use utoipa::{Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use crate::error::{FieldError, Problem};
 
@@ -163,4 +164,136 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     ]
     .into_iter()
     .flatten()
+}
+
+// Field schemas. Each names the rules that one of Kring's validators
+// enforces, so that the spec states them and a client (or a fuzzer) that
+// follows the spec sends what the server accepts. Limits count characters as
+// sent; texts are trimmed only after that.
+
+/// Unicode White_Space: what `str::trim` strips and `char::is_whitespace` finds.
+const WHITE_SPACE: &str =
+    r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+/// Unicode Cc: what `char::is_control` finds.
+const CONTROL: &str = r"\x00-\x1f\x7f-\x9f";
+
+/// Text that, trimmed, holds at least `min` characters (0, 1 or 2) and no
+/// control characters.
+pub fn plain_text_pattern(min: usize) -> String {
+    let (w, c) = (WHITE_SPACE, CONTROL);
+    let core = match min {
+        0 => format!("([^{w}{c}]([^{c}]*[^{w}{c}])?)?"),
+        1 => format!("[^{w}{c}]([^{c}]*[^{w}{c}])?"),
+        _ => format!("[^{w}{c}][^{c}]*[^{w}{c}]"),
+    };
+    format!("^[{w}]*{core}[{w}]*$")
+}
+
+/// Free text without NUL; when `required`, with something besides white space.
+pub fn free_text_pattern(required: bool) -> String {
+    if required {
+        format!(r"^[^\x00]*[^{WHITE_SPACE}\x00][^\x00]*$")
+    } else {
+        r"^[^\x00]*$".to_owned()
+    }
+}
+
+fn text_schema(description: &str, max: usize, pattern: String, example: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .max_length(Some(max))
+        .pattern(Some(pattern))
+        .examples([example])
+        .into()
+}
+
+macro_rules! text_schemas {
+    ($($name:ident: $description:literal, max $max:literal, $pattern:expr, $example:literal;)*) => {
+        $(
+            #[doc = $description]
+            pub struct $name;
+
+            impl PartialSchema for $name {
+                fn schema() -> RefOr<Schema> {
+                    text_schema($description, $max, $pattern, $example)
+                }
+            }
+
+            impl ToSchema for $name {}
+        )*
+    };
+}
+
+text_schemas! {
+    Name: "A name: up to 80 characters, not blank, no control characters.",
+        max 80, plain_text_pattern(1), "Samen sterk";
+    Theme: "What a circle is about: up to 200 characters, no control characters; may be blank.",
+        max 200, plain_text_pattern(0), "Eenzaamheid na pensioen";
+    DeviceLabel: "A name you recognise for a device: up to 60 characters, no control characters; blank means none.",
+        max 60, plain_text_pattern(0), "iPhone";
+    AgreementText: "A circle's agreement: up to 4000 characters, not blank.",
+        max 4000, free_text_pattern(true), "Jij bepaalt wanneer je schrijft.";
+    MessageText: "A personal message: up to 500 characters, not blank.",
+        max 500, free_text_pattern(true), "Ik dacht even aan je. Hoe gaat het?";
+    Note: "A short note: up to 1000 characters; blank means none.",
+        max 1000, free_text_pattern(false), "Goed geslapen.";
+}
+
+/// An ISO weekday: 1 = Monday … 7 = Sunday.
+pub struct Weekday;
+
+impl PartialSchema for Weekday {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .description(Some("An ISO weekday: 1 = Monday … 7 = Sunday."))
+            .minimum(Some(1))
+            .maximum(Some(7))
+            .into()
+    }
+}
+
+impl ToSchema for Weekday {}
+
+#[cfg(test)]
+mod tests {
+    /// The characters of `WHITE_SPACE` are exactly those Rust calls white
+    /// space, so the patterns trim what the validators trim.
+    #[test]
+    fn white_space_is_what_trim_strips() {
+        let listed = |c: char| {
+            matches!(
+                c,
+                '\t' | '\n'
+                    | '\u{b}'
+                    | '\u{c}'
+                    | '\r'
+                    | ' '
+                    | '\u{85}'
+                    | '\u{a0}'
+                    | '\u{1680}'
+                    | '\u{2000}'
+                    ..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}'
+            )
+        };
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            assert_eq!(c.is_whitespace(), listed(c), "{c:?}");
+        }
+        assert_eq!(
+            super::WHITE_SPACE,
+            r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+        );
+    }
+
+    /// `CONTROL` is Unicode Cc, what `char::is_control` finds.
+    #[test]
+    fn control_is_what_is_control_finds() {
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            let listed = matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}');
+            assert_eq!(c.is_control(), listed, "{c:?}");
+        }
+        assert_eq!(super::CONTROL, r"\x00-\x1f\x7f-\x9f");
+    }
 }

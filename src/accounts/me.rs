@@ -124,15 +124,15 @@ pub async fn get_me(State(state): State<AppState>, caller: Caller) -> ApiResult<
 pub struct UpdateMe {
     #[schema(value_type = Option<Locale>)]
     pub locale: Option<String>,
-    #[schema(example = "Europe/Amsterdam")]
+    #[schema(value_type = Option<TimeZoneName>)]
     pub time_zone: Option<String>,
     pub quiet_hours: Option<QuietHours>,
     /// `HH:MM`, or null to have no preference.
     #[serde(default, deserialize_with = "crate::http::extract::double_option")]
-    #[schema(value_type = Option<String>, example = "10:00")]
+    #[schema(value_type = Option<LocalTime>)]
     pub preferred_reminder_time: Option<Option<String>>,
-    /// Staff only: the name colleagues see, 1 to 80 characters.
-    #[schema(min_length = 1, max_length = 80)]
+    /// Staff only: the name colleagues see.
+    #[schema(value_type = Option<crate::openapi::Name>)]
     pub display_name: Option<String>,
     /// Staff only: your working week.
     pub working_hours: Option<WorkingHoursSetting>,
@@ -276,10 +276,12 @@ pub async fn update_me(
     Ok(axum::Json(me))
 }
 
+/// A staff member's name: at most 80 characters as sent, then trimmed, not
+/// blank and without control characters (`crate::openapi::Name`).
 pub fn validate_display_name(name: &str) -> Result<String, String> {
-    let name = name.trim();
     let len = name.chars().count();
-    if !(1..=80).contains(&len) || name.chars().any(char::is_control) {
+    let name = name.trim();
+    if len > 80 || name.is_empty() || name.chars().any(char::is_control) {
         return Err("must be 1 to 80 characters, without control characters".into());
     }
     Ok(name.to_owned())

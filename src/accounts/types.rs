@@ -1,7 +1,11 @@
 //! Parsed account settings: locale, IANA time zone, local times of day.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 /// The languages Kring speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -47,6 +51,32 @@ impl TimeZoneName {
     }
 }
 
+/// In the spec: one of the zones of the time zone database bundled with
+/// Kring. (The server looks names up in the system's database when it has
+/// one, which knows the same zones, and more aliases.)
+impl utoipa::PartialSchema for TimeZoneName {
+    fn schema() -> RefOr<Schema> {
+        let mut names: Vec<String> = jiff::tz::TimeZoneDatabase::bundled()
+            .available()
+            .map(|name| name.as_str().to_owned())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("An IANA time zone, e.g. `Europe/Amsterdam`."))
+            .enum_values(Some(names))
+            .examples(["Europe/Amsterdam"])
+            .into()
+    }
+}
+
+impl ToSchema for TimeZoneName {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("TimeZone")
+    }
+}
+
 /// A local time of day, `HH:MM`, stored as minutes after midnight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalTime(pub i64);
@@ -55,7 +85,8 @@ impl LocalTime {
     pub fn parse(s: &str) -> Result<Self, String> {
         let bad = || "must be a time of day as HH:MM, e.g. 09:00".to_owned();
         let (h, m) = s.split_once(':').ok_or_else(bad)?;
-        if h.len() != 2 || m.len() != 2 {
+        let two_digits = |part: &str| part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit());
+        if !two_digits(h) || !two_digits(m) {
             return Err(bad());
         }
         let h: i64 = h.parse().map_err(|_| bad())?;
@@ -79,15 +110,29 @@ impl LocalTime {
     }
 }
 
+/// In the spec: `HH:MM`, 00:00 to 23:59.
+impl utoipa::PartialSchema for LocalTime {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("A local time of day, `HH:MM` (00:00 to 23:59)."))
+            .pattern(Some("^([01][0-9]|2[0-3]):[0-5][0-9]$"))
+            .examples(["09:00"])
+            .into()
+    }
+}
+
+impl ToSchema for LocalTime {}
+
 /// When the person does not want to be disturbed, in their own time zone.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct QuietHours {
     /// Start of the quiet window, local `HH:MM`.
-    #[schema(example = "21:00", pattern = "^[0-2][0-9]:[0-5][0-9]$")]
+    #[schema(value_type = LocalTime)]
     pub start: String,
     /// End of the quiet window, local `HH:MM`; may be earlier than `start`
-    /// (the window then spans midnight).
-    #[schema(example = "09:00", pattern = "^[0-2][0-9]:[0-5][0-9]$")]
+    /// (the window then spans midnight), but not the same.
+    #[schema(value_type = LocalTime)]
     pub end: String,
 }
 
@@ -99,7 +144,9 @@ mod tests {
     fn local_times_parse_strictly() {
         assert_eq!(LocalTime::parse("09:30"), Ok(LocalTime(570)));
         assert_eq!(LocalTime::parse("23:59"), Ok(LocalTime(1439)));
-        for bad in ["24:00", "9:30", "09:60", "0930", "", "ab:cd"] {
+        for bad in [
+            "24:00", "9:30", "09:60", "0930", "", "ab:cd", "+9:30", "09:+5", "-0:00",
+        ] {
             assert!(LocalTime::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(LocalTime::format(570), "09:30");
@@ -119,9 +166,11 @@ mod tests {
 #[schema(example = json!({"days": [1, 2, 3, 4, 5], "start": "09:00", "end": "17:00"}))]
 pub struct WorkingHoursSetting {
     /// ISO weekdays: 1 = Monday … 7 = Sunday.
+    #[schema(value_type = Vec<crate::openapi::Weekday>, min_items = 1)]
     pub days: Vec<i64>,
-    #[schema(example = "09:00")]
+    #[schema(value_type = LocalTime)]
     pub start: String,
-    #[schema(example = "17:00")]
+    /// Later than `start`.
+    #[schema(value_type = LocalTime)]
     pub end: String,
 }

@@ -129,9 +129,7 @@ pub struct CreateCheckin {
     /// 1 (bad) to 5 (good).
     #[schema(example = 4, minimum = 1, maximum = 5)]
     pub mood: i64,
-    /// Up to 1000 characters.
-    #[schema(example = "Goed geslapen.")]
-    #[schema(max_length = 1000)]
+    #[schema(value_type = Option<crate::openapi::Note>)]
     pub note: Option<String>,
     /// Ask your worker to get in touch.
     #[serde(default)]
@@ -204,13 +202,14 @@ pub async fn create_checkin(
 ) -> ApiResult<(StatusCode, axum::Json<Checkin>)> {
     let mut v = Validator::default();
     let mood = v.check("mood", Mood::parse(req.mood));
-    let note = match req.note.as_deref().map(str::trim) {
-        None | Some("") => Some(None),
+    // At most 1000 characters as sent (`crate::openapi::Note`), then trimmed.
+    let note = match req.note.as_deref() {
         Some(n) if n.chars().count() > 1000 => {
             v.fail("note", "must be at most 1000 characters");
             None
         }
-        Some(n) => Some(Some(n.to_owned())),
+        Some(n) if !n.trim().is_empty() => Some(Some(n.trim().to_owned())),
+        _ => Some(None),
     };
     let (Some(mood), Some(note)) = (mood, note) else {
         return Err(v.into_error());

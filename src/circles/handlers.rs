@@ -268,18 +268,16 @@ pub async fn list_circles(
     "checkin_visibility": "workers"
 }))]
 pub struct CreateCircle {
-    #[schema(example = "Samen sterk")]
-    #[schema(min_length = 1, max_length = 80)]
+    #[schema(value_type = crate::openapi::Name)]
     pub name: String,
-    /// What the circle is about; up to 200 characters.
-    #[schema(example = "Eenzaamheid na pensioen")]
-    #[schema(max_length = 200)]
+    /// What the circle is about.
+    #[schema(value_type = Option<crate::openapi::Theme>)]
     pub theme: Option<String>,
     /// `nl` or `en` (default `nl`).
-    #[schema(example = "nl")]
+    #[schema(value_type = Option<Locale>)]
     pub language: Option<String>,
     /// 1 to 14 days (default 2).
-    #[schema(example = 2)]
+    #[schema(example = 2, minimum = 1, maximum = 14)]
     pub rhythm_days: Option<i64>,
     /// Default: derived from the rhythm (see `EscalationPolicy`).
     pub escalation_policy: Option<EscalationPolicy>,
@@ -287,7 +285,7 @@ pub struct CreateCircle {
     pub checkin_visibility: Option<CheckinVisibility>,
     /// The agreement members consent to; default: a standard text in the
     /// circle's language describing the escalation policy.
-    #[schema(min_length = 1, max_length = 4000)]
+    #[schema(value_type = Option<crate::openapi::AgreementText>)]
     pub agreement_text: Option<String>,
 }
 
@@ -396,19 +394,21 @@ pub async fn get_circle(
     "agreement_text": "Jij bepaalt wanneer je schrijft. Na 3 dagen stilte krijg je een herinnering."
 }))]
 pub struct UpdateCircle {
-    #[schema(min_length = 1, max_length = 80)]
+    #[schema(value_type = Option<crate::openapi::Name>)]
     pub name: Option<String>,
-    #[schema(max_length = 200)]
+    #[schema(value_type = Option<crate::openapi::Theme>)]
     pub theme: Option<String>,
+    #[schema(value_type = Option<Locale>)]
     pub language: Option<String>,
-    /// Changing the rhythm without giving a policy resets the policy to the
-    /// default for the new rhythm.
+    /// 1 to 14 days. Changing the rhythm without giving a policy resets the
+    /// policy to the default for the new rhythm.
+    #[schema(minimum = 1, maximum = 14)]
     pub rhythm_days: Option<i64>,
     pub escalation_policy: Option<EscalationPolicy>,
     pub checkin_visibility: Option<CheckinVisibility>,
     /// A new agreement text raises the agreement version; members are asked
     /// to consent again.
-    #[schema(min_length = 1, max_length = 4000)]
+    #[schema(value_type = Option<crate::openapi::AgreementText>)]
     pub agreement_text: Option<String>,
 }
 
@@ -565,8 +565,7 @@ pub struct AddWorker {
     /// A worker or coordinator of the organisation.
     pub account_id: String,
     /// The name members see; default: the worker's display name.
-    #[schema(example = "Sam (begeleider)")]
-    #[schema(min_length = 2, max_length = 40)]
+    #[schema(value_type = Option<Pseudonym>)]
     pub pseudonym: Option<String>,
 }
 
@@ -733,19 +732,23 @@ pub async fn remove_worker(
     Ok(StatusCode::NO_CONTENT)
 }
 
+// Limits count the characters as sent; the text is trimmed after that (the
+// spec states these rules: `crate::openapi::{Name, Theme, AgreementText}`).
+
 fn validate_name(name: &str) -> Result<String, String> {
-    let name = name.trim();
     let len = name.chars().count();
-    if !(1..=80).contains(&len) || name.chars().any(char::is_control) {
-        return Err("must be 1 to 80 characters".into());
+    let name = name.trim();
+    if len > 80 || name.is_empty() || name.chars().any(char::is_control) {
+        return Err("must be 1 to 80 characters, without control characters".into());
     }
     Ok(name.to_owned())
 }
 
 fn validate_theme(theme: &str) -> Result<String, String> {
+    let len = theme.chars().count();
     let theme = theme.trim();
-    if theme.chars().count() > 200 || theme.chars().any(char::is_control) {
-        return Err("must be at most 200 characters".into());
+    if len > 200 || theme.chars().any(char::is_control) {
+        return Err("must be at most 200 characters, without control characters".into());
     }
     Ok(theme.to_owned())
 }
@@ -759,9 +762,9 @@ fn validate_rhythm(days: i64) -> Result<i64, String> {
 }
 
 fn validate_agreement(text: &str) -> Result<String, String> {
-    let text = text.trim();
     let len = text.chars().count();
-    if !(1..=4000).contains(&len) {
+    let text = text.trim();
+    if len > 4000 || text.is_empty() {
         return Err("must be 1 to 4000 characters".into());
     }
     Ok(text.to_owned())

@@ -93,10 +93,10 @@ impl From<InviteRow> for Invite {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct CreateInvite {
     /// 1 to 720 hours (default 168, a week).
-    #[schema(example = 168)]
+    #[schema(example = 168, minimum = 1, maximum = 720)]
     pub expires_in_hours: Option<i64>,
     /// How many people may join with it, 1 to 100 (default 1).
-    #[schema(example = 1)]
+    #[schema(example = 1, minimum = 1, maximum = 100)]
     pub max_uses: Option<i64>,
 }
 
@@ -361,30 +361,33 @@ pub async fn preview_invite(
     "time_zone": "Europe/Amsterdam"
 }))]
 pub struct JoinRequest {
-    #[schema(example = "KX4M-7TQD-9HCA")]
-    #[schema(min_length = 8, max_length = 40)]
+    /// The invite code; case, dashes and spaces do not matter.
+    #[schema(example = "KX4M-7TQD-9HCA", max_length = 40)]
+    #[schema(pattern = "^[- ]*([ACDEFGHJKMNPQRTWXY34679acdefghjkmnpqrtwxy][- ]*){8,32}$")]
     pub code: String,
     /// The name others in this circle will see.
-    #[schema(example = "Zonnebloem")]
-    #[schema(min_length = 2, max_length = 40)]
+    #[schema(value_type = Pseudonym)]
     pub pseudonym: String,
     /// The agreement version the member read and consents to (from the
-    /// invite preview).
-    #[schema(example = 1)]
+    /// invite preview); another answers 409 `agreement_changed`.
+    #[schema(example = 1, minimum = 1)]
     pub consent_version: i64,
     /// New accounts: `nl` or `en` (default `nl`).
     #[schema(example = "nl")]
     #[schema(value_type = Option<crate::accounts::types::Locale>)]
     pub locale: Option<String>,
     /// New accounts: IANA time zone (default `Europe/Amsterdam`).
-    #[schema(example = "Europe/Amsterdam")]
+    #[schema(value_type = Option<TimeZoneName>)]
     pub time_zone: Option<String>,
-    /// New accounts, optional: a login name (3 to 40 characters, no `@`) to
-    /// sign in on another device; needs `password`.
-    #[schema(example = "zonnebloem52")]
-    #[schema(min_length = 3, max_length = 40, pattern = "^[^@\\s]+$")]
+    /// New accounts (no bearer token), optional: a login name (3 to 40
+    /// characters, no `@`, white space or control characters) to sign in on
+    /// another device; needs `password`.
+    #[schema(example = "zonnebloem52", min_length = 3, max_length = 40)]
+    #[schema(
+        pattern = "^[^@\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub login_name: Option<String>,
-    /// With `login_name`: 10 to 256 characters.
+    /// With `login_name` (and only with it): 10 to 256 characters.
     #[schema(format = Password)]
     #[schema(min_length = 10, max_length = 256)]
     pub password: Option<String>,

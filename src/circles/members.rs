@@ -23,16 +23,16 @@ pub const RECOVERY_CODE_VALID_MS: i64 = 72 * 3_600_000;
 /// The furthest ahead a member can set "away until".
 const MAX_AWAY_MS: i64 = 366 * 86_400_000;
 
-/// A name a person uses in one circle: 2 to 40 characters, no control
-/// characters, unique (ignoring case) among the circle's current members.
+/// A name a person uses in one circle: at most 40 characters as sent, and
+/// trimmed at least 2, no control characters; unique (ignoring case) among
+/// the circle's current members.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pseudonym(String);
 
 impl Pseudonym {
     pub fn parse(input: &str) -> Result<Self, String> {
         let trimmed = input.trim();
-        let len = trimmed.chars().count();
-        if !(2..=40).contains(&len) {
+        if input.chars().count() > 40 || trimmed.chars().count() < 2 {
             return Err("must be 2 to 40 characters".into());
         }
         if trimmed.chars().any(|c| c.is_control()) {
@@ -52,6 +52,24 @@ impl Pseudonym {
         self.0.to_lowercase()
     }
 }
+
+impl utoipa::PartialSchema for Pseudonym {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "The name a person uses in one circle: up to 40 characters, at least 2 \
+                 besides white space at either end, no control characters; unique \
+                 (ignoring case) in the circle.",
+            ))
+            .max_length(Some(40))
+            .pattern(Some(crate::openapi::plain_text_pattern(2)))
+            .examples(["Zonnebloem"])
+            .into()
+    }
+}
+
+impl ToSchema for Pseudonym {}
 
 /// A person's role within one circle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -270,8 +288,7 @@ pub async fn get_membership(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"nudges_enabled": false, "away_until": "2026-11-30T09:00:00Z"}))]
 pub struct UpdateMembership {
-    #[schema(example = "Zonnebloem")]
-    #[schema(min_length = 2, max_length = 40)]
+    #[schema(value_type = Option<Pseudonym>)]
     pub pseudonym: Option<String>,
     /// Gentle reminders on or off. With reminders off your worker is still
     /// told when a silence lasts, as the circle's agreement says.
@@ -378,8 +395,9 @@ pub async fn update_membership(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ConsentRequest {
-    /// The agreement version you read and agree to; must be the current one.
-    #[schema(example = 2)]
+    /// The agreement version you read and agree to; must be the current one
+    /// (another answers 409 `agreement_changed`).
+    #[schema(example = 2, minimum = 1)]
     pub version: i64,
 }
 

@@ -38,9 +38,11 @@ pub struct PolicyStep {
 }))]
 pub struct EscalationPolicy {
     /// 1 to 10 steps, in strictly increasing `after_hours`.
+    #[schema(min_items = 1, max_items = 10)]
     pub steps: Vec<PolicyStep>,
     /// When nobody has acknowledged a worker alert within this many working
-    /// hours (1 to 80), the coordinators are alerted; null: never.
+    /// hours (1 to 80), the coordinators are alerted; null: never. Needs an
+    /// `alert_worker` step.
     #[schema(minimum = 1, maximum = 80, example = 8)]
     pub coordinator_after_working_hours: Option<i64>,
 }

@@ -15,7 +15,7 @@ use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::idempotency::IdempotencyKey;
 use crate::http::{Caller, Json};
-use crate::openapi::{Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::openapi::{Conflict, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::push::DeviceKind;
 use crate::secrets::{hash_token, new_id};
 use crate::state::AppState;
@@ -37,9 +37,13 @@ pub enum ApnsEnvironment {
 /// A Web Push subscription's keys, as the browser's `PushSubscription.toJSON()` gives them.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct WebPushKeys {
-    /// The client's P-256 public key, base64url (65 bytes uncompressed).
+    /// The client's P-256 public key, base64url (65 bytes uncompressed, so
+    /// 87 characters starting with `B`; `=` padding may follow).
+    #[schema(pattern = "^B[A-P][A-Za-z0-9_-]{84}[AEIMQUYcgkosw048]=*$")]
     pub p256dh: String,
-    /// The 16-byte authentication secret, base64url.
+    /// The 16-byte authentication secret, base64url (22 characters; `=`
+    /// padding may follow).
+    #[schema(pattern = "^[A-Za-z0-9_-]{21}[AQgw]=*$")]
     pub auth: String,
 }
 
@@ -50,26 +54,37 @@ pub enum RegisterDevice {
     /// An iOS app: the APNs device token (hex), the app's bundle id (topic)
     /// and the APNs environment of the build.
     Apns {
+        /// 64 to 200 hex digits.
         #[schema(example = "5f1d0c3a9e7b4c2d8e6f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d")]
+        #[schema(pattern = "^[0-9A-Fa-f]{64,200}$")]
         token: String,
-        #[schema(example = "nl.kring.app")]
+        /// The app's bundle id: letters, digits, `-` and at least one `.`.
+        #[schema(example = "nl.kring.app", min_length = 3, max_length = 155)]
+        #[schema(pattern = "^[A-Za-z0-9.-]*\\.[A-Za-z0-9.-]*$")]
         topic: String,
         environment: ApnsEnvironment,
-        /// A name you recognise, e.g. "iPhone".
+        #[schema(value_type = Option<crate::openapi::DeviceLabel>)]
         label: Option<String>,
     },
     /// An Android app: the FCM registration token.
     Fcm {
-        #[schema(example = "dQw4w9WgXcQ:APA91bH...")]
+        /// 20 to 4096 printable ASCII characters.
+        #[schema(example = "dQw4w9WgXcQ:APA91bH0000000000000")]
+        #[schema(pattern = "^[!-~]{20,4096}$")]
         token: String,
+        #[schema(value_type = Option<crate::openapi::DeviceLabel>)]
         label: Option<String>,
     },
     /// A PWA: the Web Push subscription.
     #[serde(rename = "webpush")]
     WebPush {
+        /// An https URL of a push service that this server allows
+        /// (`KRING_WEBPUSH_ALLOWED_HOSTS`), without user info.
         #[schema(example = "https://fcm.googleapis.com/fcm/send/dQw4w9WgXcQ:APA91bH")]
+        #[schema(max_length = 2048, pattern = "^https://[^/?#@]+([/?#].*)?$")]
         endpoint: String,
         keys: WebPushKeys,
+        #[schema(value_type = Option<crate::openapi::DeviceLabel>)]
         label: Option<String>,
     },
 }
@@ -110,9 +125,14 @@ struct Parsed {
 fn parse(req: &RegisterDevice, allowed_hosts: &[String], allow_http: bool) -> ApiResult<Parsed> {
     let mut v = Validator::default();
     let label = |v: &mut Validator, l: &Option<String>| -> Option<String> {
+        // At most 60 characters as sent (`crate::openapi::DeviceLabel`), then trimmed.
+        let too_long = l.as_ref().is_some_and(|l| l.chars().count() > 60);
         match l.as_deref().map(str::trim) {
-            Some(l) if l.chars().count() > 60 || l.chars().any(char::is_control) => {
-                v.fail("label", "must be at most 60 characters");
+            Some(l) if too_long || l.chars().any(char::is_control) => {
+                v.fail(
+                    "label",
+                    "must be at most 60 characters, without control characters",
+                );
                 None
             }
             Some("") | None => None,
@@ -432,6 +452,7 @@ async fn write_fields(
 }
 
 /// Update a device after the platform refreshed its token or subscription.
+/// Its kind stays: another kind answers 409 `device_kind_changed`.
 #[utoipa::path(
     put, path = "/v1/devices/{device_id}", tag = "devices",
     security(("bearer" = [])),
@@ -441,6 +462,7 @@ async fn write_fields(
         (status = 200, description = "Updated", body = Device),
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
         (status = 422, response = ValidationFailed),
         (status = 500, response = Internal),
     )
@@ -468,9 +490,9 @@ pub async fn update_device(
     match kind {
         None => return Err(ApiError::NotFound("device")),
         Some(k) if k != p.kind.as_str() => {
-            return Err(ApiError::field(
-                "kind",
-                "cannot change; register the new device instead",
+            return Err(ApiError::conflict(
+                "device_kind_changed",
+                "A device cannot change its kind; register the new device instead",
             ));
         }
         Some(_) => {}

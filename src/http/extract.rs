@@ -5,7 +5,9 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
-use serde::de::DeserializeOwned;
+use serde::de::value::BorrowedStrDeserializer;
+use serde::de::{self, DeserializeOwned, DeserializeSeed, Unexpected, Visitor};
+use serde_json::Value;
 
 use crate::error::{ApiError, FieldError};
 
@@ -48,18 +50,24 @@ where
 
 /// Parses JSON, reporting the path of a field with the wrong type or value.
 /// Strings with NUL characters are refused: no text in Kring has them, and
-/// PostgreSQL cannot store them.
+/// PostgreSQL cannot store them. Every request body is a JSON object.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::bad_request("malformed_json", format!("The body is not valid JSON: {e}"))
     })?;
+    if !value.is_object() {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "",
+            "the body must be a JSON object",
+        )]));
+    }
     if let Some(field) = find_nul(&value, String::new()) {
         return Err(ApiError::Validation(vec![FieldError::new(
             field,
             "must not contain NUL characters",
         )]));
     }
-    match serde_path_to_error::deserialize(value) {
+    match serde_path_to_error::deserialize(Strict(&value)) {
         Ok(v) => Ok(v),
         Err(err) => {
             let path = err.path().to_string();
@@ -78,6 +86,175 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 )),
             }
         }
+    }
+}
+
+/// Deserializes a parsed JSON value as serde_json does, but as JSON Schema
+/// (and so the spec) reads JSON: a struct must be a JSON object (serde would
+/// also take an array of its fields in order), and a number with a zero
+/// fraction, such as `4.0`, is an integer.
+struct Strict<'de>(&'de Value);
+
+fn unexpected(value: &Value) -> Unexpected<'_> {
+    match value {
+        Value::Null => Unexpected::Unit,
+        Value::Bool(b) => Unexpected::Bool(*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => Unexpected::Unsigned(u),
+            (None, Some(i)) => Unexpected::Signed(i),
+            _ => Unexpected::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => Unexpected::Str(s),
+        Value::Array(_) => Unexpected::Seq,
+        Value::Object(_) => Unexpected::Map,
+    }
+}
+
+impl<'de> de::Deserializer<'de> for Strict<'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::Null => visitor.visit_unit(),
+            Value::Bool(b) => visitor.visit_bool(*b),
+            Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                (Some(u), _, _) => visitor.visit_u64(u),
+                (None, Some(i), _) => visitor.visit_i64(i),
+                // i64::MAX as f64 is 2^63, just out of range.
+                (None, None, Some(f))
+                    if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 =>
+                {
+                    visitor.visit_i64(f as i64)
+                }
+                (None, None, f) => visitor.visit_f64(f.unwrap_or(f64::NAN)),
+            },
+            Value::String(s) => visitor.visit_borrowed_str(s),
+            Value::Array(items) => {
+                let mut seq = StrictSeq(items.iter());
+                let out = visitor.visit_seq(&mut seq)?;
+                match seq.0.len() {
+                    0 => Ok(out),
+                    _ => Err(de::Error::invalid_length(items.len(), &"fewer elements")),
+                }
+            }
+            Value::Object(map) => visitor.visit_map(StrictMap {
+                entries: map.iter(),
+                value: None,
+            }),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::Object(_) => self.deserialize_any(visitor),
+            other => Err(de::Error::invalid_type(unexpected(other), &visitor)),
+        }
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        de::Deserializer::deserialize_enum(self.0, name, variants, visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_unit()
+    }
+
+    /// Field names and enum tags are strings in JSON: serde would also take
+    /// a variant's index, so `"kind": 0` would pick the first kind.
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::String(s) => visitor.visit_borrowed_str(s),
+            other => Err(de::Error::invalid_type(unexpected(other), &visitor)),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map
+    }
+}
+
+struct StrictSeq<'de>(std::slice::Iter<'de, Value>);
+
+impl<'de> de::SeqAccess<'de> for StrictSeq<'de> {
+    type Error = serde_json::Error;
+
+    fn next_element_seed<S: DeserializeSeed<'de>>(
+        &mut self,
+        seed: S,
+    ) -> Result<Option<S::Value>, Self::Error> {
+        self.0
+            .next()
+            .map(|v| seed.deserialize(Strict(v)))
+            .transpose()
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.0.len())
+    }
+}
+
+struct StrictMap<'de> {
+    entries: serde_json::map::Iter<'de>,
+    value: Option<&'de Value>,
+}
+
+impl<'de> de::MapAccess<'de> for StrictMap<'de> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        match self.entries.next() {
+            Some((key, value)) => {
+                self.value = Some(value);
+                seed.deserialize(BorrowedStrDeserializer::new(key))
+                    .map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn next_value_seed<S: DeserializeSeed<'de>>(
+        &mut self,
+        seed: S,
+    ) -> Result<S::Value, Self::Error> {
+        match self.value.take() {
+            Some(value) => seed.deserialize(Strict(value)),
+            None => Err(de::Error::custom(
+                "a map value was asked for before its key",
+            )),
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.entries.len())
     }
 }
 
@@ -229,6 +406,88 @@ mod tests {
         assert!(!has_encoded_control("/v1/posts/abc%20def"));
         assert!(!has_encoded_control("/v1/posts/100%"));
         assert!(!has_encoded_control("/v1/posts/%zz"));
+    }
+
+    #[test]
+    fn bodies_and_structs_must_be_objects() {
+        let err = parse_json::<Body>(b"[null, null]").unwrap_err();
+        match err {
+            ApiError::Validation(errors) => assert_eq!(errors[0].field, ""),
+            other => panic!("unexpected {other:?}"),
+        }
+        // serde alone would read `[7]` as `Inner { count: 7 }`.
+        let err = parse_json::<Body>(br#"{"name":"a","inner":[7]}"#).unwrap_err();
+        match err {
+            ApiError::Validation(errors) => assert_eq!(errors[0].field, "inner"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn integral_numbers_are_integers_whatever_their_notation() {
+        let body = parse_json::<Body>(br#"{"name":"a","inner":{"count":4.0}}"#)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(body.inner.count, 4);
+        let body = parse_json::<Body>(br#"{"name":"a","inner":{"count":2e1}}"#)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(body.inner.count, 20);
+        for bad in [
+            &br#"{"name":"a","inner":{"count":4.5}}"#[..],
+            br#"{"name":"a","inner":{"count":256.0}}"#,
+        ] {
+            let err = parse_json::<Body>(bad).unwrap_err();
+            match err {
+                ApiError::Validation(errors) => assert_eq!(errors[0].field, "inner.count"),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn options_enums_and_unknown_fields_read_as_before() {
+        #[derive(Debug, serde::Deserialize, PartialEq)]
+        #[serde(rename_all = "snake_case")]
+        enum Kind {
+            Big,
+            Small,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        struct Wide {
+            kind: Kind,
+            note: Option<String>,
+            tags: Vec<String>,
+            #[serde(default, deserialize_with = "double_option")]
+            until: Option<Option<String>>,
+        }
+        let w = parse_json::<Wide>(
+            br#"{"kind":"small","note":null,"tags":["x"],"until":null,"extra":[1,{"a":2}]}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(w.kind, Kind::Small);
+        assert_eq!(w.note, None);
+        assert_eq!(w.tags, vec!["x".to_owned()]);
+        assert_eq!(w.until, Some(None));
+        let w =
+            parse_json::<Wide>(br#"{"kind":"big","tags":[]}"#).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!((w.kind, w.until), (Kind::Big, None));
+        assert!(parse_json::<Wide>(br#"{"kind":"huge","tags":[]}"#).is_err());
+        assert!(parse_json::<Wide>(br#"{"kind":0,"tags":[]}"#).is_err());
+    }
+
+    #[test]
+    fn tags_are_names_not_indexes() {
+        #[derive(Debug, serde::Deserialize, PartialEq)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        enum Tagged {
+            First { n: u8 },
+            Second { n: u8 },
+        }
+        assert_eq!(
+            parse_json::<Tagged>(br#"{"kind":"second","n":2.0}"#)
+                .unwrap_or_else(|e| panic!("{e:?}")),
+            Tagged::Second { n: 2 }
+        );
+        assert!(parse_json::<Tagged>(br#"{"kind":0,"n":1}"#).is_err());
     }
 
     #[test]

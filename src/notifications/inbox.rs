@@ -351,9 +351,8 @@ pub async fn update_preferences(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PersonalMessage {
-    /// 1 to 500 characters, shown to the member as the notification's body.
-    #[schema(example = "Ik dacht even aan je. Hoe gaat het?")]
-    #[schema(min_length = 1, max_length = 500)]
+    /// Shown to the member as the notification's body.
+    #[schema(value_type = crate::openapi::MessageText)]
     pub text: String,
 }
 
@@ -388,9 +387,10 @@ pub async fn personal_message(
     Path((circle_id, membership_id)): Path<(String, String)>,
     Json(req): Json<PersonalMessage>,
 ) -> ApiResult<(StatusCode, axum::Json<PersonalMessageSent>)> {
+    // At most 500 characters as sent (`crate::openapi::MessageText`), then trimmed.
+    let len = req.text.chars().count();
     let text = req.text.trim().to_owned();
-    let len = text.chars().count();
-    if !(1..=500).contains(&len) || text.contains('\0') {
+    if len > 500 || text.is_empty() || text.contains('\0') {
         return Err(ApiError::field("text", "must be 1 to 500 characters"));
     }
     let now = state.now_ms();

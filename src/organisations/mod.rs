@@ -143,20 +143,26 @@ pub async fn list_staff(
     }))
 }
 
+/// The roles a coordinator can give: members join with an invite code.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StaffRole {
+    Worker,
+    Coordinator,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateStaff {
-    /// `worker` or `coordinator`.
+    #[schema(value_type = StaffRole)]
     pub role: Role,
     #[schema(example = "sam@buurtwerk.example")]
     #[schema(max_length = 254, format = Email)]
     pub email: String,
-    #[schema(example = "Sam Jansen")]
-    #[schema(min_length = 1, max_length = 80)]
+    #[schema(value_type = crate::openapi::Name)]
     pub display_name: String,
-    #[schema(example = "nl")]
     #[schema(value_type = Option<crate::accounts::types::Locale>)]
     pub locale: Option<String>,
-    #[schema(example = "Europe/Amsterdam")]
+    #[schema(value_type = Option<crate::accounts::types::TimeZoneName>)]
     pub time_zone: Option<String>,
 }
 

@@ -40,6 +40,22 @@ pub enum ResolutionOutcome {
     MemberActive,
 }
 
+/// The outcomes a worker can choose when resolving an alert
+/// (`member_active` is Kring's own).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChosenOutcome {
+    /// Spoke with the member.
+    Reached,
+    /// Tried, no answer.
+    NoAnswer,
+    /// No contact needed.
+    NotNeeded,
+    /// Handed over to someone else.
+    Referred,
+    Other,
+}
+
 impl ResolutionOutcome {
     fn as_str(self) -> &'static str {
         match self {
@@ -188,6 +204,7 @@ pub struct AlertQuery {
     #[param(pattern = "^(open|acknowledged|snoozed|resolved|all)$")]
     pub status: Option<String>,
     /// Only this circle.
+    #[param(pattern = "^[^\\x00-\\x1f\\x7f]*$")]
     pub circle_id: Option<String>,
 }
 
@@ -329,7 +346,7 @@ pub async fn acknowledge(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SnoozeRequest {
     /// When to be reminded again: in the future, at most 14 days ahead.
-    #[schema(example = "2026-11-23T09:00:00Z")]
+    #[schema(example = "2026-11-23T09:00:00Z", format = DateTime)]
     pub until: String,
 }
 
@@ -384,10 +401,10 @@ pub async fn snooze(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ResolveRequest {
     /// `reached`, `no_answer`, `not_needed`, `referred` or `other`.
+    #[schema(value_type = ChosenOutcome)]
     pub outcome: ResolutionOutcome,
-    /// A short note for colleagues, up to 1000 characters. Not for the member.
-    #[schema(example = "Gebeld; gaat goed, was op vakantie.")]
-    #[schema(max_length = 1000)]
+    /// A short note for colleagues. Not for the member.
+    #[schema(value_type = Option<crate::openapi::Note>)]
     pub note: Option<String>,
 }
 
@@ -418,15 +435,16 @@ pub async fn resolve(
             "member_active is set by Kring itself",
         ));
     }
+    // At most 1000 characters as sent (`crate::openapi::Note`), then trimmed.
+    if req.note.as_ref().is_some_and(|n| n.chars().count() > 1000) {
+        return Err(ApiError::field("note", "must be at most 1000 characters"));
+    }
     let note = req
         .note
         .as_deref()
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .map(str::to_owned);
-    if note.as_ref().is_some_and(|n| n.chars().count() > 1000) {
-        return Err(ApiError::field("note", "must be at most 1000 characters"));
-    }
     let (mut tx, id) = changeable(&state, &caller, &alert_id).await?;
     sqlx::query(
         "UPDATE alerts SET status = 'resolved', resolved_at = $1, resolved_by = $2, snoozed_until = NULL,

@@ -174,3 +174,98 @@ fn base64_url(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
 }
+
+/// JSON is read as the spec (JSON Schema) reads it: found by schemathesis.
+async fn bodies_are_read_as_the_spec_reads_them(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let org = app
+        .organisation("Buurtwerk", "anna@buurtwerk.example")
+        .await;
+    let worker = app.worker(&org, "sam@buurtwerk.example").await;
+    let circle = app.circle(&worker, "Samen sterk").await;
+    let member = app.member(&worker, &circle, "Zonnebloem").await;
+    let membership = format!("/v1/circles/{circle}/membership");
+
+    // A body is an object: serde alone would read `[null, null]` as the
+    // fields of `UpdateMembership` in order, and change nothing.
+    let r = app
+        .patch(&membership, member.token(), json!([null, null]))
+        .await
+        .expect_problem(422, "validation_failed");
+    assert_eq!(r.body["errors"][0]["field"], "");
+    // So is every object inside it.
+    app.patch(
+        "/v1/me",
+        member.token(),
+        json!({"quiet_hours": ["22:00", "08:00"]}),
+    )
+    .await
+    .expect_problem(422, "validation_failed");
+
+    // `4.0` is the integer 4.
+    let r = app
+        .post(
+            &format!("/v1/circles/{circle}/checkins"),
+            member.token(),
+            json!({"mood": 4.0}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(r.body["mood"], 4);
+    app.post(
+        &format!("/v1/circles/{circle}/checkins"),
+        member.token(),
+        json!({"mood": 4.5}),
+    )
+    .await
+    .expect_problem(422, "validation_failed");
+
+    // A tag is a name, not the index of a variant.
+    app.post(
+        "/v1/devices",
+        member.token(),
+        json!({"kind": 0, "token": "a".repeat(64), "topic": "nl.kring.app", "environment": "sandbox"}),
+    )
+    .await
+    .expect_problem(422, "validation_failed");
+
+    // Limits count characters as sent; white space at the ends is trimmed
+    // after that, and a blank name is refused.
+    let r = app
+        .patch(
+            &membership,
+            member.token(),
+            json!({"pseudonym": format!(" {} ", "z".repeat(38))}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["pseudonym"], "z".repeat(38));
+    app.patch(
+        &membership,
+        member.token(),
+        json!({"pseudonym": format!(" {}", "z".repeat(40))}),
+    )
+    .await
+    .expect_problem(422, "validation_failed");
+    app.patch(&membership, member.token(), json!({"pseudonym": "  z  "}))
+        .await
+        .expect_problem(422, "validation_failed");
+    app.patch(
+        &format!("/v1/circles/{circle}"),
+        worker.token(),
+        json!({"name": " \t "}),
+    )
+    .await
+    .expect_problem(422, "validation_failed");
+
+    // Local times are two digits each: `+9:30` is not 09:30.
+    app.patch(
+        "/v1/me",
+        member.token(),
+        json!({"preferred_reminder_time": "+9:30"}),
+    )
+    .await
+    .expect_problem(422, "validation_failed");
+    app.stop().await;
+}
+both_backends!(bodies_are_read_as_the_spec_reads_them);

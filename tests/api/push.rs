@@ -578,7 +578,7 @@ async fn devices_register_update_move_and_unregister(backend: Backend) {
         Some(wrong_kind),
     )
     .await
-    .expect_problem(422, "validation_failed");
+    .expect_problem(409, "device_kind_changed");
 
     // The same token registered by another account moves to it.
     let moved = app

@@ -1,0 +1,169 @@
+"""Schemathesis hooks for `.ci/schemathesis`.
+
+Two jobs, both in `before_call`, so they see every request of every phase:
+
+1. A fresh `Idempotency-Key` per request. Generated keys repeat across
+   requests with different bodies, and the server rightly refuses such a
+   reuse (422 `idempotency_key_reused`). A key that is itself invalid (a
+   negative case for the header) is left alone.
+
+2. Positive cases only: a few rules that JSON Schema cannot state (they
+   depend on the clock, on another field, or on who is signed in). Each
+   repair changes one field of a generated request into the nearest value the
+   server accepts, so that "schema-valid request rejected" stays a check for
+   everything else. Schemathesis re-validates a case after this hook, so a
+   repair never turns a case into something the spec forbids. The table:
+
+   - `cursor` on every list, and `since` on the feed: opaque tokens that
+     only the server makes; a generated one is (rightly) 422.
+   - `since` on check-ins and the inbox: an RFC 3339 time, not yet declared
+     `format: date-time` in the spec (src/http/cursor.rs); dropped when it
+     is not a time.
+   - `away_until` (membership) and `until` (snooze): in the future, at most a
+     year / 14 days ahead.
+   - working hours: `end` later than `start`; quiet hours: `start` and `end`
+     differ.
+   - escalation policy: steps in strictly increasing `after_hours`, and an
+     `alert_worker` step when `coordinator_after_working_hours` is set.
+   - `PATCH /v1/me` as a member: `display_name` and `working_hours` are for
+     staff.
+   - `POST /v1/join`: `login_name` and `password` come together, and only
+     when joining creates an account (no bearer token).
+   - Web Push `endpoint`: the host must be a push service this server allows
+     (deployment configuration, `KRING_WEBPUSH_ALLOWED_HOSTS`).
+   - Posts: a post's `body` holds no control characters but tab and newline,
+     and neither it nor a hide `reason` is blank. The spec does not say so
+     yet (src/posts/handlers.rs).
+"""
+
+import os
+import re
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import schemathesis
+
+ROLE = os.environ.get("KRING_ROLE", "")
+IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")
+HH_MM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+RFC_3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+PUSH_ENDPOINT = "https://fcm.googleapis.com/fcm/send/schemathesis"
+
+
+@schemathesis.hook
+def before_call(ctx, case, **kwargs):
+    fresh_idempotency_key(case)
+    if is_positive(case):
+        repair(operation_id(case), case)
+
+
+def fresh_idempotency_key(case):
+    for name, value in list((case.headers or {}).items()):
+        if name.lower() == "idempotency-key" and isinstance(value, str) and IDEMPOTENCY_KEY.match(value):
+            case.headers[name] = str(uuid.uuid4())
+
+
+def is_positive(case):
+    generation = getattr(case.meta, "generation", None)
+    mode = getattr(generation, "mode", None)
+    return bool(mode is not None and mode.is_positive)
+
+
+def operation_id(case):
+    return case.operation.definition.raw.get("operationId", "")
+
+
+def repair(op, case):
+    query, body = case.query, case.body
+    if isinstance(query, dict):
+        query.pop("cursor", None)
+        if "since" in query and (op == "feed" or not parse_time(query["since"])):
+            del query["since"]
+    if not isinstance(body, dict):
+        return
+    if op == "update_membership":
+        within(body, "away_until", timedelta(days=365))
+    elif op == "snooze":
+        within(body, "until", timedelta(days=14))
+    elif op == "update_me":
+        if ROLE == "member":
+            body.pop("display_name", None)
+            body.pop("working_hours", None)
+        ordered_hours(body.get("working_hours"))
+        distinct_hours(body.get("quiet_hours"))
+    elif op in ("create_circle", "update_circle"):
+        valid_policy(body.get("escalation_policy"))
+    elif op == "join":
+        signed_in = any(name.lower() == "authorization" for name in case.headers or {})
+        if signed_in or "login_name" not in body or "password" not in body:
+            body.pop("login_name", None)
+            body.pop("password", None)
+    elif op in ("register_device", "update_device") and body.get("kind") == "webpush":
+        if isinstance(body.get("endpoint"), str):
+            body["endpoint"] = PUSH_ENDPOINT
+    elif op in ("create_post", "edit_post") and isinstance(body.get("body"), str):
+        text = "".join(c for c in body["body"] if c in "\t\n" or not is_control(c))
+        body["body"] = text if text.strip() else "Hallo"
+    elif op == "hide_post" and isinstance(body.get("reason"), str) and not body["reason"].strip():
+        body["reason"] = "Reden"
+
+
+def is_control(c):
+    return ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F
+
+
+def parse_time(value):
+    if not isinstance(value, str) or not RFC_3339.match(value):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def within(body, field, horizon):
+    """A time in the future and at most `horizon` ahead (null stays null)."""
+    if not isinstance(body.get(field), str):
+        return
+    now = datetime.now(timezone.utc)
+    when = parse_time(body[field])
+    if when is None or not (now + timedelta(minutes=5) < when < now + horizon - timedelta(minutes=5)):
+        body[field] = (now + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ordered_hours(hours):
+    if not isinstance(hours, dict):
+        return
+    start, end = hours.get("start"), hours.get("end")
+    if isinstance(start, str) and isinstance(end, str) and HH_MM.match(start) and HH_MM.match(end):
+        if start == end:
+            hours["start"], hours["end"] = "09:00", "17:00"
+        elif end < start:
+            hours["start"], hours["end"] = end, start
+
+
+def distinct_hours(hours):
+    if isinstance(hours, dict) and hours.get("start") == hours.get("end") and isinstance(hours.get("end"), str):
+        hours["end"] = "09:00" if hours["end"] != "09:00" else "21:00"
+
+
+def is_integral(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
+
+
+def valid_policy(policy):
+    if not isinstance(policy, dict) or not isinstance(policy.get("steps"), list):
+        return
+    steps = [s for s in policy["steps"] if isinstance(s, dict) and is_integral(s.get("after_hours"))]
+    if len(steps) != len(policy["steps"]):
+        return
+    seen, ordered = set(), []
+    for step in sorted(steps, key=lambda s: s["after_hours"]):
+        if step["after_hours"] not in seen:
+            seen.add(step["after_hours"])
+            ordered.append(step)
+    policy["steps"] = ordered
+    if policy.get("coordinator_after_working_hours") is not None and not any(
+        s.get("action") == "alert_worker" for s in ordered
+    ):
+        ordered[-1]["action"] = "alert_worker"
