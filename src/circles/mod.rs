@@ -149,11 +149,7 @@ pub async fn record_activity(
     membership_id: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE memberships SET last_activity_at = $1, updated_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(membership_id)
-        .execute(&mut *conn)
-        .await?;
-    // Activity ends the silence: the ladder restarts, open alerts clear.
+    // Activity ends the silence: the ladder restarts, open alerts clear. The
+    // engine records the activity with the new schedule, in one statement.
     crate::silence::engine::on_activity(conn, membership_id, now).await
 }

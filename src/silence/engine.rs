@@ -27,6 +27,7 @@ struct MemberState {
     away_until: Option<i64>,
     nudges_enabled: i64,
     last_activity_at: i64,
+    updated_at: i64,
     silence_start_at: Option<i64>,
     next_step_index: i64,
     pseudonym: String,
@@ -39,6 +40,8 @@ struct MemberState {
     reminder_time_min: Option<i64>,
     last_nudge_at: Option<i64>,
     last_nudge_text: Option<i64>,
+    /// Silence alerts about this membership that are not resolved.
+    open_silence_alerts: i64,
 }
 
 async fn load(
@@ -47,9 +50,12 @@ async fn load(
 ) -> Result<Option<MemberState>, sqlx::Error> {
     sqlx::query_as(
         "SELECT m.id, m.circle_id, c.organisation_id, m.account_id, m.role, m.left_at, c.archived_at, m.away_until,
-                m.nudges_enabled, m.last_activity_at, m.silence_start_at, m.next_step_index, m.pseudonym,
+                m.nudges_enabled, m.last_activity_at, m.updated_at, m.silence_start_at, m.next_step_index, m.pseudonym,
                 c.name AS circle_name, c.escalation_policy, a.locale, a.time_zone, a.quiet_start_min,
-                a.quiet_end_min, a.reminder_time_min, a.last_nudge_at, a.last_nudge_text
+                a.quiet_end_min, a.reminder_time_min, a.last_nudge_at, a.last_nudge_text,
+                (SELECT COUNT(*) FROM alerts al
+                 WHERE al.membership_id = m.id AND al.status <> 'resolved' AND al.reason = 'silence')
+                    AS open_silence_alerts
          FROM memberships m JOIN circles c ON c.id = m.circle_id JOIN accounts a ON a.id = m.account_id
          WHERE m.id = $1",
     )
@@ -144,14 +150,21 @@ async fn write_schedule(
         (true, Some(policy)) => state.next_step(&policy, start, index),
         _ => None,
     };
+    // `last_activity_at` goes along: activity changes it in memory first
+    // (see `on_activity`), so one statement records both. Never backwards:
+    // a scheduler holding an older copy must not undo newer activity.
     sqlx::query(
         "UPDATE memberships SET silence_start_at = $1, next_step_index = $2, next_step_due_at = $3,
-                schedule_lease_until = NULL
-         WHERE id = $4",
+                schedule_lease_until = NULL,
+                last_activity_at = CASE WHEN last_activity_at > $4 THEN last_activity_at ELSE $4 END,
+                updated_at = CASE WHEN updated_at > $5 THEN updated_at ELSE $5 END
+         WHERE id = $6",
     )
     .bind(start)
     .bind(next.map(|(i, _)| i).unwrap_or(index))
     .bind(next.map(|(_, due)| due))
+    .bind(state.last_activity_at)
+    .bind(state.updated_at)
     .bind(&state.id)
     .execute(&mut *conn)
     .await?;
@@ -197,12 +210,21 @@ pub async fn on_activity(
     membership_id: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let open: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM alerts WHERE membership_id = $1 AND reason = 'silence' AND status <> 'resolved'",
-    )
-    .bind(membership_id)
-    .fetch_all(&mut *conn)
-    .await?;
+    let Some(mut state) = load(conn, membership_id).await? else {
+        return Ok(());
+    };
+    state.last_activity_at = state.last_activity_at.max(now);
+    state.updated_at = now;
+    let open: Vec<String> = if state.open_silence_alerts > 0 {
+        sqlx::query_scalar(
+            "SELECT id FROM alerts WHERE membership_id = $1 AND reason = 'silence' AND status <> 'resolved'",
+        )
+        .bind(membership_id)
+        .fetch_all(&mut *conn)
+        .await?
+    } else {
+        Vec::new()
+    };
     for alert_id in open {
         sqlx::query(
             "UPDATE alerts SET status = 'resolved', resolved_at = $1, resolution_outcome = 'member_active',
@@ -213,20 +235,19 @@ pub async fn on_activity(
         .bind(&alert_id)
         .execute(&mut *conn)
         .await?;
-        if let Some(state) = load(conn, membership_id).await? {
-            tell_workers(
-                conn,
-                &state,
-                now,
-                NotificationKind::AllClear,
-                &alert_id,
-                TextParams::default(),
-                false,
-            )
-            .await?;
-        }
+        tell_workers(
+            conn,
+            &state,
+            now,
+            NotificationKind::AllClear,
+            &alert_id,
+            TextParams::default(),
+            false,
+        )
+        .await?;
     }
-    reschedule(conn, membership_id).await
+    let (start, index) = state.position();
+    write_schedule(conn, &state, start, index).await
 }
 
 /// Fires the membership's step if it is due. Returns whether a step fired.
