@@ -29,8 +29,10 @@ async fn execute(cli: Cli) -> Result<(), String> {
             let listener = TcpListener::bind(config.bind)
                 .await
                 .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+            // The bound address: with port 0 the system picked one.
+            let address = listener.local_addr().unwrap_or(config.bind);
             tracing::info!(
-                address = %config.bind,
+                address = %address,
                 database = %kring::store::redact_url(&config.database_url()),
                 "kring is serving"
             );

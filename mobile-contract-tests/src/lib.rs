@@ -288,6 +288,32 @@ pub fn postgres_url() -> Option<String> {
         .filter(|u| !u.is_empty())
 }
 
+/// Reads the server's JSON log until "kring is serving" and returns its
+/// address as a base URL; then keeps draining the log so the server never
+/// blocks on a full pipe.
+async fn serving_address(stderr: tokio::process::ChildStderr) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let read = async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let Ok(entry) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if entry["fields"]["message"] == "kring is serving" {
+                return entry["fields"]["address"].as_str().map(str::to_owned);
+            }
+        }
+        None
+    };
+    let address = tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .ok()
+        .flatten()
+        .expect("kring logs the address it serves on");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    format!("http://{address}")
+}
+
 /// A VAPID private key, as `kring vapid-keys` makes one.
 fn vapid_private_key() -> String {
     let out = std::process::Command::new(kring_binary())
@@ -337,8 +363,6 @@ impl Server {
                 (format!("{base}/{name}"), Some((admin, name)))
             }
         };
-        let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
         let mut command = tokio::process::Command::new(kring_binary());
         if push.is_some() {
             command
@@ -347,17 +371,20 @@ impl Server {
                 .env("KRING_WEBPUSH_ALLOWED_HOSTS", "127.0.0.1")
                 .env("KRING_WEBPUSH_ALLOW_HTTP", "true");
         }
-        let child = command
+        // Port 0: the server takes a free port and logs the address it got.
+        let mut child = command
             .arg("serve")
-            .env("KRING_BIND", format!("127.0.0.1:{port}"))
+            .env("KRING_BIND", "127.0.0.1:0")
             .env("KRING_DATABASE_URL", &database_url)
             .env("KRING_TEST_CLOCK", "true")
-            .env("RUST_LOG", "warn")
+            .env("KRING_LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn,kring=info")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("start the kring binary (built by `cargo test --workspace`)");
+        let base = serving_address(child.stderr.take().expect("stderr")).await;
         let client = reqwest::Client::new();
         for _ in 0..200 {
             if client
