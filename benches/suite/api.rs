@@ -301,26 +301,7 @@ async fn seed(store: &Store) -> Vec<String> {
         }
         q.execute(pool).await.expect(sql);
     };
-    sqlx::query("INSERT INTO organisations (id, name, created_at) VALUES ('o', 'Bench', $1)")
-        .bind(now)
-        .execute(pool)
-        .await
-        .expect("organisation");
-    let policy = serde_json::to_string(&kring::circles::policy::EscalationPolicy::default_for(2))
-        .expect("policy");
-    sqlx::query(
-        "WITH RECURSIVE s(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM s WHERE x + 1 < $1)
-         INSERT INTO circles (id, organisation_id, name, theme, language, rhythm_days, escalation_policy,
-                              checkin_visibility, agreement_version, agreement_text, created_at, updated_at, change_seq)
-         SELECT 'c' || x, 'o', 'Kring ' || x, '', 'nl', 2, $2, 'workers', 1, 'Afspraken', $3, $3, $4 FROM s",
-    )
-    .bind(CIRCLES)
-    .bind(policy)
-    .bind(now)
-    .bind(POSTS / CIRCLES)
-    .execute(pool)
-    .await
-    .expect("circles");
+    crate::seed::organisation_and_circles(pool, CIRCLES, POSTS / CIRCLES, now).await;
     exec(
         "WITH RECURSIVE s(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM s WHERE x + 1 < $1)
          INSERT INTO accounts (id, organisation_id, role, locale, time_zone, created_at)

@@ -23,6 +23,7 @@ mod api;
 mod delivery;
 mod report;
 mod scheduler;
+mod seed;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)

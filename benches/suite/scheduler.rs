@@ -152,25 +152,7 @@ async fn measure(report: &mut Report, backend: &'static str, url: &str, n: i64) 
 /// per table for both databases (recursive CTEs).
 async fn seed(store: &Store, n: i64, now: i64) {
     let pool = store.pool();
-    sqlx::query("INSERT INTO organisations (id, name, created_at) VALUES ('o', 'Bench', $1)")
-        .bind(now)
-        .execute(pool)
-        .await
-        .expect("org");
-    let policy = serde_json::to_string(&kring::circles::policy::EscalationPolicy::default_for(2))
-        .expect("policy");
-    sqlx::query(
-        "WITH RECURSIVE s(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM s WHERE x + 1 < $1)
-         INSERT INTO circles (id, organisation_id, name, theme, language, rhythm_days, escalation_policy,
-                              checkin_visibility, agreement_version, agreement_text, created_at, updated_at)
-         SELECT 'c' || x, 'o', 'Kring ' || x, '', 'nl', 2, $2, 'workers', 1, 'Afspraken', $3, $3 FROM s",
-    )
-    .bind(CIRCLES)
-    .bind(policy)
-    .bind(now)
-    .execute(pool)
-    .await
-    .expect("circles");
+    crate::seed::organisation_and_circles(pool, CIRCLES, 0, now).await;
     let chunk = 100_000;
     let mut from = 0;
     while from < n {

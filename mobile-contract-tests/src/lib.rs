@@ -30,6 +30,19 @@ fn committed(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"))
 }
 
+/// Every way `value` breaks the schema, in one message.
+fn validate_with(validator: &jsonschema::Validator, value: &Value) -> Result<(), String> {
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
 /// The committed spec.
 pub struct Spec {
     doc: Value,
@@ -133,15 +146,7 @@ impl Spec {
             "allOf": [schema],
         });
         let validator = jsonschema::validator_for(&root).map_err(|e| format!("bad schema: {e}"))?;
-        let errors: Vec<String> = validator
-            .iter_errors(value)
-            .map(|e| format!("{} at {}", e, e.instance_path()))
-            .collect();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors.join("; "))
-        }
+        validate_with(&validator, value)
     }
 
     /// The named component schema, e.g. `PushPayload`.
@@ -164,16 +169,7 @@ impl PushPayloadSchema {
     }
 
     pub fn check(&self, payload: &Value) -> Result<(), String> {
-        let errors: Vec<String> = self
-            .validator
-            .iter_errors(payload)
-            .map(|e| format!("{} at {}", e, e.instance_path()))
-            .collect();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors.join("; "))
-        }
+        validate_with(&self.validator, payload)
     }
 }
 

@@ -309,6 +309,24 @@ async fn monday_morning(app: &App) {
     app.set_clock(&monday.to_string()).await;
 }
 
+/// A server that pushes to `push`, its clock on a Monday morning, a circle
+/// and a member who joined; both the member's and the worker's app keep
+/// their sessions fresh as days pass. Returns the member's access token and
+/// membership id.
+async fn a_week_with_push(
+    backend: Backend,
+    push: &PushService,
+) -> (Server, App, Setup, String, String) {
+    let server = Server::start_with_push(backend, push).await;
+    let app = App::new(&server);
+    monday_morning(&app).await;
+    let s = setup(&server, &app).await;
+    let (member, member_refresh, membership) = join(&app, &s, "Zonnebloem").await;
+    app.keep_fresh(&member, &member_refresh);
+    app.keep_fresh(&s.worker, &s.worker_refresh);
+    (server, app, s, member, membership)
+}
+
 fn kinds(pushes: &[serde_json::Value]) -> Vec<&str> {
     pushes.iter().map(|p| p["kind"].as_str().unwrap()).collect()
 }
@@ -317,14 +335,7 @@ fn kinds(pushes: &[serde_json::Value]) -> Vec<&str> {
 /// ladder starts again from that moment.
 async fn silence_nudge_and_im_ok(backend: Backend) {
     let push = PushService::start().await;
-    let server = Server::start_with_push(backend, &push).await;
-    let app = App::new(&server);
-    monday_morning(&app).await;
-    let s = setup(&server, &app).await;
-    let (member, member_refresh, membership) = join(&app, &s, "Zonnebloem").await;
-    // Days pass: the app refreshes its sessions when a token expires.
-    app.keep_fresh(&member, &member_refresh);
-    app.keep_fresh(&s.worker, &s.worker_refresh);
+    let (server, app, s, member, membership) = a_week_with_push(backend, &push).await;
     let phone = push.phone();
     let device = app.post("/v1/devices", Some(&member), phone.device()).await;
     assert_eq!(device.status, 201);
@@ -393,13 +404,7 @@ both_backends!(silence_nudge_and_im_ok);
 /// acknowledges and resolves it.
 async fn alert_reaches_the_worker(backend: Backend) {
     let push = PushService::start().await;
-    let server = Server::start_with_push(backend, &push).await;
-    let app = App::new(&server);
-    monday_morning(&app).await;
-    let s = setup(&server, &app).await;
-    let (member, member_refresh, membership) = join(&app, &s, "Zonnebloem").await;
-    app.keep_fresh(&member, &member_refresh);
-    app.keep_fresh(&s.worker, &s.worker_refresh);
+    let (server, app, s, member, membership) = a_week_with_push(backend, &push).await;
     let member_phone = push.phone();
     let worker_phone = push.phone();
     for (token, phone) in [(&member, &member_phone), (&s.worker, &worker_phone)] {

@@ -82,17 +82,19 @@ pub struct Page {
     pub since_ms: Option<i64>,
 }
 
+/// A list's `limit`: 1 to 100, 20 when not given.
+pub fn parse_limit(limit: Option<i64>) -> Result<i64, String> {
+    match limit {
+        None => Ok(20),
+        Some(n) if (1..=100).contains(&n) => Ok(n),
+        Some(_) => Err("must be between 1 and 100".to_owned()),
+    }
+}
+
 impl PageQuery {
     pub fn parse(&self) -> Result<Page, ApiError> {
         let mut v = Validator::default();
-        let limit = v.check(
-            "limit",
-            match self.limit {
-                None => Ok(20),
-                Some(n) if (1..=100).contains(&n) => Ok(n),
-                Some(_) => Err("must be between 1 and 100".to_owned()),
-            },
-        );
+        let limit = v.check("limit", parse_limit(self.limit));
         let cursor = match &self.cursor {
             Some(c) => v.check("cursor", Cursor::decode(c)).map(Some),
             None => Some(None),

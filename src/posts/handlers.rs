@@ -7,6 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::circles::{access, record_activity};
 use crate::error::{ApiError, ApiResult, Validator};
+use crate::http::cursor::parse_limit;
 use crate::http::idempotency::IdempotencyKey;
 use crate::http::{Caller, Json, Query};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
@@ -63,14 +64,7 @@ struct Feed {
 impl FeedQuery {
     fn parse(&self, circle_id: &str) -> ApiResult<Feed> {
         let mut v = Validator::default();
-        let limit = v.check(
-            "limit",
-            match self.limit {
-                None => Ok(20),
-                Some(n) if (1..=100).contains(&n) => Ok(n),
-                Some(_) => Err("must be between 1 and 100".to_owned()),
-            },
-        );
+        let limit = v.check("limit", parse_limit(self.limit));
         let mut mark = |field: &str, value: &Option<String>, what: &str| match value {
             None => Some(None),
             Some(s) => v.check(
