@@ -80,8 +80,17 @@ pub fn machine() {
     println!("Machine: {cores} cores ({cpu}){memory}");
 }
 
-/// Peak and current resident memory of a process, in MiB: (VmRSS, VmHWM).
-pub fn rss_mib(pid: u32) -> (f64, f64) {
+/// A process's resident memory, in MiB.
+pub struct Rss {
+    pub now: f64,
+    pub peak: f64,
+    /// Private memory (heap, stacks).
+    pub anon: f64,
+    /// Mapped files: the binary, and SQLite's memory-mapped database.
+    pub file: f64,
+}
+
+pub fn rss_mib(pid: u32) -> Rss {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
@@ -91,5 +100,10 @@ pub fn rss_mib(pid: u32) -> (f64, f64) {
             .and_then(|kb| kb.parse::<f64>().ok())
             .map_or(f64::NAN, |kb| kb / 1024.0)
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    Rss {
+        now: field("VmRSS:"),
+        peak: field("VmHWM:"),
+        anon: field("RssAnon:"),
+        file: field("RssFile:"),
+    }
 }

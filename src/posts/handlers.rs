@@ -12,7 +12,8 @@ use crate::http::idempotency::IdempotencyKey;
 use crate::http::{Caller, Json, Query};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::posts::{
-    FeedMark, POST_SELECT, Post, PostPage, PostRow, load_post, next_change, post_access, views,
+    FeedMark, POST_SELECT, POST_SELECT_WITH_SYNC, Post, PostPage, PostRow, as_one_json_row,
+    load_post, next_change, post_access, views,
 };
 use crate::secrets::new_id;
 use crate::state::AppState;
@@ -112,9 +113,8 @@ pub async fn feed(
     Query(query): Query<FeedQuery>,
 ) -> ApiResult<axum::Json<PostPage>> {
     let feed = query.parse(&circle_id)?;
-    // One snapshot: the sync position and the page agree.
-    let mut tx = state.store.begin_snapshot().await?;
-    let access = access(&mut tx, &caller, &circle_id).await?;
+    let mut conn = state.store.pool().acquire().await?;
+    let access = access(&mut conn, &caller, &circle_id).await?;
     let circle = access.circle_id.clone();
     let fetch = usize::try_from(feed.limit).unwrap_or(100);
     let (mut rows, sync): (Vec<PostRow>, i64) = match (feed.since, feed.cursor) {
@@ -128,32 +128,37 @@ pub async fn feed(
             .bind(&circle)
             .bind(after)
             .bind(feed.limit + 1)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *conn)
             .await?;
             (rows, after)
         }
         // A listing, newest first; its pages share the first page's token.
         (None, cursor) => {
-            let sync = match cursor {
-                Some(c) => c.sync,
-                None => {
-                    sqlx::query_scalar("SELECT change_seq FROM circles WHERE id = $1")
-                        .bind(&circle)
-                        .fetch_one(&mut *tx)
-                        .await?
-                }
-            };
+            // The first page reads the sync position in the same statement,
+            // so the two agree; later pages carry it in their cursor.
             let before = cursor.map_or(i64::MAX, |c| c.position);
-            let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "{POST_SELECT} WHERE p.circle_id = $1 AND p.deleted_at IS NULL
-                 AND p.created_seq < $2 ORDER BY p.created_seq DESC LIMIT $3"
-            )))
-            .bind(&circle)
-            .bind(before)
-            .bind(feed.limit + 1)
-            .fetch_all(&mut *tx)
-            .await?;
-            (rows, sync)
+            let backend = state.store.backend();
+            let rows = listing_page(&mut conn, backend, &circle, before, feed.limit + 1).await?;
+            match (cursor, rows.first()) {
+                (Some(c), _) => (rows, c.sync),
+                (None, Some(first)) => {
+                    let sync = first.sync_seq;
+                    (rows, sync)
+                }
+                // No row carries the position: read both in one snapshot.
+                (None, None) => {
+                    let mut tx = state.store.begin_snapshot().await?;
+                    let sync: i64 =
+                        sqlx::query_scalar("SELECT change_seq FROM circles WHERE id = $1")
+                            .bind(&circle)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    let rows =
+                        listing_page(&mut tx, backend, &circle, before, feed.limit + 1).await?;
+                    tx.commit().await?;
+                    (rows, sync)
+                }
+            }
         }
     };
     let more = rows.len() > fetch;
@@ -181,8 +186,7 @@ pub async fn feed(
         _ => sync,
     };
     let viewer = access.membership_id().ok().map(str::to_owned);
-    let items = views(&mut tx, rows, viewer.as_deref(), access.is_staff()).await?;
-    tx.commit().await?;
+    let items = views(&mut conn, rows, viewer.as_deref(), access.is_staff()).await?;
     Ok(axum::Json(PostPage {
         items,
         next_cursor,
@@ -192,6 +196,32 @@ pub async fn feed(
         }
         .encode(&circle),
     }))
+}
+
+/// Posts of a circle created before `before`, newest first, not deleted,
+/// each with the circle's change number.
+async fn listing_page(
+    conn: &mut sqlx::AnyConnection,
+    backend: crate::store::Backend,
+    circle_id: &str,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<PostRow>, sqlx::Error> {
+    let query = format!(
+        "{POST_SELECT_WITH_SYNC} WHERE p.circle_id = $1 AND p.deleted_at IS NULL
+         AND p.created_seq < $2 ORDER BY p.created_seq DESC LIMIT $3"
+    );
+    let page: String = sqlx::query_scalar(sqlx::AssertSqlSafe(as_one_json_row(backend, &query)))
+        .bind(circle_id)
+        .bind(before)
+        .bind(limit)
+        .fetch_one(conn)
+        .await?;
+    let mut rows: Vec<PostRow> =
+        serde_json::from_str(&page).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    // Aggregates keep the subquery's order on both databases; be sure.
+    rows.sort_by_key(|r| std::cmp::Reverse(r.created_seq));
+    Ok(rows)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
