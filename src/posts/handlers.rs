@@ -1,5 +1,7 @@
 //! Writing and reading posts.
 
+use std::sync::LazyLock;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -17,6 +19,7 @@ use crate::posts::{
 };
 use crate::secrets::new_id;
 use crate::state::AppState;
+use crate::store::Backend;
 
 /// The longest post, in characters.
 pub const MAX_BODY_CHARS: usize = 4000;
@@ -202,16 +205,24 @@ pub async fn feed(
 /// each with the circle's change number.
 async fn listing_page(
     conn: &mut sqlx::AnyConnection,
-    backend: crate::store::Backend,
+    backend: Backend,
     circle_id: &str,
     before: i64,
     limit: i64,
 ) -> Result<Vec<PostRow>, sqlx::Error> {
-    let query = format!(
-        "{POST_SELECT_WITH_SYNC} WHERE p.circle_id = $1 AND p.deleted_at IS NULL
-         AND p.created_seq < $2 ORDER BY p.created_seq DESC LIMIT $3"
-    );
-    let page: String = sqlx::query_scalar(sqlx::AssertSqlSafe(as_one_json_row(backend, &query)))
+    // Built once per backend: this is the feed's hot path.
+    static SQL: LazyLock<[String; 2]> = LazyLock::new(|| {
+        let query = format!(
+            "{POST_SELECT_WITH_SYNC} WHERE p.circle_id = $1 AND p.deleted_at IS NULL
+             AND p.created_seq < $2 ORDER BY p.created_seq DESC LIMIT $3"
+        );
+        [Backend::Sqlite, Backend::Postgres].map(|b| as_one_json_row(b, &query))
+    });
+    let sql = match backend {
+        Backend::Sqlite => &SQL[0],
+        Backend::Postgres => &SQL[1],
+    };
+    let page: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
         .bind(circle_id)
         .bind(before)
         .bind(limit)
