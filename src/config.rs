@@ -218,6 +218,14 @@ pub struct Config {
     #[arg(long, env = "KRING_RUN_JOBS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub run_jobs: bool,
 
+    /// In-process read caches for the hottest reads (a token's caller, a
+    /// caller's access to a circle, a circle's first feed page), forgotten
+    /// by the writes that change them. `auto`: on for SQLite, off for
+    /// PostgreSQL, where other instances' writes would go unseen. `on` with
+    /// PostgreSQL only for a single instance.
+    #[arg(long, env = "KRING_READ_CACHE", value_enum, default_value_t = ReadCache::Auto, global = true)]
+    pub read_cache: ReadCache,
+
     /// Testing only: run on a clock that `POST /test/clock` moves, so that
     /// contract tests can let days pass. Never enable in production.
     #[arg(long, env = "KRING_TEST_CLOCK", default_value_t = false, global = true)]
@@ -226,6 +234,24 @@ pub struct Config {
     /// Log format: `text` or `json`. Filter with RUST_LOG (default `info`).
     #[arg(long, env = "KRING_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,
+}
+
+/// Whether the read caches are on; see [`Config::read_cache`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadCache {
+    Auto,
+    On,
+    Off,
+}
+
+impl ReadCache {
+    pub fn enabled_for(self, backend: crate::store::Backend) -> bool {
+        match self {
+            Self::Auto => backend == crate::store::Backend::Sqlite,
+            Self::On => true,
+            Self::Off => false,
+        }
+    }
 }
 
 impl Config {

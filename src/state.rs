@@ -1,6 +1,12 @@
 //! The state every handler gets: the store, the clock and the configuration.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use crate::circles::CircleAccess;
+use crate::http::auth::CachedCaller;
+use crate::posts::FirstPage;
+use crate::store::cache::Shelf;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -20,6 +26,8 @@ pub struct AppState {
     pub push: Arc<Providers>,
     /// Counters and gauges for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The read caches (see [`crate::store::cache`]).
+    pub caches: Arc<ReadCaches>,
     /// Testing only (`KRING_TEST_CLOCK`): the clock `POST /test/clock` moves.
     pub test_clock: Option<crate::clock::ManualClock>,
 }
@@ -27,7 +35,9 @@ pub struct AppState {
 impl AppState {
     /// State with the log push provider and fresh metrics.
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
+        store.set_read_cache(config.read_cache.enabled_for(store.backend()));
         Self {
+            caches: Arc::new(ReadCaches::default()),
             store,
             clock,
             config: Arc::new(config),
@@ -39,5 +49,28 @@ impl AppState {
 
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+}
+
+/// The hot reads worth keeping in memory. Each entry is checked against the
+/// store's generations on every hit.
+pub struct ReadCaches {
+    /// Access token hash → the caller.
+    pub tokens: Shelf<String, CachedCaller>,
+    /// (account, circle) → the account's access to the circle.
+    pub access: Shelf<(String, String), CircleAccess>,
+    /// (circle, limit) → the circle's newest posts, as the feed's first page.
+    pub first_pages: Shelf<(String, i64), Arc<FirstPage>>,
+}
+
+impl Default for ReadCaches {
+    fn default() -> Self {
+        // A backstop only: writes invalidate entries as they commit.
+        let ttl = Duration::from_secs(30);
+        Self {
+            tokens: Shelf::new(50_000, ttl),
+            access: Shelf::new(50_000, ttl),
+            first_pages: Shelf::new(5_000, ttl),
+        }
     }
 }

@@ -22,6 +22,8 @@ use crate::secrets::{
     canonical_code, hash_password, hash_token, new_id, new_token, verify_password,
 };
 use crate::state::AppState;
+use crate::store::Tx;
+use crate::store::cache::Scope;
 
 /// How long after its use a refresh token may be presented again (a retry
 /// after a lost response) without counting as reuse.
@@ -133,12 +135,15 @@ async fn issue_tokens(
 
 /// Revokes sessions: one (`session_id`) or every session of an account.
 pub async fn revoke_sessions(
-    conn: &mut AnyConnection,
+    tx: &mut Tx,
     now: i64,
     account_id: &str,
     session_id: Option<&str>,
     reason: &str,
 ) -> Result<(), sqlx::Error> {
+    // Cached tokens of the account are forgotten at commit.
+    tx.touch(Scope::Account(account_id.to_owned()));
+    let conn: &mut AnyConnection = tx;
     let ids: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM sessions WHERE account_id = $1 AND revoked_at IS NULL AND ($2 IS NULL OR id = $2)",
     )

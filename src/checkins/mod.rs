@@ -9,9 +9,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::circles::{CircleAccess, access, record_activity};
+use crate::circles::{CircleAccess, access, cached_access, record_activity};
 use crate::clock::from_ms;
-use crate::error::{ApiResult, Validator};
+use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::cursor::PageQuery;
 use crate::http::idempotency::IdempotencyKey;
 use crate::http::{Caller, Json, Query};
@@ -145,37 +145,50 @@ async fn insert(
     note: Option<String>,
     wants_contact: bool,
 ) -> ApiResult<Checkin> {
-    let now = state.now_ms();
-    let mut tx = state.store.begin().await?;
-    let access = access(&mut tx, caller, circle_id).await?;
+    // Access comes from the read cache, before the write lock is taken; the
+    // insert itself requires the membership to still be active.
+    let access = cached_access(state, caller, circle_id).await?;
     let membership_id = access.member_membership_id()?.to_owned();
+    let now = state.now_ms();
     let id = new_id();
-    sqlx::query(
+    let mut tx = state.store.begin().await?;
+    let inserted = sqlx::query(
         "INSERT INTO checkins (id, circle_id, membership_id, kind, mood, note, wants_contact, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8
+         WHERE EXISTS (SELECT 1 FROM memberships WHERE id = $3 AND left_at IS NULL)",
     )
     .bind(&id)
     .bind(&access.circle_id)
     .bind(&membership_id)
     .bind(kind)
     .bind(mood.map(|m| m.0))
-    .bind(note)
+    .bind(note.as_deref())
     .bind(i64::from(wants_contact))
     .bind(now)
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        // They left the circle a moment ago.
+        return Err(ApiError::NotFound("circle"));
+    }
     record_activity(&mut tx, &membership_id, now).await?;
     if wants_contact {
         crate::silence::engine::contact_request(&mut tx, &membership_id, now).await?;
     }
-    let row: CheckinRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{CHECKIN_SELECT} WHERE c.id = $1"
-    )))
-    .bind(&id)
-    .fetch_one(&mut *tx)
-    .await?;
     tx.commit().await?;
-    Ok(row.into_view())
+    Ok(CheckinRow {
+        id,
+        circle_id: access.circle_id,
+        membership_id,
+        pseudonym: access.pseudonym.unwrap_or_default(),
+        kind: kind.to_owned(),
+        mood: mood.map(|m| m.0),
+        note,
+        wants_contact: i64::from(wants_contact),
+        created_at: now,
+    }
+    .into_view())
 }
 
 /// Members: check in with your mood, a note, and whether you would like

@@ -18,6 +18,7 @@ use crate::http::{Caller, Json, Query, Role};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::secrets::new_id;
 use crate::state::AppState;
+use crate::store::cache::Scope;
 use crate::store::is_unique_violation;
 
 /// Who sees members' check-ins.
@@ -467,6 +468,7 @@ pub async fn update_circle(
     let mut tx = state.store.begin().await?;
     let access = access(&mut tx, &caller, &circle_id).await?;
     access.require_staff()?;
+    tx.touch(Scope::Circle(access.circle_id.clone()));
     let id = access.circle_id.as_str();
     if let Some(Some(name)) = name {
         set_text(
@@ -600,6 +602,7 @@ pub async fn add_worker(
     // Visibility first: a circle the caller cannot see is 404 whatever their role.
     let access = access(&mut tx, &caller, &circle_id).await?;
     caller.require_coordinator()?;
+    tx.touch(Scope::Circle(access.circle_id.clone()));
     let staff: Option<String> = sqlx::query_scalar(
         "SELECT id FROM accounts WHERE id = $1 AND organisation_id = $2
          AND role IN ('worker', 'coordinator') AND deactivated_at IS NULL",
@@ -715,6 +718,7 @@ pub async fn remove_worker(
     let mut tx = state.store.begin().await?;
     let access = access(&mut tx, &caller, &circle_id).await?;
     caller.require_coordinator()?;
+    tx.touch(Scope::Circle(access.circle_id.clone()));
     let removed = sqlx::query(
         "UPDATE memberships SET left_at = $1, updated_at = $1
          WHERE circle_id = $2 AND account_id = $3 AND role = 'worker' AND left_at IS NULL",

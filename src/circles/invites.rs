@@ -23,6 +23,7 @@ use crate::openapi::{
 };
 use crate::secrets::{canonical_code, hash_password, hash_token, new_code, new_id};
 use crate::state::AppState;
+use crate::store::cache::Scope;
 use crate::store::is_unique_violation;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -550,6 +551,8 @@ pub async fn join(
         }
     };
 
+    // A returning member comes back with a new pseudonym on their posts.
+    tx.touch(Scope::Circle(invite.circle_id.clone()));
     let existing: Option<(String, Option<i64>)> = sqlx::query_as(
         "SELECT id, left_at FROM memberships WHERE circle_id = $1 AND account_id = $2",
     )

@@ -16,6 +16,7 @@ use crate::http::time::parse_timestamp;
 use crate::http::{Caller, Json};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::state::AppState;
+use crate::store::cache::Scope;
 use crate::store::is_unique_violation;
 
 /// How long a recovery code stays valid.
@@ -352,6 +353,8 @@ pub async fn update_membership(
     let access = access(&mut tx, &caller, &circle_id).await?;
     let id = access.membership_id()?.to_owned();
     if let Some(Some(p)) = pseudonym {
+        // Posts show the pseudonym.
+        tx.touch(Scope::Circle(access.circle_id.clone()));
         let result = sqlx::query("UPDATE memberships SET pseudonym = $1, pseudonym_key = $2, updated_at = $3 WHERE id = $4")
             .bind(p.as_str())
             .bind(p.key())
@@ -469,6 +472,7 @@ pub async fn leave(
     let mut tx = state.store.begin().await?;
     let access = access(&mut tx, &caller, &circle_id).await?;
     let id = access.membership_id()?.to_owned();
+    tx.touch(Scope::Circle(access.circle_id.clone()));
     sqlx::query("UPDATE memberships SET left_at = $1, updated_at = $1 WHERE id = $2")
         .bind(now)
         .bind(&id)

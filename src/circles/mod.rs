@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Caller, Role};
 use crate::state::AppState;
+use crate::store::cache::Scope;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -54,6 +55,8 @@ pub struct CircleAccess {
     pub checkin_visibility: String,
     pub agreement_version: i64,
     pub relation: Relation,
+    /// The caller's pseudonym in the circle; none for a coordinator outside it.
+    pub pseudonym: Option<String>,
 }
 
 impl CircleAccess {
@@ -106,6 +109,7 @@ struct AccessRow {
     agreement_version: i64,
     membership_id: Option<String>,
     membership_role: Option<String>,
+    pseudonym: Option<String>,
 }
 
 /// The gate for everything inside a circle.
@@ -116,7 +120,7 @@ pub async fn access(
 ) -> ApiResult<CircleAccess> {
     let row: Option<AccessRow> = sqlx::query_as(
         "SELECT c.id, c.organisation_id, c.checkin_visibility, c.agreement_version,
-                m.id AS membership_id, m.role AS membership_role
+                m.id AS membership_id, m.role AS membership_role, m.pseudonym
          FROM circles c
          LEFT JOIN memberships m ON m.circle_id = c.id AND m.account_id = $2 AND m.left_at IS NULL
          WHERE c.id = $1 AND c.organisation_id = $3 AND c.archived_at IS NULL",
@@ -139,7 +143,34 @@ pub async fn access(
         checkin_visibility: row.checkin_visibility,
         agreement_version: row.agreement_version,
         relation,
+        pseudonym: row.pseudonym,
     })
+}
+
+/// [`access`] through the read cache: for hot reads outside a transaction.
+/// Membership changes touch the circle, deactivation touches the account.
+pub async fn cached_access(
+    state: &AppState,
+    caller: &Caller,
+    circle_id: &str,
+) -> ApiResult<CircleAccess> {
+    let generations = state.store.generations();
+    let key = (caller.account_id.clone(), circle_id.to_owned());
+    if let Some(access) = state.caches.access.get(generations, &key) {
+        return Ok(access);
+    }
+    let read_at = generations.before_read();
+    let mut conn = state.store.pool().acquire().await?;
+    let found = access(&mut conn, caller, circle_id).await?;
+    let scopes = vec![
+        Scope::Circle(found.circle_id.clone()),
+        Scope::Account(caller.account_id.clone()),
+    ];
+    state
+        .caches
+        .access
+        .put(generations, key, read_at, scopes, found.clone());
+    Ok(found)
 }
 
 /// Records activity by a member: it ends their silence. Call in the same

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use crate::error::ApiError;
 use crate::secrets::hash_token;
 use crate::state::AppState;
+use crate::store::cache::Scope;
 
 /// What an account is within its organisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -55,8 +56,10 @@ pub struct Caller {
     pub session_id: String,
 }
 
-#[derive(sqlx::FromRow)]
-struct CallerRow {
+/// The caller behind a token as read from the database, with the token's
+/// expiry (checked on every use, cached or not).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CachedCaller {
     account_id: String,
     organisation_id: String,
     role: String,
@@ -77,19 +80,34 @@ pub fn bearer_token(parts: &Parts) -> Option<&str> {
 impl Caller {
     /// Looks up the account behind an access token.
     pub async fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
-        let row: Option<CallerRow> = sqlx::query_as(
-            "SELECT a.id AS account_id, a.organisation_id, a.role, s.id AS session_id, t.expires_at
-             FROM access_tokens t
-             JOIN sessions s ON s.id = t.session_id
-             JOIN accounts a ON a.id = s.account_id
-             WHERE t.token_hash = $1 AND s.revoked_at IS NULL AND a.deactivated_at IS NULL",
-        )
-        .bind(hash_token(token))
-        .fetch_optional(state.store.pool())
-        .await?;
-        let row = row.ok_or_else(|| {
-            ApiError::unauthorized("invalid_token", "The access token is not valid")
-        })?;
+        let hash = hash_token(token);
+        let generations = state.store.generations();
+        let row = match state.caches.tokens.get(generations, &hash) {
+            Some(row) => row,
+            None => {
+                let read_at = generations.before_read();
+                let row: Option<CachedCaller> = sqlx::query_as(
+                    "SELECT a.id AS account_id, a.organisation_id, a.role, s.id AS session_id, t.expires_at
+                     FROM access_tokens t
+                     JOIN sessions s ON s.id = t.session_id
+                     JOIN accounts a ON a.id = s.account_id
+                     WHERE t.token_hash = $1 AND s.revoked_at IS NULL AND a.deactivated_at IS NULL",
+                )
+                .bind(&hash)
+                .fetch_optional(state.store.pool())
+                .await?;
+                let row = row.ok_or_else(|| {
+                    ApiError::unauthorized("invalid_token", "The access token is not valid")
+                })?;
+                // Revoking a session or deactivating an account touches it.
+                let scopes = vec![Scope::Account(row.account_id.clone())];
+                state
+                    .caches
+                    .tokens
+                    .put(generations, hash, read_at, scopes, row.clone());
+                row
+            }
+        };
         if row.expires_at <= state.now_ms() {
             return Err(ApiError::unauthorized(
                 "token_expired",

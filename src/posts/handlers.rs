@@ -1,25 +1,26 @@
 //! Writing and reading posts.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::circles::{access, record_activity};
+use crate::circles::{access, cached_access, record_activity};
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::cursor::parse_limit;
 use crate::http::idempotency::IdempotencyKey;
 use crate::http::{Caller, Json, Query};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::posts::{
-    FeedMark, POST_SELECT, POST_SELECT_WITH_SYNC, Post, PostPage, PostRow, as_one_json_row,
-    load_post, next_change, post_access, views,
+    FeedMark, FirstPage, POST_SELECT, POST_SELECT_WITH_SYNC, Post, PostPage, PostRow, ReactionRow,
+    as_one_json_row, load_post, next_change, post_access, reactions_of, render,
 };
 use crate::secrets::new_id;
 use crate::state::AppState;
 use crate::store::Backend;
+use crate::store::cache::Scope;
 
 /// The longest post, in characters.
 pub const MAX_BODY_CHARS: usize = 4000;
@@ -116,89 +117,115 @@ pub async fn feed(
     Query(query): Query<FeedQuery>,
 ) -> ApiResult<axum::Json<PostPage>> {
     let feed = query.parse(&circle_id)?;
-    let mut conn = state.store.pool().acquire().await?;
-    let access = access(&mut conn, &caller, &circle_id).await?;
-    let circle = access.circle_id.clone();
+    let access = cached_access(&state, &caller, &circle_id).await?;
+    let circle = access.circle_id.as_str();
+    let viewer = access.membership_id().ok();
     let fetch = usize::try_from(feed.limit).unwrap_or(100);
-    let (mut rows, sync): (Vec<PostRow>, i64) = match (feed.since, feed.cursor) {
-        // A sync: changes after the token (or after the previous page).
+    let listed = |rows: &[PostRow], sync: i64, reactions: &[ReactionRow]| {
+        // A listing, newest first; its pages share the first page's token.
+        let more = rows.len() > fetch;
+        let rows = &rows[..rows.len().min(fetch)];
+        let next_cursor = rows.last().filter(|_| more).map(|r| {
+            FeedMark {
+                position: r.created_seq,
+                sync,
+            }
+            .encode(circle)
+        });
+        Ok::<_, ApiError>(PostPage {
+            items: render(rows, reactions, viewer, access.is_staff())?,
+            next_cursor,
+            sync_token: FeedMark::at(sync).encode(circle),
+        })
+    };
+    let page = match (feed.since, feed.cursor) {
+        // The first page, the one every app opens with: from the cache.
+        (None, None) => {
+            let page = first_page(&state, circle, feed.limit).await?;
+            listed(&page.rows, page.sync, &page.reactions)?
+        }
+        // A sync: changes after the token (or after the previous page),
+        // oldest change first.
         (Some(since), cursor) => {
+            let mut conn = state.store.pool().acquire().await?;
             let after = cursor.map_or(since.position, |c| c.position);
-            let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            let mut rows: Vec<PostRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "{POST_SELECT} WHERE p.circle_id = $1 AND p.change_seq > $2
                  ORDER BY p.change_seq LIMIT $3"
             )))
-            .bind(&circle)
+            .bind(circle)
             .bind(after)
             .bind(feed.limit + 1)
             .fetch_all(&mut *conn)
             .await?;
-            (rows, after)
+            let more = rows.len() > fetch;
+            rows.truncate(fetch);
+            let reactions = reactions_of(&mut conn, &rows).await?;
+            let last = rows.last().map_or(after, |r| r.change_seq);
+            PostPage {
+                next_cursor: more.then(|| FeedMark::at(last).encode(circle)),
+                sync_token: FeedMark::at(last).encode(circle),
+                items: render(&rows, &reactions, viewer, access.is_staff())?,
+            }
         }
-        // A listing, newest first; its pages share the first page's token.
-        (None, cursor) => {
-            // The first page reads the sync position in the same statement,
-            // so the two agree; later pages carry it in their cursor.
-            let before = cursor.map_or(i64::MAX, |c| c.position);
+        // A later page of a listing: its cursor carries the sync position.
+        (None, Some(cursor)) => {
+            let mut conn = state.store.pool().acquire().await?;
             let backend = state.store.backend();
-            let rows = listing_page(&mut conn, backend, &circle, before, feed.limit + 1).await?;
-            match (cursor, rows.first()) {
-                (Some(c), _) => (rows, c.sync),
-                (None, Some(first)) => {
-                    let sync = first.sync_seq;
-                    (rows, sync)
-                }
-                // No row carries the position: read both in one snapshot.
-                (None, None) => {
-                    let mut tx = state.store.begin_snapshot().await?;
-                    let sync: i64 =
-                        sqlx::query_scalar("SELECT change_seq FROM circles WHERE id = $1")
-                            .bind(&circle)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                    let rows =
-                        listing_page(&mut tx, backend, &circle, before, feed.limit + 1).await?;
-                    tx.commit().await?;
-                    (rows, sync)
-                }
-            }
+            let rows =
+                listing_page(&mut conn, backend, circle, cursor.position, feed.limit + 1).await?;
+            let reactions = reactions_of(&mut conn, &rows).await?;
+            listed(&rows, cursor.sync, &reactions)?
         }
     };
-    let more = rows.len() > fetch;
-    rows.truncate(fetch);
-    let syncing = feed.since.is_some();
-    let mark = |row: &PostRow| {
-        if syncing {
-            FeedMark {
-                position: row.change_seq,
-                sync: row.change_seq,
-            }
-        } else {
-            FeedMark {
-                position: row.created_seq,
-                sync,
-            }
+    Ok(axum::Json(page))
+}
+
+/// A circle's first feed page of `limit` posts, cached until a post,
+/// reaction or membership of the circle changes.
+async fn first_page(state: &AppState, circle_id: &str, limit: i64) -> ApiResult<Arc<FirstPage>> {
+    let generations = state.store.generations();
+    let key = (circle_id.to_owned(), limit);
+    if let Some(page) = state.caches.first_pages.get(generations, &key) {
+        return Ok(page);
+    }
+    let read_at = generations.before_read();
+    let backend = state.store.backend();
+    let mut conn = state.store.pool().acquire().await?;
+    // The first page reads the sync position in the same statement, so the
+    // two agree.
+    let rows = listing_page(&mut conn, backend, circle_id, i64::MAX, limit + 1).await?;
+    let (rows, sync) = match rows.first() {
+        Some(first) => {
+            let sync = first.sync_seq;
+            (rows, sync)
+        }
+        // No row carries the position: read both in one snapshot.
+        None => {
+            drop(conn);
+            let mut tx = state.store.begin_snapshot().await?;
+            let sync: i64 = sqlx::query_scalar("SELECT change_seq FROM circles WHERE id = $1")
+                .bind(circle_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let rows = listing_page(&mut tx, backend, circle_id, i64::MAX, limit + 1).await?;
+            tx.commit().await?;
+            conn = state.store.pool().acquire().await?;
+            (rows, sync)
         }
     };
-    let next_cursor = rows
-        .last()
-        .filter(|_| more)
-        .map(|r| mark(r).encode(&circle));
-    let sync_token = match rows.last() {
-        Some(last) if syncing => last.change_seq,
-        _ => sync,
-    };
-    let viewer = access.membership_id().ok().map(str::to_owned);
-    let items = views(&mut conn, rows, viewer.as_deref(), access.is_staff()).await?;
-    Ok(axum::Json(PostPage {
-        items,
-        next_cursor,
-        sync_token: FeedMark {
-            position: sync_token,
-            sync: sync_token,
-        }
-        .encode(&circle),
-    }))
+    let reactions = reactions_of(&mut conn, &rows).await?;
+    let page = Arc::new(FirstPage {
+        rows,
+        reactions,
+        sync,
+    });
+    let scopes = vec![Scope::Circle(circle_id.to_owned())];
+    state
+        .caches
+        .first_pages
+        .put(generations, key, read_at, scopes, page.clone());
+    Ok(page)
 }
 
 /// Posts of a circle created before `before`, newest first, not deleted,

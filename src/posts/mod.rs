@@ -18,6 +18,8 @@ use crate::clock::{from_ms, opt_from_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::http::Caller;
 use crate::state::AppState;
+use crate::store::Tx;
+use crate::store::cache::Scope;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -141,16 +143,15 @@ pub struct PostPage {
 
 /// The circle's next change number. Taken inside the writing transaction,
 /// it holds the circle's row until commit, so a circle's changes commit in
-/// the order of their numbers and a sync from a number misses nothing.
-pub(crate) async fn next_change(
-    conn: &mut AnyConnection,
-    circle_id: &str,
-) -> Result<i64, sqlx::Error> {
+/// the order of their numbers and a sync from a number misses nothing. The
+/// circle's cached feed is forgotten at commit.
+pub(crate) async fn next_change(tx: &mut Tx, circle_id: &str) -> Result<i64, sqlx::Error> {
+    tx.touch(Scope::Circle(circle_id.to_owned()));
     sqlx::query_scalar(
         "UPDATE circles SET change_seq = change_seq + 1 WHERE id = $1 RETURNING change_seq",
     )
     .bind(circle_id)
-    .fetch_one(conn)
+    .fetch_one(&mut **tx)
     .await
 }
 
@@ -164,6 +165,14 @@ pub(crate) struct FeedMark {
 }
 
 impl FeedMark {
+    /// A sync position.
+    pub fn at(seq: i64) -> Self {
+        Self {
+            position: seq,
+            sync: seq,
+        }
+    }
+
     pub fn encode(self, circle_id: &str) -> String {
         URL_SAFE_NO_PAD.encode(format!("{}.{}.{circle_id}", self.position, self.sync))
     }
@@ -267,56 +276,91 @@ pub(crate) const POST_SELECT_WITH_SYNC: &str = concat!(
     post_from!()
 );
 
-#[derive(sqlx::FromRow)]
-struct ReactionRow {
+/// One reaction given to a post.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ReactionRow {
     post_id: String,
     kind: String,
-    count: i64,
-    mine: i64,
+    membership_id: String,
 }
 
-/// Turns rows into views, with reaction counts, as `viewer` may see them.
+/// The reactions given to `rows`, by post and kind.
+pub(crate) async fn reactions_of(
+    conn: &mut AnyConnection,
+    rows: &[PostRow],
+) -> Result<Vec<ReactionRow>, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=rows.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT post_id, kind, membership_id FROM reactions WHERE post_id IN ({})
+         ORDER BY post_id, kind",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_as::<_, ReactionRow>(sqlx::AssertSqlSafe(sql));
+    for row in rows {
+        query = query.bind(row.id.clone());
+    }
+    query.fetch_all(conn).await
+}
+
+/// A circle's newest posts with their reactions: the feed's first page as
+/// read from the database, before it is shaped for a viewer. Cached per
+/// circle and page size (see [`crate::state::ReadCaches`]).
+#[derive(Debug)]
+pub struct FirstPage {
+    /// Up to the page size plus one (whether there is more).
+    pub(crate) rows: Vec<PostRow>,
+    pub(crate) reactions: Vec<ReactionRow>,
+    /// The circle's change number the rows were read at.
+    pub(crate) sync: i64,
+}
+
+/// Reads rows' reactions and turns them into views, as `viewer` may see them.
 pub(crate) async fn views(
     conn: &mut AnyConnection,
     rows: Vec<PostRow>,
     viewer_membership: Option<&str>,
     staff: bool,
 ) -> ApiResult<Vec<Post>> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let placeholders: Vec<String> = (0..rows.len()).map(|i| format!("${}", i + 2)).collect();
-    let sql = format!(
-        "SELECT post_id, kind, COUNT(*) AS count,
-                CAST(MAX(CASE WHEN membership_id = $1 THEN 1 ELSE 0 END) AS BIGINT) AS mine
-         FROM reactions WHERE post_id IN ({}) GROUP BY post_id, kind ORDER BY post_id, kind",
-        placeholders.join(", ")
-    );
-    let mut query = sqlx::query_as::<_, ReactionRow>(sqlx::AssertSqlSafe(sql))
-        .bind(viewer_membership.unwrap_or(""));
-    for row in &rows {
-        query = query.bind(row.id.clone());
-    }
-    let reactions = query.fetch_all(&mut *conn).await?;
-    rows.into_iter()
+    let reactions = reactions_of(conn, &rows).await?;
+    render(&rows, &reactions, viewer_membership, staff)
+}
+
+/// Posts as `viewer` sees them: bodies per status and role, reactions
+/// counted per kind with whether the viewer gave one.
+pub(crate) fn render(
+    rows: &[PostRow],
+    reactions: &[ReactionRow],
+    viewer_membership: Option<&str>,
+    staff: bool,
+) -> ApiResult<Vec<Post>> {
+    rows.iter()
         .map(|row| {
-            let counts = reactions
-                .iter()
-                .filter(|r| r.post_id == row.id)
-                .map(|r| {
-                    Ok(ReactionCount {
-                        kind: ReactionKind::parse(&r.kind).map_err(ApiError::Internal)?,
-                        count: r.count,
-                        mine: r.mine != 0,
-                    })
-                })
-                .collect::<ApiResult<Vec<_>>>()?;
+            let mut counts: Vec<ReactionCount> = Vec::new();
+            // Sorted by post and kind: each kind's reactions are adjacent.
+            for r in reactions.iter().filter(|r| r.post_id == row.id) {
+                let kind = ReactionKind::parse(&r.kind).map_err(ApiError::Internal)?;
+                let mine = viewer_membership == Some(r.membership_id.as_str());
+                match counts.last_mut() {
+                    Some(last) if last.kind == kind => {
+                        last.count += 1;
+                        last.mine |= mine;
+                    }
+                    _ => counts.push(ReactionCount {
+                        kind,
+                        count: 1,
+                        mine,
+                    }),
+                }
+            }
             view(row, counts, staff)
         })
         .collect()
 }
 
-fn view(row: PostRow, reactions: Vec<ReactionCount>, staff: bool) -> ApiResult<Post> {
+fn view(row: &PostRow, reactions: Vec<ReactionCount>, staff: bool) -> ApiResult<Post> {
     let status = if row.deleted_at.is_some() {
         PostStatus::Deleted
     } else if row.hidden_at.is_some() {
@@ -325,22 +369,26 @@ fn view(row: PostRow, reactions: Vec<ReactionCount>, staff: bool) -> ApiResult<P
         PostStatus::Visible
     };
     let body = match status {
-        PostStatus::Visible => Some(row.body),
-        PostStatus::Hidden if staff => Some(row.body),
+        PostStatus::Visible => Some(row.body.clone()),
+        PostStatus::Hidden if staff => Some(row.body.clone()),
         _ => None,
     };
     Ok(Post {
-        id: row.id,
-        circle_id: row.circle_id,
+        id: row.id.clone(),
+        circle_id: row.circle_id.clone(),
         author: Author {
-            membership_id: row.author_membership_id,
-            pseudonym: row.author_pseudonym,
+            membership_id: row.author_membership_id.clone(),
+            pseudonym: row.author_pseudonym.clone(),
             role: MembershipRole::parse(&row.author_role).map_err(ApiError::Internal)?,
         },
-        reply_to_id: row.reply_to_id,
+        reply_to_id: row.reply_to_id.clone(),
         body,
         status,
-        hidden_reason: if staff { row.hidden_reason } else { None },
+        hidden_reason: if staff {
+            row.hidden_reason.clone()
+        } else {
+            None
+        },
         reactions: if status == PostStatus::Deleted {
             Vec::new()
         } else {

@@ -12,6 +12,7 @@ use crate::http::{Caller, Json};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::posts::{Post, ReactionKind, load_post, post_access};
 use crate::state::AppState;
+use crate::store::cache::Scope;
 
 fn parse_kind(kind: &str) -> ApiResult<ReactionKind> {
     ReactionKind::parse(kind).map_err(|m| ApiError::field("kind", m))
@@ -46,6 +47,7 @@ pub async fn add_reaction(
     let mut tx = state.store.begin().await?;
     let (row, access) = post_access(&mut tx, &caller, &post_id).await?;
     let membership_id = access.membership_id()?.to_owned();
+    tx.touch(Scope::Circle(row.circle_id.clone()));
     if row.deleted_at.is_some() || row.hidden_at.is_some() {
         return Err(ApiError::conflict(
             "post_unavailable",
@@ -99,6 +101,7 @@ pub async fn remove_reaction(
     let mut tx = state.store.begin().await?;
     let (row, access) = post_access(&mut tx, &caller, &post_id).await?;
     let membership_id = access.membership_id()?.to_owned();
+    tx.touch(Scope::Circle(row.circle_id.clone()));
     sqlx::query("DELETE FROM reactions WHERE post_id = $1 AND membership_id = $2 AND kind = $3")
         .bind(&row.id)
         .bind(&membership_id)

@@ -5,16 +5,64 @@
 //! sqlx's `Any` driver on both SQLite and PostgreSQL. Backend differences stay
 //! in this module.
 
+pub mod cache;
+
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, ConnectOptions, Executor};
 
-/// A write transaction.
-pub type Tx = sqlx::Transaction<'static, Any>;
+use cache::{Generations, Scope};
+
+/// A transaction. Whatever it changes that the read caches depend on is
+/// marked with [`Tx::touch`]; the caches forget it once the commit is done.
+pub struct Tx {
+    inner: sqlx::Transaction<'static, Any>,
+    touched: Vec<Scope>,
+    generations: Arc<Generations>,
+}
+
+impl Tx {
+    /// Marks `scope` changed by this transaction.
+    pub fn touch(&mut self, scope: Scope) {
+        if self.generations.enabled() && !self.touched.contains(&scope) {
+            self.touched.push(scope);
+        }
+    }
+
+    /// Commits, then invalidates what was touched (also when the commit
+    /// failed: its outcome is then unknown).
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        let result = self.inner.commit().await;
+        if !self.touched.is_empty() {
+            self.generations.invalidate(&self.touched);
+        }
+        result
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
+}
+
+impl Deref for Tx {
+    type Target = sqlx::AnyConnection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -30,6 +78,7 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    generations: Arc<Generations>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +141,22 @@ impl Store {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            // Local invalidation is complete with one process per file.
+            generations: Arc::new(Generations::new(backend == Backend::Sqlite)),
+        })
+    }
+
+    /// The read caches' invalidation state.
+    pub fn generations(&self) -> &Generations {
+        &self.generations
+    }
+
+    /// Turns the read caches on or off (the default: on for SQLite only).
+    pub fn set_read_cache(&self, enabled: bool) {
+        self.generations.set_enabled(enabled);
     }
 
     pub fn backend(&self) -> Backend {
@@ -130,9 +194,18 @@ impl Store {
     /// (`BEGIN IMMEDIATE`), so that a transaction which reads before it writes
     /// waits its turn instead of failing with SQLITE_BUSY half-way.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+        let inner = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(self.wrap(inner))
+    }
+
+    fn wrap(&self, inner: sqlx::Transaction<'static, Any>) -> Tx {
+        Tx {
+            inner,
+            touched: Vec::new(),
+            generations: self.generations.clone(),
         }
     }
 
@@ -140,14 +213,15 @@ impl Store {
     /// SQLite a deferred `BEGIN` (WAL keeps the snapshot of its first read),
     /// on PostgreSQL `REPEATABLE READ`.
     pub async fn begin_snapshot(&self) -> Result<Tx, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN").await,
+        let inner = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN").await?,
             Backend::Postgres => {
                 self.pool
                     .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    .await
+                    .await?
             }
-        }
+        };
+        Ok(self.wrap(inner))
     }
 
     pub async fn close(&self) {

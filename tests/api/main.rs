@@ -16,4 +16,5 @@ mod openapi;
 mod posts;
 mod push;
 mod push_failures;
+mod read_cache;
 mod silence;

@@ -1,0 +1,231 @@
+//! In-process read caches for the hottest reads (the caller behind a token,
+//! the caller's access to a circle, a circle's first feed page), invalidated
+//! by the writes that change them.
+//!
+//! Correctness rests on one rule: a reader notes the generation *before* it
+//! reads the database, and a writer bumps the generation of what it changed
+//! *after* its transaction commits (see [`super::Tx::touch`]). An entry is
+//! served only while nothing it depends on has changed since its reader
+//! noted the generation, so an entry built from a snapshot older than a
+//! commit can never outlive that commit's request.
+//!
+//! Invalidation is local to the process. That is complete on SQLite (one
+//! Kring process per database file) and not across several instances on
+//! PostgreSQL, so the caches are on by default for SQLite only
+//! (`KRING_READ_CACHE`).
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+/// What a cached entry depends on, and what a write changes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// An account: its sessions, tokens, role and deactivation.
+    Account(String),
+    /// A circle: its settings, memberships, posts and reactions.
+    Circle(String),
+}
+
+/// The generation counter and, per scope, the generation of its last change.
+#[derive(Debug, Default)]
+pub struct Generations {
+    enabled: AtomicBool,
+    clock: AtomicU64,
+    changed: RwLock<HashMap<Scope, u64>>,
+}
+
+impl Generations {
+    pub fn new(enabled: bool) -> Self {
+        Self {
+            enabled: AtomicBool::new(enabled),
+            ..Self::default()
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    pub fn set_enabled(&self, enabled: bool) {
+        self.enabled.store(enabled, Ordering::Relaxed);
+    }
+
+    /// Note the generation before reading what will be cached.
+    pub fn before_read(&self) -> u64 {
+        self.clock.load(Ordering::SeqCst)
+    }
+
+    /// Marks `scopes` changed. Call after the change has committed.
+    pub fn invalidate<'a>(&self, scopes: impl IntoIterator<Item = &'a Scope>) {
+        let mut changed = self.changed.write().unwrap_or_else(PoisonError::into_inner);
+        let generation = self.clock.fetch_add(1, Ordering::SeqCst) + 1;
+        for scope in scopes {
+            changed.insert(scope.clone(), generation);
+        }
+    }
+
+    /// True when none of `scopes` changed after a read noted at `read_at`.
+    fn unchanged_since(&self, read_at: u64, scopes: &[Scope]) -> bool {
+        let changed = self.changed.read().unwrap_or_else(PoisonError::into_inner);
+        scopes
+            .iter()
+            .all(|s| changed.get(s).is_none_or(|&g| g <= read_at))
+    }
+}
+
+struct Entry<V> {
+    read_at: u64,
+    stored: Instant,
+    scopes: Vec<Scope>,
+    value: V,
+}
+
+/// One cache: a bounded map whose entries are checked against
+/// [`Generations`] on every hit, and expire after `ttl` as a backstop.
+pub struct Shelf<K, V> {
+    entries: Mutex<HashMap<K, Entry<V>>>,
+    capacity: usize,
+    ttl: Duration,
+}
+
+impl<K: Eq + Hash, V: Clone> Shelf<K, V> {
+    pub fn new(capacity: usize, ttl: Duration) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            capacity,
+            ttl,
+        }
+    }
+
+    /// The entry for `key` if it is still valid.
+    pub fn get<Q>(&self, generations: &Generations, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        if !generations.enabled() {
+            return None;
+        }
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = entries.get(key)?;
+        (entry.stored.elapsed() < self.ttl
+            && generations.unchanged_since(entry.read_at, &entry.scopes))
+        .then(|| entry.value.clone())
+    }
+
+    /// Stores `value`, read after [`Generations::before_read`] returned
+    /// `read_at`, depending on `scopes`. When the shelf is full it starts
+    /// over: simple, bounded, and rare at a circle's scale.
+    pub fn put(
+        &self,
+        generations: &Generations,
+        key: K,
+        read_at: u64,
+        scopes: Vec<Scope>,
+        value: V,
+    ) {
+        if !generations.enabled() || !generations.unchanged_since(read_at, &scopes) {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= self.capacity {
+            entries.clear();
+        }
+        entries.insert(
+            key,
+            Entry {
+                read_at,
+                stored: Instant::now(),
+                scopes,
+                value,
+            },
+        );
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn circle(id: &str) -> Scope {
+        Scope::Circle(id.into())
+    }
+
+    fn shelf() -> Shelf<&'static str, u32> {
+        Shelf::new(4, Duration::from_secs(60))
+    }
+
+    #[test]
+    fn a_change_after_the_read_drops_the_entry() {
+        let generations = Generations::new(true);
+        let shelf = shelf();
+        let read_at = generations.before_read();
+        shelf.put(&generations, "a", read_at, vec![circle("c1")], 1);
+        assert_eq!(shelf.get(&generations, "a"), Some(1));
+        // Another circle's change leaves it alone.
+        generations.invalidate(&[circle("c2")]);
+        assert_eq!(shelf.get(&generations, "a"), Some(1));
+        generations.invalidate(&[circle("c1")]);
+        assert_eq!(shelf.get(&generations, "a"), None);
+    }
+
+    #[test]
+    fn a_read_that_raced_a_commit_is_not_stored() {
+        let generations = Generations::new(true);
+        let shelf = shelf();
+        // The reader notes the generation, a writer commits and bumps it,
+        // then the reader's (possibly older) result arrives.
+        let read_at = generations.before_read();
+        generations.invalidate(&[circle("c1")]);
+        shelf.put(&generations, "a", read_at, vec![circle("c1")], 1);
+        assert_eq!(shelf.get(&generations, "a"), None);
+        assert!(shelf.is_empty());
+        // A read noted after the commit is kept.
+        let read_at = generations.before_read();
+        shelf.put(&generations, "a", read_at, vec![circle("c1")], 2);
+        assert_eq!(shelf.get(&generations, "a"), Some(2));
+    }
+
+    #[test]
+    fn disabled_caches_keep_nothing() {
+        let generations = Generations::new(false);
+        let shelf = shelf();
+        shelf.put(&generations, "a", generations.before_read(), Vec::new(), 1);
+        assert_eq!(shelf.get(&generations, "a"), None);
+        assert!(shelf.is_empty());
+    }
+
+    #[test]
+    fn entries_expire_and_the_shelf_stays_bounded() {
+        let generations = Generations::new(true);
+        let expired: Shelf<&str, u32> = Shelf::new(4, Duration::ZERO);
+        expired.put(&generations, "a", generations.before_read(), Vec::new(), 1);
+        assert_eq!(expired.get(&generations, "a"), None);
+        let shelf = shelf();
+        for (i, key) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+            shelf.put(
+                &generations,
+                key,
+                generations.before_read(),
+                Vec::new(),
+                i as u32,
+            );
+        }
+        assert!(shelf.len() <= 4);
+        assert_eq!(shelf.get(&generations, "e"), Some(4));
+    }
+}

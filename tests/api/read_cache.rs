@@ -1,0 +1,224 @@
+//! The read caches (a token's caller, access to a circle, a circle's first
+//! feed page) never show what a committed write changed. Run with the caches
+//! on for both databases: every write is followed at once by the read it
+//! changes, from a reader whose earlier read filled the cache.
+
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::support::{Backend, PASSWORD, TestApp};
+
+fn items(r: &Value) -> Vec<Value> {
+    r["items"].as_array().expect("items").clone()
+}
+
+async fn writes_are_seen_at_once_through_the_caches(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.read_cache = kring::config::ReadCache::On;
+    })
+    .await;
+    let org = app
+        .organisation("Buurtwerk", "anna@buurtwerk.example")
+        .await;
+    let worker = app.worker(&org, "sam@buurtwerk.example").await;
+    let circle = app.circle(&worker, "Samen sterk").await;
+    let zon = app.member(&worker, &circle, "Zon").await;
+    let maan = app.member(&worker, &circle, "Maan").await;
+    let posts = format!("/v1/circles/{circle}/posts");
+    let feed = |token: Option<&str>| {
+        let app = &app;
+        let posts = posts.clone();
+        let token = token.map(str::to_owned);
+        async move { app.get(&posts, token.as_deref()).await.expect(200).body }
+    };
+
+    // Reading fills the caches.
+    assert!(items(&feed(zon.token()).await).is_empty());
+    let caches = &app.state.caches;
+    assert!(!caches.tokens.is_empty(), "the token was cached");
+    assert!(!caches.access.is_empty(), "the access was cached");
+    assert!(!caches.first_pages.is_empty(), "the first page was cached");
+
+    // A new post.
+    let post = app
+        .post(&posts, maan.token(), json!({"body": "Hallo allemaal"}))
+        .await
+        .expect(201)
+        .str("/id");
+    let page = feed(zon.token()).await;
+    assert_eq!(items(&page).len(), 1);
+    assert_eq!(page["items"][0]["body"], "Hallo allemaal");
+
+    // An edit.
+    app.patch(
+        &format!("/v1/posts/{post}"),
+        maan.token(),
+        json!({"body": "Hallo iedereen"}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        feed(zon.token()).await["items"][0]["body"],
+        "Hallo iedereen"
+    );
+
+    // Reactions: counted for everyone, "mine" for the one who gave it.
+    app.put(
+        &format!("/v1/posts/{post}/reactions/hug"),
+        zon.token(),
+        None,
+    )
+    .await
+    .expect(200);
+    let reactions = |page: &Value| page["items"][0]["reactions"].clone();
+    assert_eq!(
+        reactions(&feed(zon.token()).await),
+        json!([{"kind": "hug", "count": 1, "mine": true}])
+    );
+    assert_eq!(
+        reactions(&feed(maan.token()).await),
+        json!([{"kind": "hug", "count": 1, "mine": false}])
+    );
+    app.put(
+        &format!("/v1/posts/{post}/reactions/hug"),
+        maan.token(),
+        None,
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        reactions(&feed(zon.token()).await),
+        json!([{"kind": "hug", "count": 2, "mine": true}])
+    );
+    app.delete(&format!("/v1/posts/{post}/reactions/hug"), zon.token())
+        .await
+        .expect(200);
+    assert_eq!(
+        reactions(&feed(zon.token()).await),
+        json!([{"kind": "hug", "count": 1, "mine": false}])
+    );
+
+    // Hiding: members see no body, staff still do.
+    app.post(
+        &format!("/v1/posts/{post}/hide"),
+        worker.token(),
+        json!({"reason": "Privégegevens"}),
+    )
+    .await
+    .expect(200);
+    let page = feed(zon.token()).await;
+    assert_eq!(page["items"][0]["status"], "hidden");
+    assert_eq!(page["items"][0]["body"], Value::Null);
+    let page = feed(worker.token()).await;
+    assert_eq!(page["items"][0]["body"], "Hallo iedereen");
+    assert_eq!(page["items"][0]["hidden_reason"], "Privégegevens");
+    app.delete(&format!("/v1/posts/{post}/hide"), worker.token())
+        .await
+        .expect(200);
+    assert_eq!(feed(zon.token()).await["items"][0]["status"], "visible");
+
+    // A new pseudonym shows on the author's posts.
+    app.patch(
+        &format!("/v1/circles/{circle}/membership"),
+        maan.token(),
+        json!({"pseudonym": "Ster"}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        feed(zon.token()).await["items"][0]["author"]["pseudonym"],
+        "Ster"
+    );
+
+    // A delete.
+    app.delete(&format!("/v1/posts/{post}"), maan.token())
+        .await
+        .expect(204);
+    assert!(items(&feed(zon.token()).await).is_empty());
+
+    // Leaving: the circle is gone for the one who left, at once.
+    let check_in = format!("/v1/circles/{circle}/checkins");
+    app.post(&check_in, maan.token(), json!({"mood": 3}))
+        .await
+        .expect(201);
+    app.post(
+        &format!("/v1/circles/{circle}/membership/leave"),
+        maan.token(),
+        json!({}),
+    )
+    .await
+    .expect(204);
+    app.get(&posts, maan.token())
+        .await
+        .expect_problem(404, "not_found");
+    app.post(&check_in, maan.token(), json!({"mood": 3}))
+        .await
+        .expect_problem(404, "not_found");
+
+    // A worker taken off the circle loses it at once.
+    let second = app.worker(&org, "kim@buurtwerk.example").await;
+    app.post(
+        &format!("/v1/circles/{circle}/workers"),
+        org.coordinator.token(),
+        json!({"account_id": second.account_id, "pseudonym": "Kim"}),
+    )
+    .await
+    .expect(201);
+    feed(second.token()).await;
+    app.delete(
+        &format!("/v1/circles/{circle}/workers/{}", second.account_id),
+        org.coordinator.token(),
+    )
+    .await
+    .expect(204);
+    app.get(&posts, second.token())
+        .await
+        .expect_problem(404, "not_found");
+
+    // Tokens: signing out, and removal from the organisation.
+    let laptop = app
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"login": "sam@buurtwerk.example", "password": PASSWORD}),
+        )
+        .await
+        .expect(200)
+        .str("/tokens/access_token");
+    feed(Some(&laptop)).await;
+    app.post("/v1/auth/logout", Some(&laptop), json!({}))
+        .await
+        .expect(204);
+    app.get(&posts, Some(&laptop))
+        .await
+        .expect_problem(401, "invalid_token");
+    feed(worker.token()).await;
+    app.delete(
+        &format!("/v1/organisation/staff/{}", worker.account_id),
+        org.coordinator.token(),
+    )
+    .await
+    .expect(204);
+    app.get(&posts, worker.token())
+        .await
+        .expect_problem(401, "invalid_token");
+    app.stop().await;
+}
+both_backends!(writes_are_seen_at_once_through_the_caches);
+
+async fn caches_are_off_by_default_on_postgresql(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let org = app
+        .organisation("Buurtwerk", "anna@buurtwerk.example")
+        .await;
+    app.get("/v1/circles", org.coordinator.token())
+        .await
+        .expect(200);
+    // Several instances may share PostgreSQL; their writes would go unseen.
+    assert_eq!(
+        app.state.caches.tokens.is_empty(),
+        backend == Backend::Postgres
+    );
+    app.stop().await;
+}
+both_backends!(caches_are_off_by_default_on_postgresql);
