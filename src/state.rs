@@ -66,7 +66,7 @@ pub struct ReadCaches {
 impl Default for ReadCaches {
     fn default() -> Self {
         // A backstop only: writes invalidate entries as they commit.
-        let ttl = Duration::from_secs(30);
+        let ttl = Duration::from_secs(60);
         Self {
             tokens: Shelf::new(50_000, ttl),
             access: Shelf::new(50_000, ttl),

@@ -1,10 +1,13 @@
 //! Writing and reading posts.
 
+use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use serde::Deserialize;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::circles::{access, cached_access, record_activity};
@@ -14,7 +17,7 @@ use crate::http::idempotency::IdempotencyKey;
 use crate::http::{Caller, Json, Query};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::posts::{
-    FeedMark, FirstPage, POST_SELECT, POST_SELECT_WITH_SYNC, Post, PostPage, PostRow, ReactionRow,
+    FeedMark, FirstPage, POST_SELECT, POST_SELECT_WITH_SYNC, Post, PostPage, PostRow,
     as_one_json_row, load_post, next_change, post_access, reactions_of, render,
 };
 use crate::secrets::new_id;
@@ -115,34 +118,40 @@ pub async fn feed(
     caller: Caller,
     Path(circle_id): Path<String>,
     Query(query): Query<FeedQuery>,
-) -> ApiResult<axum::Json<PostPage>> {
+) -> ApiResult<Response> {
     let feed = query.parse(&circle_id)?;
     let access = cached_access(&state, &caller, &circle_id).await?;
     let circle = access.circle_id.as_str();
     let viewer = access.membership_id().ok();
+    let staff = access.is_staff();
     let fetch = usize::try_from(feed.limit).unwrap_or(100);
-    let listed = |rows: &[PostRow], sync: i64, reactions: &[ReactionRow]| {
-        // A listing, newest first; its pages share the first page's token.
-        let more = rows.len() > fetch;
-        let rows = &rows[..rows.len().min(fetch)];
-        let next_cursor = rows.last().filter(|_| more).map(|r| {
+    // A listing, newest first; its pages share the first page's token.
+    let listing_marks = |rows: &[PostRow], sync: i64| {
+        // One row past the page says there is more; the page's last row is
+        // where the next one starts.
+        let last_shown = fetch.checked_sub(1).and_then(|i| rows.get(i));
+        let next_cursor = last_shown.filter(|_| rows.len() > fetch).map(|r| {
             FeedMark {
                 position: r.created_seq,
                 sync,
             }
             .encode(circle)
         });
-        Ok::<_, ApiError>(PostPage {
-            items: render(rows, reactions, viewer, access.is_staff())?,
-            next_cursor,
-            sync_token: FeedMark::at(sync).encode(circle),
-        })
+        (next_cursor, FeedMark::at(sync).encode(circle))
     };
-    let page = match (feed.since, feed.cursor) {
-        // The first page, the one every app opens with: from the cache.
+    match (feed.since, feed.cursor) {
+        // The first page, the one every app opens with: from the cache,
+        // its posts already serialized.
         (None, None) => {
             let page = first_page(&state, circle, feed.limit).await?;
-            listed(&page.rows, page.sync, &page.reactions)?
+            let (next_cursor, sync_token) = listing_marks(&page.rows, page.sync);
+            let out = PostPageJson {
+                items: page.items(fetch, viewer, staff)?,
+                next_cursor,
+                sync_token,
+            };
+            let body = serde_json::to_vec(&out).map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
         }
         // A sync: changes after the token (or after the previous page),
         // oldest change first.
@@ -162,23 +171,38 @@ pub async fn feed(
             rows.truncate(fetch);
             let reactions = reactions_of(&mut conn, &rows).await?;
             let last = rows.last().map_or(after, |r| r.change_seq);
-            PostPage {
+            Ok(axum::Json(PostPage {
                 next_cursor: more.then(|| FeedMark::at(last).encode(circle)),
                 sync_token: FeedMark::at(last).encode(circle),
-                items: render(&rows, &reactions, viewer, access.is_staff())?,
-            }
+                items: render(&rows, &reactions, viewer, staff)?,
+            })
+            .into_response())
         }
         // A later page of a listing: its cursor carries the sync position.
         (None, Some(cursor)) => {
             let mut conn = state.store.pool().acquire().await?;
             let backend = state.store.backend();
-            let rows =
+            let mut rows =
                 listing_page(&mut conn, backend, circle, cursor.position, feed.limit + 1).await?;
+            let (next_cursor, sync_token) = listing_marks(&rows, cursor.sync);
+            rows.truncate(fetch);
             let reactions = reactions_of(&mut conn, &rows).await?;
-            listed(&rows, cursor.sync, &reactions)?
+            Ok(axum::Json(PostPage {
+                items: render(&rows, &reactions, viewer, staff)?,
+                next_cursor,
+                sync_token,
+            })
+            .into_response())
         }
-    };
-    Ok(axum::Json(page))
+    }
+}
+
+/// [`PostPage`] with its posts already serialized.
+#[derive(Serialize)]
+struct PostPageJson<'a> {
+    items: Vec<Cow<'a, RawValue>>,
+    next_cursor: Option<String>,
+    sync_token: String,
 }
 
 /// A circle's first feed page of `limit` posts, cached until a post,
@@ -215,11 +239,7 @@ async fn first_page(state: &AppState, circle_id: &str, limit: i64) -> ApiResult<
         }
     };
     let reactions = reactions_of(&mut conn, &rows).await?;
-    let page = Arc::new(FirstPage {
-        rows,
-        reactions,
-        sync,
-    });
+    let page = Arc::new(FirstPage::new(rows, reactions, sync)?);
     let scopes = vec![Scope::Circle(circle_id.to_owned())];
     state
         .caches

@@ -4,9 +4,12 @@
 pub mod handlers;
 pub mod reactions;
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -306,15 +309,73 @@ pub(crate) async fn reactions_of(
 }
 
 /// A circle's newest posts with their reactions: the feed's first page as
-/// read from the database, before it is shaped for a viewer. Cached per
-/// circle and page size (see [`crate::state::ReadCaches`]).
+/// read from the database, and each post already serialized for a member
+/// and for staff who gave none of its reactions (everyone else's "mine" is
+/// false). Cached per circle and page size (see [`crate::state::ReadCaches`]).
 #[derive(Debug)]
 pub struct FirstPage {
     /// Up to the page size plus one (whether there is more).
     pub(crate) rows: Vec<PostRow>,
-    pub(crate) reactions: Vec<ReactionRow>,
+    reactions: Vec<ReactionRow>,
     /// The circle's change number the rows were read at.
     pub(crate) sync: i64,
+    /// `rows` as JSON: for members, and for staff.
+    as_json: [Vec<Box<RawValue>>; 2],
+}
+
+impl FirstPage {
+    pub(crate) fn new(
+        rows: Vec<PostRow>,
+        reactions: Vec<ReactionRow>,
+        sync: i64,
+    ) -> ApiResult<Self> {
+        let as_json = |staff: bool| {
+            render(&rows, &reactions, None, staff)?
+                .iter()
+                .map(|post| {
+                    serde_json::value::to_raw_value(post)
+                        .map_err(|e| ApiError::Internal(e.to_string()))
+                })
+                .collect::<ApiResult<Vec<_>>>()
+        };
+        let as_json = [as_json(false)?, as_json(true)?];
+        Ok(Self {
+            rows,
+            reactions,
+            sync,
+            as_json,
+        })
+    }
+
+    /// The first `count` posts as JSON, as `viewer` sees them: serialized
+    /// again only where the viewer gave one of the post's reactions.
+    pub(crate) fn items(
+        &self,
+        count: usize,
+        viewer_membership: Option<&str>,
+        staff: bool,
+    ) -> ApiResult<Vec<Cow<'_, RawValue>>> {
+        let cached = &self.as_json[usize::from(staff)];
+        self.rows
+            .iter()
+            .zip(cached)
+            .take(count)
+            .map(|(row, json)| {
+                let reacted = viewer_membership.is_some_and(|viewer| {
+                    self.reactions
+                        .iter()
+                        .any(|r| r.post_id == row.id && r.membership_id == viewer)
+                });
+                if !reacted {
+                    return Ok(Cow::Borrowed(json.as_ref()));
+                }
+                let post = render_one(row, &self.reactions, viewer_membership, staff)?;
+                serde_json::value::to_raw_value(&post)
+                    .map(Cow::Owned)
+                    .map_err(|e| ApiError::Internal(e.to_string()))
+            })
+            .collect()
+    }
 }
 
 /// Reads rows' reactions and turns them into views, as `viewer` may see them.
@@ -337,27 +398,35 @@ pub(crate) fn render(
     staff: bool,
 ) -> ApiResult<Vec<Post>> {
     rows.iter()
-        .map(|row| {
-            let mut counts: Vec<ReactionCount> = Vec::new();
-            // Sorted by post and kind: each kind's reactions are adjacent.
-            for r in reactions.iter().filter(|r| r.post_id == row.id) {
-                let kind = ReactionKind::parse(&r.kind).map_err(ApiError::Internal)?;
-                let mine = viewer_membership == Some(r.membership_id.as_str());
-                match counts.last_mut() {
-                    Some(last) if last.kind == kind => {
-                        last.count += 1;
-                        last.mine |= mine;
-                    }
-                    _ => counts.push(ReactionCount {
-                        kind,
-                        count: 1,
-                        mine,
-                    }),
-                }
-            }
-            view(row, counts, staff)
-        })
+        .map(|row| render_one(row, reactions, viewer_membership, staff))
         .collect()
+}
+
+/// One post as `viewer` sees it; `reactions` may include other posts'.
+fn render_one(
+    row: &PostRow,
+    reactions: &[ReactionRow],
+    viewer_membership: Option<&str>,
+    staff: bool,
+) -> ApiResult<Post> {
+    let mut counts: Vec<ReactionCount> = Vec::new();
+    // Sorted by post and kind: each kind's reactions are adjacent.
+    for r in reactions.iter().filter(|r| r.post_id == row.id) {
+        let kind = ReactionKind::parse(&r.kind).map_err(ApiError::Internal)?;
+        let mine = viewer_membership == Some(r.membership_id.as_str());
+        match counts.last_mut() {
+            Some(last) if last.kind == kind => {
+                last.count += 1;
+                last.mine |= mine;
+            }
+            _ => counts.push(ReactionCount {
+                kind,
+                count: 1,
+                mine,
+            }),
+        }
+    }
+    view(row, counts, staff)
 }
 
 fn view(row: &PostRow, reactions: Vec<ReactionCount>, staff: bool) -> ApiResult<Post> {
