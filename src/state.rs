@@ -55,11 +55,14 @@ impl AppState {
 /// The hot reads worth keeping in memory. Each entry is checked against the
 /// store's generations on every hit.
 pub struct ReadCaches {
-    /// Access token hash → the caller.
+    /// Access token hash → the caller (at most 50,000).
     pub tokens: Shelf<String, CachedCaller>,
-    /// (account, circle) → the account's access to the circle.
+    /// (account, circle) → the account's access to the circle (at most
+    /// 50,000).
     pub access: Shelf<(String, String), CircleAccess>,
-    /// (circle, limit) → the circle's newest posts, as the feed's first page.
+    /// (circle, limit) → the circle's newest posts, as the feed's first page
+    /// (at most 64 MiB: posts are up to 4,000 characters and a page up to
+    /// 100 posts).
     pub first_pages: Shelf<(String, i64), Arc<FirstPage>>,
 }
 
@@ -70,7 +73,7 @@ impl Default for ReadCaches {
         Self {
             tokens: Shelf::new(50_000, ttl),
             access: Shelf::new(50_000, ttl),
-            first_pages: Shelf::new(5_000, ttl),
+            first_pages: Shelf::new(64 << 20, ttl),
         }
     }
 }

@@ -169,7 +169,7 @@ pub async fn cached_access(
     state
         .caches
         .access
-        .put(generations, key, read_at, scopes, found.clone());
+        .put(generations, key, read_at, scopes, 1, found.clone());
     Ok(found)
 }
 

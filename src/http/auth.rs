@@ -104,7 +104,7 @@ impl Caller {
                 state
                     .caches
                     .tokens
-                    .put(generations, hash, read_at, scopes, row.clone());
+                    .put(generations, hash, read_at, scopes, 1, row.clone());
                 row
             }
         };

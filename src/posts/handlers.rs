@@ -241,10 +241,14 @@ async fn first_page(state: &AppState, circle_id: &str, limit: i64) -> ApiResult<
     let reactions = reactions_of(&mut conn, &rows).await?;
     let page = Arc::new(FirstPage::new(rows, reactions, sync)?);
     let scopes = vec![Scope::Circle(circle_id.to_owned())];
-    state
-        .caches
-        .first_pages
-        .put(generations, key, read_at, scopes, page.clone());
+    state.caches.first_pages.put(
+        generations,
+        key,
+        read_at,
+        scopes,
+        page.bytes(),
+        page.clone(),
+    );
     Ok(page)
 }
 

@@ -347,6 +347,18 @@ impl FirstPage {
         })
     }
 
+    /// About how much memory the page holds, in bytes.
+    pub(crate) fn bytes(&self) -> usize {
+        const PER_POST: usize = 256;
+        let rows: usize = self
+            .rows
+            .iter()
+            .map(|r| PER_POST + r.body.len() + r.author_pseudonym.len())
+            .sum();
+        let json: usize = self.as_json.iter().flatten().map(|j| j.get().len()).sum();
+        rows + json + self.reactions.len() * 100
+    }
+
     /// The first `count` posts as JSON, as `viewer` sees them: serialized
     /// again only where the viewer gave one of the post's reactions.
     pub(crate) fn items(

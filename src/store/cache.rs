@@ -80,22 +80,33 @@ struct Entry<V> {
     read_at: u64,
     stored: Instant,
     scopes: Vec<Scope>,
+    cost: usize,
     value: V,
 }
 
-/// One cache: a bounded map whose entries are checked against
-/// [`Generations`] on every hit, and expire after `ttl` as a backstop.
+struct Entries<K, V> {
+    map: HashMap<K, Entry<V>>,
+    /// The sum of the entries' costs.
+    cost: usize,
+}
+
+/// One cache: a map whose entries are checked against [`Generations`] on
+/// every hit and expire after `ttl` as a backstop. Each entry has a cost (1
+/// per entry, or its size in bytes) and the total stays within `budget`.
 pub struct Shelf<K, V> {
-    entries: Mutex<HashMap<K, Entry<V>>>,
-    capacity: usize,
+    entries: Mutex<Entries<K, V>>,
+    budget: usize,
     ttl: Duration,
 }
 
 impl<K: Eq + Hash, V: Clone> Shelf<K, V> {
-    pub fn new(capacity: usize, ttl: Duration) -> Self {
+    pub fn new(budget: usize, ttl: Duration) -> Self {
         Self {
-            entries: Mutex::new(HashMap::new()),
-            capacity,
+            entries: Mutex::new(Entries {
+                map: HashMap::new(),
+                cost: 0,
+            }),
+            budget,
             ttl,
         }
     }
@@ -109,51 +120,67 @@ impl<K: Eq + Hash, V: Clone> Shelf<K, V> {
         if !generations.enabled() {
             return None;
         }
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = entries.get(key)?;
+        let entries = self.lock();
+        let entry = entries.map.get(key)?;
         (entry.stored.elapsed() < self.ttl
             && generations.unchanged_since(entry.read_at, &entry.scopes))
         .then(|| entry.value.clone())
     }
 
     /// Stores `value`, read after [`Generations::before_read`] returned
-    /// `read_at`, depending on `scopes`. When the shelf is full it starts
-    /// over: simple, bounded, and rare at a circle's scale.
+    /// `read_at`, depending on `scopes`, at `cost` of the budget. When the
+    /// budget would be exceeded the shelf starts over: simple, bounded, and
+    /// rare at a circle's scale. A value costing more than the whole budget
+    /// is not kept.
     pub fn put(
         &self,
         generations: &Generations,
         key: K,
         read_at: u64,
         scopes: Vec<Scope>,
+        cost: usize,
         value: V,
     ) {
-        if !generations.enabled() || !generations.unchanged_since(read_at, &scopes) {
+        if !generations.enabled()
+            || cost > self.budget
+            || !generations.unchanged_since(read_at, &scopes)
+        {
             return;
         }
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= self.capacity {
-            entries.clear();
+        let mut entries = self.lock();
+        if let Some(old) = entries.map.remove(&key) {
+            entries.cost -= old.cost;
         }
-        entries.insert(
-            key,
-            Entry {
-                read_at,
-                stored: Instant::now(),
-                scopes,
-                value,
-            },
-        );
+        if entries.cost + cost > self.budget {
+            entries.map.clear();
+            entries.cost = 0;
+        }
+        entries.cost += cost;
+        let entry = Entry {
+            read_at,
+            stored: Instant::now(),
+            scopes,
+            cost,
+            value,
+        };
+        entries.map.insert(key, entry);
     }
 
     pub fn len(&self) -> usize {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.lock().map.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The sum of the entries' costs.
+    pub fn cost(&self) -> usize {
+        self.lock().cost
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries<K, V>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -174,7 +201,7 @@ mod tests {
         let generations = Generations::new(true);
         let shelf = shelf();
         let read_at = generations.before_read();
-        shelf.put(&generations, "a", read_at, vec![circle("c1")], 1);
+        shelf.put(&generations, "a", read_at, vec![circle("c1")], 1, 1);
         assert_eq!(shelf.get(&generations, "a"), Some(1));
         // Another circle's change leaves it alone.
         generations.invalidate(&[circle("c2")]);
@@ -191,12 +218,12 @@ mod tests {
         // then the reader's (possibly older) result arrives.
         let read_at = generations.before_read();
         generations.invalidate(&[circle("c1")]);
-        shelf.put(&generations, "a", read_at, vec![circle("c1")], 1);
+        shelf.put(&generations, "a", read_at, vec![circle("c1")], 1, 1);
         assert_eq!(shelf.get(&generations, "a"), None);
         assert!(shelf.is_empty());
         // A read noted after the commit is kept.
         let read_at = generations.before_read();
-        shelf.put(&generations, "a", read_at, vec![circle("c1")], 2);
+        shelf.put(&generations, "a", read_at, vec![circle("c1")], 1, 2);
         assert_eq!(shelf.get(&generations, "a"), Some(2));
     }
 
@@ -204,28 +231,49 @@ mod tests {
     fn disabled_caches_keep_nothing() {
         let generations = Generations::new(false);
         let shelf = shelf();
-        shelf.put(&generations, "a", generations.before_read(), Vec::new(), 1);
+        shelf.put(
+            &generations,
+            "a",
+            generations.before_read(),
+            Vec::new(),
+            1,
+            1,
+        );
         assert_eq!(shelf.get(&generations, "a"), None);
         assert!(shelf.is_empty());
     }
 
     #[test]
-    fn entries_expire_and_the_shelf_stays_bounded() {
+    fn entries_expire_and_the_shelf_stays_within_its_budget() {
         let generations = Generations::new(true);
-        let expired: Shelf<&str, u32> = Shelf::new(4, Duration::ZERO);
-        expired.put(&generations, "a", generations.before_read(), Vec::new(), 1);
-        assert_eq!(expired.get(&generations, "a"), None);
-        let shelf = shelf();
-        for (i, key) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+        let put = |shelf: &Shelf<&'static str, u32>, key, cost, value| {
             shelf.put(
                 &generations,
                 key,
                 generations.before_read(),
                 Vec::new(),
-                i as u32,
+                cost,
+                value,
             );
+        };
+        let expired: Shelf<&str, u32> = Shelf::new(4, Duration::ZERO);
+        put(&expired, "a", 1, 1);
+        assert_eq!(expired.get(&generations, "a"), None);
+        let shelf = shelf();
+        for (i, key) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+            put(&shelf, key, 1, i as u32);
         }
-        assert!(shelf.len() <= 4);
+        assert!(shelf.cost() <= 4);
         assert_eq!(shelf.get(&generations, "e"), Some(4));
+        // Replacing an entry gives its cost back.
+        for value in 5..15 {
+            put(&shelf, "e", 2, value);
+        }
+        assert!(shelf.cost() <= 4);
+        assert_eq!(shelf.get(&generations, "e"), Some(14));
+        // Costlier than the whole budget: not kept, nothing else dropped.
+        put(&shelf, "big", 5, 6);
+        assert_eq!(shelf.get(&generations, "big"), None);
+        assert_eq!(shelf.get(&generations, "e"), Some(14));
     }
 }
