@@ -31,30 +31,9 @@ pub async fn run(report: &mut Report) {
     if let Ok(admin) = std::env::var("KRING_BENCH_POSTGRES_URL") {
         for &n in &sizes {
             let name = format!("kring_bench_{n}");
-            let store = Store::connect(&admin).await.expect("postgres");
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(store.pool())
-            .await;
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(store.pool())
-                .await
-                .expect("create");
-            store.close().await;
-            let url = format!(
-                "{}/{}",
-                admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin),
-                name
-            );
+            let url = crate::seed::postgres_database(&admin, &name).await;
             measure(report, "postgres", &url, n).await;
-            let store = Store::connect(&admin).await.expect("postgres");
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(store.pool())
-            .await;
-            store.close().await;
+            crate::seed::drop_postgres_database(&admin, &name).await;
         }
     }
 }

@@ -28,3 +28,29 @@ pub async fn organisation_and_circles(pool: &AnyPool, circles: i64, change_seq: 
     .await
     .expect("circles");
 }
+
+/// A fresh PostgreSQL database `name` beside `admin`'s; returns its URL.
+pub async fn postgres_database(admin: &str, name: &str) -> String {
+    drop_postgres_database(admin, name).await;
+    let store = kring::store::Store::connect(admin).await.expect("postgres");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(store.pool())
+        .await
+        .expect("create database");
+    store.close().await;
+    format!(
+        "{}/{}",
+        admin.rsplit_once('/').map_or(admin, |(base, _)| base),
+        name
+    )
+}
+
+pub async fn drop_postgres_database(admin: &str, name: &str) {
+    let store = kring::store::Store::connect(admin).await.expect("postgres");
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(store.pool())
+    .await;
+    store.close().await;
+}
