@@ -5,7 +5,8 @@
 //!
 //! - **api**: `wrk` (64 connections, loopback) against the release `kring`
 //!   binary on a seeded SQLite file (1,000 circles, 10,000 members, 200,000
-//!   posts), beside a trivial axum handler; and the server's memory.
+//!   posts), and PostgreSQL when given, beside a trivial axum handler; and
+//!   the server's memory.
 //! - **delivery**: the outbox to local Web Push and FCM services (real
 //!   aes128gcm, VAPID and OAuth), beside their raw capacity and, for Web
 //!   Push, the Node `web-push` library.
@@ -15,7 +16,8 @@
 //! (default 3; medians are reported), `KRING_BENCH_SECONDS` (per wrk run,
 //! default 5), `KRING_BENCH_MESSAGES` (per delivery run, default 5000),
 //! `KRING_BENCH_SIZES` (scheduler, default 100000),
-//! `KRING_BENCH_POSTGRES_URL` (also run the scheduler on PostgreSQL).
+//! `KRING_BENCH_POSTGRES_URL` (also run the API load and the scheduler on
+//! PostgreSQL).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
