@@ -314,3 +314,83 @@ async fn cached_pages_match_fresh_rendering(backend: Backend) {
     app.stop().await;
 }
 both_backends!(cached_pages_match_fresh_rendering);
+
+/// Readers keep refilling the cache while a writer posts and another member
+/// reacts: every post must be in the feed as soon as its 201 has arrived,
+/// whatever the readers stored meanwhile (the cache notes the generation
+/// before it reads and the writer bumps it after it commits).
+async fn racing_readers_never_hide_a_committed_post(backend: Backend) {
+    let app = std::sync::Arc::new(
+        TestApp::spawn_with(backend, |c| {
+            c.read_cache = kring::config::ReadCache::On;
+        })
+        .await,
+    );
+    let org = app
+        .organisation("Buurtwerk", "anna@buurtwerk.example")
+        .await;
+    let worker = app.worker(&org, "sam@buurtwerk.example").await;
+    let circle = app.circle(&worker, "Samen sterk").await;
+    let zon = app.member(&worker, &circle, "Zon").await;
+    let maan = app.member(&worker, &circle, "Maan").await;
+    let posts = format!("/v1/circles/{circle}/posts");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (app, posts, token, done) = (
+                app.clone(),
+                posts.clone(),
+                maan.access.clone(),
+                done.clone(),
+            );
+            tokio::spawn(async move {
+                let mut reads = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    app.get(&posts, Some(&token)).await.expect(200);
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    // Another member keeps reacting, so the page is invalidated all the
+    // time and readers are mid-read whenever the writer commits.
+    let first = app
+        .post(&posts, maan.token(), json!({"body": "Hallo"}))
+        .await
+        .expect(201)
+        .str("/id");
+    let reacting = {
+        let (app, token, done) = (app.clone(), maan.access.clone(), done.clone());
+        let hug = format!("/v1/posts/{first}/reactions/hug");
+        tokio::spawn(async move {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                app.put(&hug, Some(&token), None).await.expect(200);
+                app.delete(&hug, Some(&token)).await.expect(200);
+            }
+        })
+    };
+    for i in 0..100 {
+        let id = app
+            .post(&posts, zon.token(), json!({"body": format!("Bericht {i}")}))
+            .await
+            .expect(201)
+            .str("/id");
+        let page = app.get(&posts, maan.token()).await.expect(200).body;
+        assert_eq!(
+            page["items"][0]["id"],
+            id.as_str(),
+            "post {i} is not in the feed"
+        );
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    reacting.await.expect("reacting");
+    for reader in readers {
+        assert!(reader.await.expect("reader") > 0);
+    }
+    match std::sync::Arc::try_unwrap(app) {
+        Ok(app) => app.stop().await,
+        Err(_) => panic!("the readers still hold the app"),
+    }
+}
+both_backends!(racing_readers_never_hide_a_committed_post);
