@@ -4,15 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::circles::CircleAccess;
-use crate::http::auth::CachedCaller;
-use crate::posts::FirstPage;
-use crate::store::cache::Shelf;
-
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::http::auth::CachedCaller;
 use crate::metrics::Metrics;
+use crate::posts::FirstPage;
 use crate::push::Providers;
 use crate::store::Store;
+use crate::store::cache::Shelf;
 
 #[derive(Clone)]
 pub struct AppState {
