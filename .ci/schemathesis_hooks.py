@@ -14,11 +14,8 @@ Two jobs, both in `before_call`, so they see every request of every phase:
    everything else. Schemathesis re-validates a case after this hook, so a
    repair never turns a case into something the spec forbids. The table:
 
-   - `cursor` on every list, and `since` on the feed: opaque tokens that
-     only the server makes; a generated one is (rightly) 422.
-   - `since` on check-ins and the inbox: an RFC 3339 time, not yet declared
-     `format: date-time` in the spec (src/http/cursor.rs); dropped when it
-     is not a time.
+   - `cursor` and `since` on every list: opaque tokens that only the server
+     makes (`next_cursor`, `sync_token`); a generated one is (rightly) 422.
    - `away_until` (membership) and `until` (snooze): in the future, at most a
      year / 14 days ahead.
    - working hours: `end` later than `start`; quiet hours: `start` and `end`
@@ -77,8 +74,7 @@ def repair(op, case):
     query, body = case.query, case.body
     if isinstance(query, dict):
         query.pop("cursor", None)
-        if "since" in query and (op == "feed" or not parse_time(query["since"])):
-            del query["since"]
+        query.pop("since", None)
     if not isinstance(body, dict):
         return
     if op == "update_membership":

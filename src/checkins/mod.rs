@@ -9,11 +9,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::circles::{CircleAccess, access, cached_access, record_activity};
+use crate::circles::{CircleAccess, cached_access, record_activity};
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
-use crate::http::cursor::PageQuery;
 use crate::http::idempotency::IdempotencyKey;
+use crate::http::sync::{SyncList, SyncQuery};
 use crate::http::{Caller, Json, Query};
 use crate::openapi::{Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::secrets::new_id;
@@ -82,7 +82,13 @@ pub struct Checkin {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CheckinPage {
     pub items: Vec<Checkin>,
+    /// Pass as `cursor` for the next page; null at the end.
     pub next_cursor: Option<String>,
+    /// Keep the latest one you received and pass it as `since` to fetch
+    /// every check-in after this page. Every page of one listing carries the
+    /// same token as its first page.
+    #[schema(example = "MTIuMDE5NGYxYTJiM2M0N2Q1ZThmOTAxYTJiM2M0ZDVlNmY")]
+    pub sync_token: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -96,6 +102,7 @@ struct CheckinRow {
     note: Option<String>,
     wants_contact: i64,
     created_at: i64,
+    change_seq: i64,
 }
 
 impl CheckinRow {
@@ -120,7 +127,7 @@ impl CheckinRow {
 
 const CHECKIN_SELECT: &str =
     "SELECT c.id, c.circle_id, c.membership_id, m.pseudonym, c.kind, c.mood, c.note,
-        c.wants_contact, c.created_at
+        c.wants_contact, c.created_at, c.change_seq
     FROM checkins c JOIN memberships m ON m.id = c.membership_id";
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -187,6 +194,7 @@ async fn insert(
         note,
         wants_contact: i64::from(wants_contact),
         created_at: now,
+        change_seq: 0,
     }
     .into_view())
 }
@@ -306,13 +314,15 @@ pub async fn im_ok_everywhere(
     Ok((StatusCode::CREATED, axum::Json(CheckinList { items })))
 }
 
-/// Check-ins in the circle, newest first (or with `since`, oldest first).
+/// Check-ins in the circle, newest first. With `since` (a `sync_token`):
+/// every check-in after it, oldest first. Every response carries the
+/// `sync_token` to pass next time.
 /// When the circle shares check-ins with workers only, members see just
 /// their own.
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/checkins", tag = "checkins",
     security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The circle's id"), PageQuery),
+    params(("circle_id" = String, Path, description = "The circle's id"), SyncQuery),
     responses(
         (status = 200, description = "A page of check-ins", body = CheckinPage),
         (status = 401, response = Unauthorized),
@@ -325,13 +335,15 @@ pub async fn list_checkins(
     State(state): State<AppState>,
     caller: Caller,
     Path(circle_id): Path<String>,
-    Query(query): Query<PageQuery>,
+    Query(query): Query<SyncQuery>,
 ) -> ApiResult<axum::Json<CheckinPage>> {
-    let page = query.parse()?;
-    let mut conn = state.store.pool().acquire().await?;
-    let access = access(&mut conn, &caller, &circle_id).await?;
+    let page = query.parse(&circle_id)?;
+    let access = cached_access(&state, &caller, &circle_id).await?;
     let only = own_only(&access).unwrap_or_default();
-    let k = page.keyset("c.created_at", "c.created_at", "c.id", 3);
+    let head = SyncList::checkins(&access.circle_id)
+        .catch_up(&state.store)
+        .await?;
+    let k = page.keyset("c.created_at", "c.change_seq", "c.id", 3);
     let mut rows: Vec<CheckinRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{CHECKIN_SELECT} WHERE c.circle_id = $1 AND ($2 = '' OR c.membership_id = $2) AND {} ORDER BY {} LIMIT $5",
         k.condition, k.order
@@ -341,12 +353,15 @@ pub async fn list_checkins(
     .bind(k.at_ms)
     .bind(k.id)
     .bind(page.limit + 1)
-    .fetch_all(&mut *conn)
+    .fetch_all(state.store.pool())
     .await?;
-    let next = page.next(&mut rows, |r| (r.created_at, r.created_at, r.id.clone()));
+    let (next_cursor, sync_token) = page.finish(&mut rows, head, &access.circle_id, |r| {
+        (r.created_at, r.change_seq, r.id.clone())
+    });
     Ok(axum::Json(CheckinPage {
         items: rows.into_iter().map(CheckinRow::into_view).collect(),
-        next_cursor: next,
+        next_cursor,
+        sync_token,
     }))
 }
 

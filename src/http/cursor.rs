@@ -6,7 +6,6 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::error::{ApiError, Validator};
-use crate::http::time::parse_timestamp;
 
 /// A position in a list ordered by (time, id).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,22 +35,6 @@ impl Cursor {
     }
 }
 
-/// `limit`, `cursor` and `since`, shared by list endpoints.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// How many items to return, 1 to 100 (default 20).
-    #[param(minimum = 1, maximum = 100, example = 20)]
-    pub limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Incremental sync: only items created or changed at or after this
-    /// RFC 3339 time, oldest first (including deleted and hidden ones, as
-    /// tombstones). Continue with `next_cursor` until it is null.
-    #[param(example = "2026-11-22T09:30:00Z")]
-    pub since: Option<String>,
-}
-
 /// `limit` and `cursor`, for lists that have no incremental sync.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -63,23 +46,11 @@ pub struct CursorQuery {
     pub cursor: Option<String>,
 }
 
-impl CursorQuery {
-    pub fn parse(&self) -> Result<Page, ApiError> {
-        PageQuery {
-            limit: self.limit,
-            cursor: self.cursor.clone(),
-            since: None,
-        }
-        .parse()
-    }
-}
-
-/// A parsed [`PageQuery`].
+/// A parsed [`CursorQuery`].
 #[derive(Debug, Clone)]
 pub struct Page {
     pub limit: i64,
     pub cursor: Option<Cursor>,
-    pub since_ms: Option<i64>,
 }
 
 /// A list's `limit`: 1 to 100, 20 when not given.
@@ -91,7 +62,7 @@ pub fn parse_limit(limit: Option<i64>) -> Result<i64, String> {
     }
 }
 
-impl PageQuery {
+impl CursorQuery {
     pub fn parse(&self) -> Result<Page, ApiError> {
         let mut v = Validator::default();
         let limit = v.check("limit", parse_limit(self.limit));
@@ -99,18 +70,8 @@ impl PageQuery {
             Some(c) => v.check("cursor", Cursor::decode(c)).map(Some),
             None => Some(None),
         };
-        let since_ms = match &self.since {
-            Some(s) => v
-                .check("since", parse_timestamp(s))
-                .map(|t| Some(t.as_millisecond())),
-            None => Some(None),
-        };
-        match (limit, cursor, since_ms) {
-            (Some(limit), Some(cursor), Some(since_ms)) => Ok(Page {
-                limit,
-                cursor,
-                since_ms,
-            }),
+        match (limit, cursor) {
+            (Some(limit), Some(cursor)) => Ok(Page { limit, cursor }),
             _ => Err(v.into_error()),
         }
     }
@@ -126,60 +87,6 @@ pub struct Keyset {
     pub order: String,
     pub at_ms: i64,
     pub id: String,
-}
-
-impl Page {
-    /// Without `since`: newest first by `created`. With `since`: oldest
-    /// change first by `updated`, starting at `since`. `first` is the number
-    /// of the placeholder for the time; the id's is the next one.
-    pub fn keyset(&self, created: &str, updated: &str, id: &str, first: usize) -> Keyset {
-        let (a, b) = (first, first + 1);
-        match self.since_ms {
-            Some(since) => {
-                // Every id sorts after "": a page from `since` includes it.
-                let (at_ms, id_value) = self
-                    .cursor
-                    .clone()
-                    .map(|c| (c.at_ms, c.id))
-                    .unwrap_or((since, String::new()));
-                Keyset {
-                    condition: format!("({updated} > ${a} OR ({updated} = ${a} AND {id} > ${b}))"),
-                    order: format!("{updated}, {id}"),
-                    at_ms,
-                    id: id_value,
-                }
-            }
-            None => {
-                let (at_ms, id_value) = self
-                    .cursor
-                    .clone()
-                    .map(|c| (c.at_ms, c.id))
-                    .unwrap_or((i64::MAX, String::new()));
-                Keyset {
-                    condition: format!("({created} < ${a} OR ({created} = ${a} AND {id} < ${b}))"),
-                    order: format!("{created} DESC, {id} DESC"),
-                    at_ms,
-                    id: id_value,
-                }
-            }
-        }
-    }
-
-    /// The `next_cursor` for this page's last row, from its times and id.
-    pub fn next<T>(
-        &self,
-        rows: &mut Vec<T>,
-        position: impl Fn(&T) -> (i64, i64, String),
-    ) -> Option<String> {
-        let since = self.since_ms.is_some();
-        next_cursor(rows, self.limit, |r| {
-            let (created, updated, id) = position(r);
-            Cursor {
-                at_ms: if since { updated } else { created },
-                id,
-            }
-        })
-    }
 }
 
 /// Splits one extra fetched row off into a `next_cursor`.

@@ -6,6 +6,7 @@ pub mod cursor;
 pub mod extract;
 pub mod idempotency;
 pub mod router;
+pub mod sync;
 pub mod test_clock;
 pub mod time;
 

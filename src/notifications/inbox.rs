@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 use crate::circles::access;
 use crate::clock::{from_ms, opt_from_ms};
 use crate::error::{ApiError, ApiResult};
-use crate::http::cursor::PageQuery;
 use crate::http::idempotency::IdempotencyKey;
+use crate::http::sync::{SyncList, SyncQuery};
 use crate::http::{Caller, Json, Query};
 use crate::notifications::produce::{Outgoing, notify, preferences};
 use crate::notifications::texts::TextParams;
@@ -52,7 +52,7 @@ pub struct Notification {
     pub read_at: Option<jiff::Timestamp>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: jiff::Timestamp,
-    /// Changes when a digest grows or the item is read: the key for `since`.
+    /// Changes when a digest grows or the item is read.
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: jiff::Timestamp,
 }
@@ -60,7 +60,13 @@ pub struct Notification {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NotificationPage {
     pub items: Vec<Notification>,
+    /// Pass as `cursor` for the next page; null at the end.
     pub next_cursor: Option<String>,
+    /// Keep the latest one you received and pass it as `since` to fetch
+    /// every item created or changed after this page. Every page of one
+    /// listing carries the same token as its first page.
+    #[schema(example = "MTIuMDE5NGYxYTJiM2M0N2Q1ZThmOTAxYTJiM2M0ZDVlNmY")]
+    pub sync_token: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -78,6 +84,7 @@ struct Row {
     read_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    change_seq: i64,
 }
 
 impl Row {
@@ -103,13 +110,15 @@ impl Row {
 
 const SELECT: &str =
     "SELECT id, kind, title, body, deep_link, circle_id, post_id, membership_id, alert_id,
-        item_count, read_at, created_at, updated_at FROM notifications";
+        item_count, read_at, created_at, updated_at, change_seq FROM notifications";
 
-/// Your inbox, newest first (with `since`: changed since then, oldest first).
+/// Your inbox, newest first. With `since` (a `sync_token`): every item
+/// created or changed after it (a digest that grew, an item read), oldest
+/// change first. Every response carries the `sync_token` to pass next time.
 #[utoipa::path(
     get, path = "/v1/notifications", tag = "notifications",
     security(("bearer" = [])),
-    params(PageQuery),
+    params(SyncQuery),
     responses(
         (status = 200, description = "A page of inbox items", body = NotificationPage),
         (status = 401, response = Unauthorized),
@@ -120,10 +129,12 @@ const SELECT: &str =
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<PageQuery>,
+    Query(query): Query<SyncQuery>,
 ) -> ApiResult<axum::Json<NotificationPage>> {
-    let page = query.parse()?;
-    let k = page.keyset("created_at", "updated_at", "id", 2);
+    let account = caller.account_id.as_str();
+    let page = query.parse(account)?;
+    let head = SyncList::inbox(account).catch_up(&state.store).await?;
+    let k = page.keyset("created_at", "change_seq", "id", 2);
     let mut rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE account_id = $1 AND {} ORDER BY {} LIMIT $4",
         k.condition, k.order
@@ -134,13 +145,16 @@ pub async fn list(
     .bind(page.limit + 1)
     .fetch_all(state.store.pool())
     .await?;
-    let next = page.next(&mut rows, |r| (r.created_at, r.updated_at, r.id.clone()));
+    let (next_cursor, sync_token) = page.finish(&mut rows, head, account, |r| {
+        (r.created_at, r.change_seq, r.id.clone())
+    });
     Ok(axum::Json(NotificationPage {
         items: rows
             .into_iter()
             .map(Row::into_view)
             .collect::<ApiResult<_>>()?,
-        next_cursor: next,
+        next_cursor,
+        sync_token,
     }))
 }
 
@@ -197,7 +211,7 @@ pub async fn mark_read(
 ) -> ApiResult<axum::Json<Notification>> {
     let now = state.now_ms();
     let mut tx = state.store.begin().await?;
-    sqlx::query("UPDATE notifications SET read_at = $1, updated_at = $1 WHERE id = $2 AND account_id = $3 AND read_at IS NULL")
+    sqlx::query("UPDATE notifications SET read_at = $1, updated_at = $1, change_seq = 0 WHERE id = $2 AND account_id = $3 AND read_at IS NULL")
         .bind(now)
         .bind(&notification_id)
         .bind(&caller.account_id)
@@ -230,7 +244,7 @@ pub async fn mark_all_read(
     caller: Caller,
 ) -> ApiResult<axum::Json<UnreadCount>> {
     let now = state.now_ms();
-    sqlx::query("UPDATE notifications SET read_at = $1, updated_at = $1 WHERE account_id = $2 AND read_at IS NULL")
+    sqlx::query("UPDATE notifications SET read_at = $1, updated_at = $1, change_seq = 0 WHERE account_id = $2 AND read_at IS NULL")
         .bind(now)
         .bind(&caller.account_id)
         .execute(state.store.pool())

@@ -181,7 +181,9 @@ async fn digest(
             };
             let (title, body) = render(out.kind, locale, &params);
             sqlx::query(
-                "UPDATE notifications SET item_count = $1, title = $2, body = $3, post_id = $4, updated_at = $5 WHERE id = $6",
+                "UPDATE notifications SET item_count = $1, title = $2, body = $3, post_id = $4, updated_at = $5,
+                        change_seq = 0
+                 WHERE id = $6",
             )
             .bind(count)
             .bind(&title)

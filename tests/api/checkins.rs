@@ -89,16 +89,106 @@ async fn checkins_and_im_ok(backend: Backend) {
     let shared = app.get(&path, zon.token()).await.expect(200);
     assert_eq!(shared.body["items"].as_array().unwrap().len(), 2);
 
-    // Incremental sync of check-ins.
+    // Incremental sync of check-ins: from the listing's token, only what
+    // came after it.
+    let token = all.str("/sync_token");
+    let later = app
+        .post(&format!("{path}/ok"), zon.token(), json!({}))
+        .await
+        .expect(201)
+        .str("/id");
     let since = app
-        .get(
-            &format!("{path}?since=2026-03-04T11:30:00Z"),
-            worker.token(),
-        )
+        .get(&format!("{path}?since={token}"), worker.token())
         .await
         .expect(200);
-    assert_eq!(since.body["items"].as_array().unwrap().len(), 1);
-    assert_eq!(since.body["items"][0]["kind"], "ok");
+    let items = since.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["id"], later.as_str());
+    let next = since.str("/sync_token");
+    let none = app
+        .get(&format!("{path}?since={next}"), worker.token())
+        .await
+        .expect(200);
+    assert!(none.body["items"].as_array().unwrap().is_empty());
+    assert_eq!(none.str("/sync_token"), next);
+    // Times are not tokens, and a token belongs to its circle.
+    app.get(
+        &format!("{path}?since=2026-03-04T11:30:00Z"),
+        worker.token(),
+    )
+    .await
+    .expect_problem(422, "validation_failed");
+    let other = app.circle(&worker, "Ander").await;
+    app.get(
+        &format!("/v1/circles/{other}/checkins?since={token}"),
+        worker.token(),
+    )
+    .await
+    .expect_problem(422, "validation_failed");
     app.stop().await;
 }
 both_backends!(checkins_and_im_ok);
+
+/// A write that read the clock early and committed late (it waited for the
+/// write lock) must still reach an app that synced in between: change
+/// numbers are given when a reader asks, not from the writer's clock.
+async fn syncs_catch_writes_that_commit_out_of_order(backend: Backend) {
+    let app = TestApp::spawn_long_tokens(backend).await;
+    let org = app
+        .organisation("Buurtwerk", "anna@buurtwerk.example")
+        .await;
+    let worker = app.worker(&org, "sam@buurtwerk.example").await;
+    let circle = app.circle(&worker, "Samen sterk").await;
+    let zon = app.member(&worker, &circle, "Zon").await;
+    let path = format!("/v1/circles/{circle}/checkins");
+    app.post(&path, zon.token(), json!({"mood": 4}))
+        .await
+        .expect(201);
+    let listed = app.get(&path, worker.token()).await.expect(200);
+    let token = listed.str("/sync_token");
+    let inbox_token = app
+        .get("/v1/notifications", zon.token())
+        .await
+        .expect(200)
+        .str("/sync_token");
+
+    // Commits now, stamped an hour ago: before everything the app has seen.
+    let hour_ago = app.now_ms() - 3_600_000;
+    let mut tx = app.state.store.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO checkins (id, circle_id, membership_id, kind, mood, wants_contact, created_at)
+         VALUES ('late-checkin', $1, $2, 'mood', 3, 0, $3)",
+    )
+    .bind(&circle)
+    .bind(zon.membership())
+    .bind(hour_ago)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO notifications (id, account_id, kind, locale, title, body, deep_link, created_at, updated_at)
+         VALUES ('late-note', $1, 'personal_message', 'nl', 'Hoi', 'Hoe gaat het?', 'kring://inbox', $2, $2)",
+    )
+    .bind(&zon.account_id)
+    .bind(hour_ago)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let synced = app
+        .get(&format!("{path}?since={token}"), worker.token())
+        .await
+        .expect(200);
+    assert_eq!(synced.body["items"][0]["id"], "late-checkin");
+    let inbox = app
+        .get(
+            &format!("/v1/notifications?since={inbox_token}"),
+            zon.token(),
+        )
+        .await
+        .expect(200);
+    assert_eq!(inbox.body["items"][0]["id"], "late-note");
+    app.stop().await;
+}
+both_backends!(syncs_catch_writes_that_commit_out_of_order);

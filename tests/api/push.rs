@@ -318,6 +318,25 @@ async fn web_push_and_fcm_deliver_decrypted_payloads(backend: Backend) {
         .await
         .expect(200);
     assert_eq!(read.body["read"], true);
+    // A sync from the earlier listing's token brings the change, once.
+    let token = zon_inbox.str("/sync_token");
+    let synced = app
+        .get(&format!("/v1/notifications?since={token}"), w.zon.token())
+        .await
+        .expect(200);
+    assert_eq!(synced.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(synced.body["items"][0]["id"], zon_inbox_id.as_str());
+    assert_eq!(synced.body["items"][0]["read"], true);
+    let token = synced.str("/sync_token");
+    let again = app
+        .get(&format!("/v1/notifications?since={token}"), w.zon.token())
+        .await
+        .expect(200);
+    assert!(again.body["items"].as_array().unwrap().is_empty());
+    // Tokens are the account's own.
+    app.get(&format!("/v1/notifications?since={token}"), w.maan.token())
+        .await
+        .expect_problem(422, "validation_failed");
     app.post(
         &format!("/v1/notifications/{zon_inbox_id}/read"),
         w.maan.token(),
