@@ -6,25 +6,61 @@
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::support::{Backend, PASSWORD, TestApp};
+use crate::support::{Backend, Org, PASSWORD, Person, TestApp};
 
 fn items(r: &Value) -> Vec<Value> {
     r["items"].as_array().expect("items").clone()
 }
 
-async fn writes_are_seen_at_once_through_the_caches(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| {
-        c.read_cache = kring::config::ReadCache::On;
-    })
-    .await;
-    let org = app
-        .organisation("Buurtwerk", "anna@buurtwerk.example")
+/// A server with the read caches on, and a circle with a worker and two
+/// members.
+struct Circle {
+    app: TestApp,
+    org: Org,
+    worker: Person,
+    circle: String,
+    zon: Person,
+    maan: Person,
+    /// The circle's feed.
+    posts: String,
+}
+
+impl Circle {
+    async fn new(backend: Backend) -> Self {
+        let app = TestApp::spawn_with(backend, |c| {
+            c.read_cache = kring::config::ReadCache::On;
+        })
         .await;
-    let worker = app.worker(&org, "sam@buurtwerk.example").await;
-    let circle = app.circle(&worker, "Samen sterk").await;
-    let zon = app.member(&worker, &circle, "Zon").await;
-    let maan = app.member(&worker, &circle, "Maan").await;
-    let posts = format!("/v1/circles/{circle}/posts");
+        let org = app
+            .organisation("Buurtwerk", "anna@buurtwerk.example")
+            .await;
+        let worker = app.worker(&org, "sam@buurtwerk.example").await;
+        let circle = app.circle(&worker, "Samen sterk").await;
+        let zon = app.member(&worker, &circle, "Zon").await;
+        let maan = app.member(&worker, &circle, "Maan").await;
+        let posts = format!("/v1/circles/{circle}/posts");
+        Self {
+            app,
+            org,
+            worker,
+            circle,
+            zon,
+            maan,
+            posts,
+        }
+    }
+}
+
+async fn writes_are_seen_at_once_through_the_caches(backend: Backend) {
+    let Circle {
+        app,
+        org,
+        worker,
+        circle,
+        zon,
+        maan,
+        posts,
+    } = Circle::new(backend).await;
     let feed = |token: Option<&str>| {
         let app = &app;
         let posts = posts.clone();
@@ -227,18 +263,15 @@ both_backends!(caches_are_off_by_default_on_postgresql);
 /// must read exactly as the same posts freshly rendered by a sync, for
 /// members, for whoever reacted, for workers and for coordinators.
 async fn cached_pages_match_fresh_rendering(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| {
-        c.read_cache = kring::config::ReadCache::On;
-    })
-    .await;
-    let org = app
-        .organisation("Buurtwerk", "anna@buurtwerk.example")
-        .await;
-    let worker = app.worker(&org, "sam@buurtwerk.example").await;
-    let circle = app.circle(&worker, "Samen sterk").await;
-    let zon = app.member(&worker, &circle, "Zon").await;
-    let maan = app.member(&worker, &circle, "Maan").await;
-    let posts = format!("/v1/circles/{circle}/posts");
+    let Circle {
+        app,
+        org,
+        worker,
+        zon,
+        maan,
+        posts,
+        ..
+    } = Circle::new(backend).await;
     let from_start = app
         .get(&posts, zon.token())
         .await
@@ -320,20 +353,14 @@ both_backends!(cached_pages_match_fresh_rendering);
 /// whatever the readers stored meanwhile (the cache notes the generation
 /// before it reads and the writer bumps it after it commits).
 async fn racing_readers_never_hide_a_committed_post(backend: Backend) {
-    let app = std::sync::Arc::new(
-        TestApp::spawn_with(backend, |c| {
-            c.read_cache = kring::config::ReadCache::On;
-        })
-        .await,
-    );
-    let org = app
-        .organisation("Buurtwerk", "anna@buurtwerk.example")
-        .await;
-    let worker = app.worker(&org, "sam@buurtwerk.example").await;
-    let circle = app.circle(&worker, "Samen sterk").await;
-    let zon = app.member(&worker, &circle, "Zon").await;
-    let maan = app.member(&worker, &circle, "Maan").await;
-    let posts = format!("/v1/circles/{circle}/posts");
+    let Circle {
+        app,
+        zon,
+        maan,
+        posts,
+        ..
+    } = Circle::new(backend).await;
+    let app = std::sync::Arc::new(app);
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = (0..4)
         .map(|_| {
