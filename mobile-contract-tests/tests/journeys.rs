@@ -395,7 +395,21 @@ async fn silence_nudge_and_im_ok(backend: Backend) {
     assert_eq!(phone.take(), Vec::<serde_json::Value>::new());
     // Friday, two days after the tap: the first nudge of the new ladder.
     app.advance(DAY).await;
-    assert_eq!(kinds(&phone.take()), ["nudge"]);
+    let pushes = phone.take();
+    assert_eq!(kinds(&pushes), ["nudge"]);
+    // The app brings its inbox up to date from Wednesday's listing: the new
+    // item comes, the unchanged one does not.
+    let token = inbox.str("/sync_token");
+    let synced = app
+        .get(&format!("/v1/notifications?since={token}"), Some(&member))
+        .await;
+    let ids: Vec<&serde_json::Value> = synced.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| &n["id"])
+        .collect();
+    assert_eq!(ids, [&pushes[0]["notification_id"]], "{}", synced.body);
     server.stop().await;
 }
 both_backends!(silence_nudge_and_im_ok);

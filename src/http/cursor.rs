@@ -43,6 +43,7 @@ pub struct CursorQuery {
     #[param(minimum = 1, maximum = 100, example = 20)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,200}$")]
     pub cursor: Option<String>,
 }
 
