@@ -28,9 +28,6 @@ Two jobs, both in `before_call`, so they see every request of every phase:
      when joining creates an account (no bearer token).
    - Web Push `endpoint`: the host must be a push service this server allows
      (deployment configuration, `KRING_WEBPUSH_ALLOWED_HOSTS`).
-   - Posts: a post's `body` holds no control characters but tab and newline,
-     and neither it nor a hide `reason` is blank. The spec does not say so
-     yet (src/posts/handlers.rs).
 """
 
 import os
@@ -97,15 +94,6 @@ def repair(op, case):
     elif op in ("register_device", "update_device") and body.get("kind") == "webpush":
         if isinstance(body.get("endpoint"), str):
             body["endpoint"] = PUSH_ENDPOINT
-    elif op in ("create_post", "edit_post") and isinstance(body.get("body"), str):
-        text = "".join(c for c in body["body"] if c in "\t\n" or not is_control(c))
-        body["body"] = text if text.strip() else "Hallo"
-    elif op == "hide_post" and isinstance(body.get("reason"), str) and not body["reason"].strip():
-        body["reason"] = "Reden"
-
-
-def is_control(c):
-    return ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F
 
 
 def parse_time(value):

@@ -189,6 +189,12 @@ pub fn plain_text_pattern(min: usize) -> String {
     format!("^[{w}]*{core}[{w}]*$")
 }
 
+/// Lines of text: not blank, no control characters but tab and newline.
+pub fn lines_pattern() -> String {
+    let c = r"\x00-\x08\x0b-\x1f\x7f-\x9f";
+    format!("^[^{c}]*[^{WHITE_SPACE}{c}][^{c}]*$")
+}
+
 /// Free text without NUL; when `required`, with something besides white space.
 pub fn free_text_pattern(required: bool) -> String {
     if required {
@@ -234,6 +240,10 @@ text_schemas! {
         max 60, plain_text_pattern(0), "iPhone";
     AgreementText: "A circle's agreement: up to 4000 characters, not blank.",
         max 4000, free_text_pattern(true), "Jij bepaalt wanneer je schrijft.";
+    PostBody: "A post: up to 4000 characters, not blank, no control characters but tab and newline.",
+        max 4000, lines_pattern(), "Vandaag voor het eerst weer een wandeling gemaakt.";
+    HideReason: "Why a post was hidden, for the other staff: up to 500 characters, not blank.",
+        max 500, free_text_pattern(true), "Persoonlijke gegevens van een ander lid";
     MessageText: "A personal message: up to 500 characters, not blank.",
         max 500, free_text_pattern(true), "Ik dacht even aan je. Hoe gaat het?";
     Note: "A short note: up to 1000 characters; blank means none.",

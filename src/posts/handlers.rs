@@ -28,16 +28,17 @@ use crate::store::cache::Scope;
 /// The longest post, in characters.
 pub const MAX_BODY_CHARS: usize = 4000;
 
+/// A post's body as `crate::openapi::PostBody` states it: the limit counts
+/// characters as sent; the body is stored trimmed.
 fn validate_body(body: &str) -> Result<String, String> {
     let trimmed = body.trim();
-    let len = trimmed.chars().count();
-    if len == 0 {
+    if trimmed.is_empty() {
         return Err("must not be empty".into());
     }
-    if len > MAX_BODY_CHARS {
+    if body.chars().count() > MAX_BODY_CHARS {
         return Err(format!("must be at most {MAX_BODY_CHARS} characters"));
     }
-    if trimmed
+    if body
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\t')
     {
@@ -288,9 +289,7 @@ async fn listing_page(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreatePost {
-    /// 1 to 4000 characters.
-    #[schema(example = "Vandaag voor het eerst weer een wandeling gemaakt.")]
-    #[schema(min_length = 1, max_length = 4000)]
+    #[schema(value_type = crate::openapi::PostBody)]
     pub body: String,
     /// Reply to this post (in the same circle).
     pub reply_to_id: Option<String>,
@@ -392,8 +391,7 @@ pub async fn get_post(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EditPost {
-    #[schema(example = "Vandaag voor het eerst weer een lange wandeling gemaakt.")]
-    #[schema(min_length = 1, max_length = 4000)]
+    #[schema(value_type = crate::openapi::PostBody)]
     pub body: String,
 }
 
@@ -497,9 +495,7 @@ fn require_author(row: &PostRow, membership_id: Option<&str>) -> ApiResult<()> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct HidePost {
-    /// Why, for the other staff: 1 to 500 characters.
-    #[schema(example = "Persoonlijke gegevens van een ander lid")]
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(value_type = crate::openapi::HideReason)]
     pub reason: String,
 }
 
@@ -525,9 +521,10 @@ pub async fn hide_post(
     Path(post_id): Path<String>,
     Json(req): Json<HidePost>,
 ) -> ApiResult<axum::Json<Post>> {
+    // At most 500 characters as sent (`crate::openapi::HideReason`), then trimmed.
+    let len = req.reason.chars().count();
     let reason = req.reason.trim().to_owned();
-    let len = reason.chars().count();
-    if !(1..=500).contains(&len) {
+    if len > 500 || reason.is_empty() {
         return Err(ApiError::field("reason", "must be 1 to 500 characters"));
     }
     let now = state.now_ms();

@@ -53,6 +53,17 @@ async fn posting_replying_editing_deleting_and_hiding(backend: Backend) {
     app.post(&posts, zon.token(), json!({"body": "x".repeat(4001)}))
         .await
         .expect_problem(422, "validation_failed");
+    // The limit counts what was sent, as the spec says, white space too.
+    app.post(
+        &posts,
+        zon.token(),
+        json!({"body": format!("{}  ", "x".repeat(3999))}),
+    )
+    .await
+    .expect_problem(422, "validation_failed");
+    app.post(&posts, zon.token(), json!({"body": "Hallo\r\n"}))
+        .await
+        .expect_problem(422, "validation_failed");
     app.post(
         &posts,
         zon.token(),
