@@ -78,7 +78,7 @@ impl CursorQuery {
     }
 }
 
-/// Keyset pagination over `(time, id)`: the condition, the order, and the
+/// Keyset pagination over `(position, id)` (a time or a change number): the condition, the order, and the
 /// two values to bind to the condition's placeholders.
 #[derive(Debug, Clone)]
 pub struct Keyset {

@@ -57,19 +57,18 @@ impl<'a> SyncList<'a> {
         let Self {
             table, key_column, ..
         } = self;
-        let pending: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT 1 FROM {table} WHERE {key_column} = $1 AND change_seq = 0 LIMIT 1"
+        // Usually nothing is waiting for a number: one read answers.
+        let (head, pending): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT COALESCE((SELECT seq FROM sync_heads WHERE stream = $1), 0),
+                    (SELECT COUNT(*) FROM (SELECT 1 FROM {table}
+                                           WHERE {key_column} = $2 AND change_seq = 0 LIMIT 1) p)"
         )))
+        .bind(self.stream())
         .bind(self.key)
-        .fetch_optional(store.pool())
+        .fetch_one(store.pool())
         .await?;
-        if pending.is_none() {
-            let head: Option<i64> =
-                sqlx::query_scalar("SELECT seq FROM sync_heads WHERE stream = $1")
-                    .bind(self.stream())
-                    .fetch_optional(store.pool())
-                    .await?;
-            return Ok(head.unwrap_or(0));
+        if pending == 0 {
+            return Ok(head);
         }
         let mut tx = store.begin().await?;
         let head: i64 = sqlx::query_scalar(

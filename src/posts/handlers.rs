@@ -220,10 +220,11 @@ async fn first_page(state: &AppState, circle_id: &str, limit: i64) -> ApiResult<
     // The first page reads the sync position in the same statement, so the
     // two agree.
     let rows = listing_page(&mut conn, backend, circle_id, i64::MAX, limit + 1).await?;
-    let (rows, sync) = match rows.first() {
+    let (rows, sync, reactions) = match rows.first() {
         Some(first) => {
             let sync = first.sync_seq;
-            (rows, sync)
+            let reactions = reactions_of(&mut conn, &rows).await?;
+            (rows, sync, reactions)
         }
         // No row carries the position: read both in one snapshot.
         None => {
@@ -234,12 +235,11 @@ async fn first_page(state: &AppState, circle_id: &str, limit: i64) -> ApiResult<
                 .fetch_one(&mut *tx)
                 .await?;
             let rows = listing_page(&mut tx, backend, circle_id, i64::MAX, limit + 1).await?;
+            let reactions = reactions_of(&mut tx, &rows).await?;
             tx.commit().await?;
-            conn = state.store.pool().acquire().await?;
-            (rows, sync)
+            (rows, sync, reactions)
         }
     };
-    let reactions = reactions_of(&mut conn, &rows).await?;
     let page = Arc::new(FirstPage::new(rows, reactions, sync)?);
     let scopes = vec![Scope::Circle(circle_id.to_owned())];
     state.caches.first_pages.put(
