@@ -224,7 +224,41 @@ pub async fn update_me(
     }
     v.finish()?;
 
+    let now = state.now_ms();
     let mut tx = state.store.begin().await?;
+    // A reminder inside one's own quiet hours could never be kept: refused,
+    // whichever of the two changes.
+    if quiet.is_some() || matches!(reminder, Some(Some(Some(_)))) {
+        let (start, end, current): (i64, i64, Option<i64>) = sqlx::query_as(
+            "SELECT quiet_start_min, quiet_end_min, reminder_time_min FROM accounts WHERE id = $1",
+        )
+        .bind(&caller.account_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (start, end) = match quiet {
+            Some((Some(s), Some(e))) => (s.minutes(), e.minutes()),
+            _ => (start, end),
+        };
+        let reminder_min = match reminder {
+            Some(Some(r)) => r.map(LocalTime::minutes),
+            _ => current,
+        };
+        let window = crate::notifications::timing::QuietWindow {
+            time_zone: String::new(),
+            start_min: start,
+            end_min: end,
+        };
+        if reminder_min.is_some_and(|m| window.contains_minute(m)) {
+            return Err(ApiError::field(
+                "preferred_reminder_time",
+                format!(
+                    "must be outside your quiet hours ({}–{})",
+                    LocalTime::format(start),
+                    LocalTime::format(end)
+                ),
+            ));
+        }
+    }
     if let Some(Some(locale)) = locale {
         sqlx::query("UPDATE accounts SET locale = $1 WHERE id = $2")
             .bind(locale.as_str())
@@ -270,7 +304,7 @@ pub async fn update_me(
             .execute(&mut *tx)
             .await?;
     }
-    crate::silence::engine::reschedule_account(&mut tx, &caller.account_id).await?;
+    crate::silence::engine::reschedule_account(&mut tx, &caller.account_id, now).await?;
     let me = load_me(&mut tx, &caller.account_id).await?;
     tx.commit().await?;
     Ok(axum::Json(me))

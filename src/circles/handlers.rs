@@ -518,7 +518,7 @@ pub async fn update_circle(
             .execute(&mut *tx)
             .await?;
     }
-    if let Some(p) = policy {
+    if let Some(p) = &policy {
         let json = serde_json::to_string(&p).map_err(|e| ApiError::Internal(e.to_string()))?;
         set_text(
             &mut tx,
@@ -540,7 +540,11 @@ pub async fn update_circle(
         .execute(&mut *tx)
         .await?;
     }
-    crate::silence::engine::reschedule_circle(&mut tx, id).await?;
+    if policy.is_some() {
+        // Progress maps onto the new policy by time; past-due steps wait
+        // for each member's next allowed moment from now.
+        crate::silence::engine::policy_changed(&mut tx, id, now).await?;
+    }
     let circle = load_circle(&mut tx, id, &caller.account_id).await?;
     tx.commit().await?;
     Ok(axum::Json(circle))
@@ -820,6 +824,43 @@ pub fn default_agreement(language: Locale, policy: &EscalationPolicy) -> String 
                 )
             }
         });
+    }
+    let alerts = policy
+        .steps
+        .iter()
+        .any(|s| s.action == StepAction::AlertWorker);
+    let nudges = policy.steps.iter().any(|s| s.action == StepAction::Nudge);
+    let every = days(policy.realert_after_days * 24);
+    match (language, alerts) {
+        (Locale::Nl, true) => lines.push(format!(
+            "- Blijft het daarna stil, dan laten we het je begeleider elke {every} opnieuw weten."
+        )),
+        (Locale::En, true) => lines.push(format!(
+            "- If it stays quiet after that, your worker is told again every {every}."
+        )),
+        _ => {}
+    }
+    match (language, nudges) {
+        (Locale::Nl, true) => lines.push(
+            "- Herinneringen worden dan zeldzamer: na een week nog een, daarna eens per twee weken."
+                .to_owned(),
+        ),
+        (Locale::En, true) => lines.push(
+            "- Reminders then become rarer: one after a week, then one every two weeks.".to_owned(),
+        ),
+        _ => {}
+    }
+    match language {
+        Locale::Nl => lines.push(
+            "- Tijdens een pauze krijg je geen herinneringen en wordt niemand ingelicht; \
+             daarna begint de stilte opnieuw te tellen."
+                .to_owned(),
+        ),
+        Locale::En => lines.push(
+            "- During a break you get no reminders and nobody is told; \
+             afterwards the silence starts counting again."
+                .to_owned(),
+        ),
     }
     match language {
         Locale::Nl => format!(

@@ -607,7 +607,7 @@ pub async fn join(
         }
         Err(e) => return Err(e.into()),
     };
-    crate::silence::engine::reschedule(&mut tx, &membership_id).await?;
+    crate::silence::engine::reschedule(&mut tx, &membership_id, now).await?;
     let tokens = match caller {
         Some(_) => None,
         None => Some(open_session(&mut tx, &state, &account_id).await?),

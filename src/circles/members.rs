@@ -192,8 +192,9 @@ impl MemberRow {
             pseudonym: self.pseudonym,
             joined_at: from_ms(self.joined_at),
             state: full.then_some(state),
+            // A break that ended is no break.
             away_until: if full {
-                opt_from_ms(self.away_until)
+                opt_from_ms(self.away_until.filter(|&t| t > now))
             } else {
                 None
             },
@@ -382,15 +383,11 @@ pub async fn update_membership(
             .execute(&mut *tx)
             .await?;
     }
-    if let Some(Some(away_until)) = away {
-        sqlx::query("UPDATE memberships SET away_until = $1, updated_at = $2 WHERE id = $3")
-            .bind(away_until)
-            .bind(now)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+    match away {
+        // A break begins, moves or ends; the engine restarts the silence.
+        Some(Some(until)) => crate::silence::engine::set_away(&mut tx, &id, until, now).await?,
+        _ => crate::silence::engine::reschedule(&mut tx, &id, now).await?,
     }
-    crate::silence::engine::reschedule(&mut tx, &id).await?;
     let view = load_member(&mut tx, &id, now).await?;
     tx.commit().await?;
     Ok(axum::Json(view))
@@ -478,7 +475,7 @@ pub async fn leave(
         .bind(&id)
         .execute(&mut *tx)
         .await?;
-    crate::silence::engine::reschedule(&mut tx, &id).await?;
+    crate::silence::engine::reschedule(&mut tx, &id, now).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

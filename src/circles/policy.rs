@@ -34,7 +34,8 @@ pub struct PolicyStep {
         {"after_hours": 72, "action": "nudge"},
         {"after_hours": 96, "action": "alert_worker"}
     ],
-    "coordinator_after_working_hours": 8
+    "coordinator_after_working_hours": 8,
+    "realert_after_days": 7
 }))]
 pub struct EscalationPolicy {
     /// 1 to 10 steps, in strictly increasing `after_hours`.
@@ -45,6 +46,18 @@ pub struct EscalationPolicy {
     /// `alert_worker` step.
     #[schema(minimum = 1, maximum = 80, example = 8)]
     pub coordinator_after_working_hours: Option<i64>,
+    /// A silence is never forgotten: after the last step, while the member
+    /// stays silent and is not away, the workers are told again ("still
+    /// quiet") every this many days, 1 to 60 (default 7), when the policy
+    /// alerts workers at all. Nudges to the member back off on their own:
+    /// one a week after the last step, then one every two weeks.
+    #[serde(default = "default_realert_days")]
+    #[schema(minimum = 1, maximum = 60, default = 7, example = 7)]
+    pub realert_after_days: i64,
+}
+
+fn default_realert_days() -> i64 {
+    7
 }
 
 impl EscalationPolicy {
@@ -70,6 +83,7 @@ impl EscalationPolicy {
                 },
             ],
             coordinator_after_working_hours: Some(8),
+            realert_after_days: default_realert_days(),
         }
     }
 
@@ -92,6 +106,12 @@ impl EscalationPolicy {
                 );
             }
             previous = step.after_hours;
+        }
+        if !(1..=60).contains(&self.realert_after_days) {
+            v.fail(
+                &format!("{field}.realert_after_days"),
+                "must be 1 to 60 days",
+            );
         }
         match self.coordinator_after_working_hours {
             Some(h) if !(1..=80).contains(&h) => v.fail(
@@ -150,6 +170,7 @@ mod tests {
                 },
             ],
             coordinator_after_working_hours: Some(8),
+            realert_after_days: 7,
         };
         let mut v = Validator::default();
         p.validate("p", &mut v);

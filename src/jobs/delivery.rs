@@ -59,6 +59,7 @@ struct Claimed {
     alert_id: Option<String>,
     locale: String,
     read_at: Option<i64>,
+    alert_resolved: i64,
     badge: i64,
 }
 
@@ -114,6 +115,8 @@ async fn load(state: &AppState, ids: &[String]) -> Result<Vec<Claimed>, sqlx::Er
                 v.removed_at AS device_removed_at,
                 n.id AS notification_id, n.kind, n.title, n.body, n.deep_link, n.circle_id, n.post_id,
                 n.membership_id, n.alert_id, n.locale, n.read_at,
+                (SELECT COUNT(*) FROM alerts al WHERE al.id = n.alert_id AND al.status = 'resolved'
+                   AND n.kind IN ('alert', 'alert_escalated')) AS alert_resolved,
                 (SELECT COUNT(*) FROM notifications u WHERE u.account_id = n.account_id AND u.read_at IS NULL) AS badge
          FROM deliveries d
          JOIN devices v ON v.id = d.device_id
@@ -199,7 +202,9 @@ pub async fn run_once(state: &AppState) -> Result<usize, sqlx::Error> {
         // or the message outlived its TTL.
         let skip = if row.device_removed_at.is_some() {
             Some("dropped")
-        } else if row.read_at.is_some() {
+        } else if row.read_at.is_some() || row.alert_resolved > 0 {
+            // Read meanwhile, or news about an alert resolved before its
+            // push time (the inbox keeps it).
             Some("superseded")
         } else if row.expires_at <= now {
             Some("expired")

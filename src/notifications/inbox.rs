@@ -449,6 +449,7 @@ pub async fn personal_message(
         membership_id: Some(membership_id),
         alert_id: None,
         deliver_at: None,
+        inbox_only: false,
     };
     let notification_id = notify(&mut tx, now, &out).await?;
     tx.commit().await?;

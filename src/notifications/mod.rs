@@ -78,6 +78,7 @@ pub async fn on_post_created(
                     membership_id: None,
                     alert_id: None,
                     deliver_at: None,
+                    inbox_only: false,
                 };
                 notify(conn, now, &out).await?;
             }
@@ -110,6 +111,7 @@ pub async fn on_post_created(
             membership_id: None,
             alert_id: None,
             deliver_at: None,
+            inbox_only: false,
         };
         notify(conn, now, &out).await?;
     }
@@ -156,6 +158,7 @@ pub async fn on_reaction(
         membership_id: None,
         alert_id: None,
         deliver_at: None,
+        inbox_only: false,
     };
     notify(conn, now, &out).await?;
     Ok(())

@@ -27,6 +27,9 @@ pub struct Outgoing {
     /// Deliver pushes from this moment instead of after the recipient's quiet
     /// hours (workers' alerts follow their working hours; urgent ones go now).
     pub deliver_at: Option<i64>,
+    /// An inbox item only, no push (an all clear about an alert whose own
+    /// push never went out).
+    pub inbox_only: bool,
 }
 
 impl Outgoing {
@@ -132,6 +135,9 @@ pub async fn notify(
     let (title, body) = render(out.kind, locale, &out.params);
     let id = new_id();
     insert_notification(conn, &id, out, locale, &title, &body, None, 1, now).await?;
+    if out.inbox_only {
+        return Ok(id);
+    }
     let due = match out.deliver_at {
         Some(at) => at.max(now),
         None => quiet.next_allowed(now),

@@ -13,6 +13,35 @@ pub struct TextParams {
     pub reaction: Option<String>,
     pub message: Option<String>,
     pub count: i64,
+    /// Alerts: what the workers are told.
+    pub note: Option<AlertNote>,
+    /// Alerts: how long the member has been quiet, in milliseconds.
+    pub quiet_ms: i64,
+}
+
+/// What an alert notice tells the workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertNote {
+    /// The policy's alert step: quiet for some days.
+    Silence,
+    /// Told again: a repeat after the ladder, or a silence after a break.
+    StillQuiet,
+    /// The member asked for contact.
+    ContactRequest,
+    /// A snooze ran out.
+    SnoozeOver,
+}
+
+/// "about 4 days" as a worker would say it: whole days, rounded to the
+/// nearest, never fewer than one, singular and plural right.
+fn about_days(locale: Locale, quiet_ms: i64) -> String {
+    let days = ((quiet_ms.max(0) + 12 * 3_600_000) / 86_400_000).max(1);
+    match (locale, days) {
+        (Locale::Nl, 1) => "ongeveer een dag".to_owned(),
+        (Locale::Nl, d) => format!("ongeveer {d} dagen"),
+        (Locale::En, 1) => "about a day".to_owned(),
+        (Locale::En, d) => format!("about {d} days"),
+    }
 }
 
 fn reaction_word(locale: Locale, kind: &str) -> &'static str {
@@ -112,25 +141,32 @@ pub fn render(kind: NotificationKind, locale: Locale, p: &TextParams) -> (String
             format!("How are you? ({circle})"),
             p.message.clone().unwrap_or_default(),
         ),
-        (NotificationKind::Alert, Locale::Nl) => match p.reaction.as_deref() {
-            Some("contact_request") => {
-                (format!("{actor} wil graag contact"), format!("In {circle}"))
-            }
-            _ => (
-                format!("{actor} is al {} dagen stil", p.count),
-                format!("In {circle}"),
-            ),
-        },
-        (NotificationKind::Alert, Locale::En) => match p.reaction.as_deref() {
-            Some("contact_request") => (
-                format!("{actor} would like contact"),
-                format!("In {circle}"),
-            ),
-            _ => (
-                format!("{actor} has been quiet for {} days", p.count),
-                format!("In {circle}"),
-            ),
-        },
+        (NotificationKind::Alert, _) => {
+            let days = about_days(locale, p.quiet_ms);
+            let title = match (p.note.unwrap_or(AlertNote::Silence), locale) {
+                (AlertNote::ContactRequest, Locale::Nl) => format!("{actor} wil graag contact"),
+                (AlertNote::ContactRequest, Locale::En) => format!("{actor} would like contact"),
+                (AlertNote::Silence, Locale::Nl) => format!("{actor} is al {days} stil"),
+                (AlertNote::Silence, Locale::En) => {
+                    format!("{actor} has been quiet for {days}")
+                }
+                (AlertNote::StillQuiet, Locale::Nl) => {
+                    format!("{actor} is nog steeds stil, al {days}")
+                }
+                (AlertNote::StillQuiet, Locale::En) => {
+                    format!("{actor} is still quiet, for {days} now")
+                }
+                (AlertNote::SnoozeOver, Locale::Nl) => {
+                    format!("Herinnering: het signaal over {actor}")
+                }
+                (AlertNote::SnoozeOver, Locale::En) => format!("Reminder: the alert about {actor}"),
+            };
+            let body = match locale {
+                Locale::Nl => format!("In {circle}"),
+                Locale::En => format!("In {circle}"),
+            };
+            (title, body)
+        }
         (NotificationKind::AlertEscalated, Locale::Nl) => (
             format!("Signaal over {actor} is niet opgepakt"),
             format!("In {circle}; nog niemand heeft het signaal bevestigd."),
@@ -153,6 +189,51 @@ pub fn render(kind: NotificationKind, locale: Locale, p: &TextParams) -> (String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn alert(note: AlertNote, hours: i64, locale: Locale) -> String {
+        let p = TextParams {
+            actor: "Zon".into(),
+            circle_name: "Kring".into(),
+            note: Some(note),
+            quiet_ms: hours * 3_600_000,
+            ..Default::default()
+        };
+        render(NotificationKind::Alert, locale, &p).0
+    }
+
+    #[test]
+    fn alerts_count_days_as_a_worker_would() {
+        use AlertNote::{Silence, StillQuiet};
+        assert_eq!(
+            alert(Silence, 24, Locale::Nl),
+            "Zon is al ongeveer een dag stil"
+        );
+        assert_eq!(
+            alert(Silence, 24, Locale::En),
+            "Zon has been quiet for about a day"
+        );
+        // 47 hours is about two days, not one.
+        assert_eq!(
+            alert(Silence, 47, Locale::Nl),
+            "Zon is al ongeveer 2 dagen stil"
+        );
+        assert_eq!(
+            alert(Silence, 47, Locale::En),
+            "Zon has been quiet for about 2 days"
+        );
+        assert_eq!(
+            alert(Silence, 2, Locale::En),
+            "Zon has been quiet for about a day"
+        );
+        assert_eq!(
+            alert(StillQuiet, 18 * 24, Locale::En),
+            "Zon is still quiet, for about 18 days now"
+        );
+        assert_eq!(
+            alert(Silence, -50, Locale::Nl),
+            "Zon is al ongeveer een dag stil"
+        );
+    }
 
     #[test]
     fn digests_count_and_speak_both_languages() {

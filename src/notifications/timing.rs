@@ -20,7 +20,8 @@ impl QuietWindow {
         TimeZone::get(&self.time_zone).unwrap_or(TimeZone::UTC)
     }
 
-    fn contains_minute(&self, minute: i64) -> bool {
+    /// Whether a local minute of the day (0–1439) falls inside the window.
+    pub fn contains_minute(&self, minute: i64) -> bool {
         if self.start_min == self.end_min {
             false
         } else if self.start_min < self.end_min {

@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::circles::access;
 use crate::clock::{from_ms, opt_from_ms};
 use crate::error::{ApiError, ApiResult};
+use crate::http::cursor::{Cursor, CursorQuery};
 use crate::http::time::parse_timestamp;
 use crate::http::{Caller, Json, Query, Role};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
@@ -110,11 +111,18 @@ pub struct Alert {
     pub escalate_at: Option<jiff::Timestamp>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub escalated_at: Option<jiff::Timestamp>,
+    /// When the workers were last told again about this alert: the member
+    /// stayed quiet past another step (the repeat after the ladder, or a
+    /// silence after a break), or a snooze ran out. Null: told once.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_notified_at: Option<jiff::Timestamp>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertList {
     pub items: Vec<Alert>,
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -134,6 +142,7 @@ struct AlertRow {
     resolution_note: Option<String>,
     escalate_at: Option<i64>,
     escalated_at: Option<i64>,
+    last_notified_at: Option<i64>,
 }
 
 impl AlertRow {
@@ -162,6 +171,7 @@ impl AlertRow {
             resolution_note: self.resolution_note,
             escalate_at: opt_from_ms(self.escalate_at),
             escalated_at: opt_from_ms(self.escalated_at),
+            last_notified_at: opt_from_ms(self.last_notified_at),
         }
     }
 }
@@ -169,7 +179,7 @@ impl AlertRow {
 const ALERT_SELECT: &str =
     "SELECT al.id, al.circle_id, al.membership_id, m.pseudonym, al.reason, al.status,
         al.silence_start, al.opened_at, al.acknowledged_at, al.snoozed_until, al.resolved_at,
-        al.resolution_outcome, al.resolution_note, al.escalate_at, al.escalated_at
+        al.resolution_outcome, al.resolution_note, al.escalate_at, al.escalated_at, al.last_notified_at
     FROM alerts al JOIN memberships m ON m.id = al.membership_id";
 
 /// The alert, when the caller is a worker of its circle or a coordinator of
@@ -206,10 +216,16 @@ pub struct AlertQuery {
     /// Only this circle.
     #[param(pattern = "^[^\\x00-\\x1f\\x7f]*$")]
     pub circle_id: Option<String>,
+    /// How many alerts to return, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100, example = 20)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,200}$")]
+    pub cursor: Option<String>,
 }
 
 /// Staff: alerts of your circles (coordinators: the whole organisation),
-/// newest first, at most 200.
+/// newest first, in pages (`limit`, `cursor` → `next_cursor`).
 #[utoipa::path(
     get, path = "/v1/alerts", tag = "alerts",
     security(("bearer" = [])),
@@ -228,6 +244,11 @@ pub async fn list_alerts(
     Query(query): Query<AlertQuery>,
 ) -> ApiResult<axum::Json<AlertList>> {
     caller.require_staff()?;
+    let page = CursorQuery {
+        limit: query.limit,
+        cursor: query.cursor.clone(),
+    }
+    .parse()?;
     let status = match query.status.as_deref() {
         None => "unresolved",
         Some(s @ ("open" | "acknowledged" | "snoozed" | "resolved" | "all")) => s,
@@ -238,24 +259,42 @@ pub async fn list_alerts(
             ));
         }
     };
-    let rows: Vec<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let (after_at, after_id) = match &page.cursor {
+        Some(c) => (c.at_ms, c.id.clone()),
+        None => (i64::MAX, String::new()),
+    };
+    let mut rows: Vec<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{ALERT_SELECT}
          WHERE al.organisation_id = $1
            AND ($2 = 1 OR EXISTS (SELECT 1 FROM memberships w WHERE w.circle_id = al.circle_id
                                   AND w.account_id = $3 AND w.role = 'worker' AND w.left_at IS NULL))
            AND ($4 = 'all' OR ($4 = 'unresolved' AND al.status <> 'resolved') OR al.status = $4)
            AND ($5 = '' OR al.circle_id = $5)
-         ORDER BY al.opened_at DESC, al.id DESC LIMIT 200"
+           AND ($6 = '' OR al.opened_at < $7 OR (al.opened_at = $7 AND al.id < $6))
+         ORDER BY al.opened_at DESC, al.id DESC LIMIT $8"
     )))
     .bind(&caller.organisation_id)
     .bind(i64::from(caller.role == Role::Coordinator))
     .bind(&caller.account_id)
     .bind(status)
     .bind(query.circle_id.unwrap_or_default())
+    .bind(&after_id)
+    .bind(after_at)
+    .bind(page.limit + 1)
     .fetch_all(state.store.pool())
     .await?;
+    let more = rows.len() > usize::try_from(page.limit).unwrap_or(usize::MAX);
+    rows.truncate(usize::try_from(page.limit).unwrap_or(0));
+    let next_cursor = rows.last().filter(|_| more).map(|r| {
+        Cursor {
+            at_ms: r.opened_at,
+            id: r.id.clone(),
+        }
+        .encode()
+    });
     Ok(axum::Json(AlertList {
         items: rows.into_iter().map(AlertRow::into_view).collect(),
+        next_cursor,
     }))
 }
 
@@ -521,6 +560,11 @@ struct OverviewRow {
     nudged: i64,
 }
 
+/// A silence starts at the last activity, or where a break ended.
+fn silence_start(last_activity_at: i64, away_until: Option<i64>) -> i64 {
+    away_until.map_or(last_activity_at, |a| a.max(last_activity_at))
+}
+
 /// Staff: how each member of the circle is doing.
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/overview", tag = "alerts",
@@ -585,7 +629,9 @@ pub async fn overview(
             MemberCondition::Alerted
         } else if row.nudged > 0 && row.silence_start_at.is_some() {
             MemberCondition::Nudged
-        } else if now - row.last_activity_at > rhythm_days * 86_400_000 {
+        } else if now - silence_start(row.last_activity_at, row.away_until)
+            > rhythm_days * 86_400_000
+        {
             MemberCondition::Quiet
         } else {
             MemberCondition::Active

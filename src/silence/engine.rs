@@ -1,19 +1,34 @@
-//! The engine: every membership keeps its next due step (`next_step_due_at`,
-//! indexed). [`reschedule`] computes it whenever something changes;
-//! [`fire_due`] fires what is due, exactly once per (membership, silence,
-//! step), in the same transaction as the notifications it causes.
+//! The engine: every membership keeps the moment its next step is due
+//! (`next_step_due_at`, indexed). [`reschedule`] computes it whenever
+//! something changes; [`fire_due`] fires what is due, exactly once per
+//! (membership, silence, step), in the same transaction as the
+//! notifications it causes.
+//!
+//! The rules (README, "The silence engine"):
+//! - Each kind of step keeps its own time. An alert step fires at the
+//!   policy's time; a nudge waits for the member's allowed moment (quiet
+//!   hours, reminder time, one nudge a day). A waiting nudge never holds back
+//!   an alert, and is still sent at its moment after the alert fired.
+//! - Steps already past due (after a policy change, or a late scheduler)
+//!   fire as one: the latest of them, with the others recorded as merged.
+//!   Nudges past due after a policy change wait for the member's next
+//!   allowed moment counted from the change.
+//! - Progress maps by time ([`super::ladder`]): a policy change neither
+//!   drops nor repeats a step.
+//! - A silence starts at the last activity or at the end of a break,
+//!   however the break ends. While away: no steps, no wake-ups, no
+//!   escalation.
 
 use sqlx::AnyConnection;
 
 use crate::circles::policy::{EscalationPolicy, StepAction};
 use crate::notifications::produce::{Outgoing, notify};
-use crate::notifications::texts::{NUDGES_EN, NUDGES_NL, TextParams};
+use crate::notifications::texts::{AlertNote, NUDGES_EN, NUDGES_NL, TextParams};
 use crate::notifications::timing::QuietWindow;
 use crate::push::payload::NotificationKind;
 use crate::secrets::new_id;
+use crate::silence::ladder::{HOUR_MS, Ladder, Step};
 use crate::silence::timing::{WorkingHours, local_day, member_moment, parse_work_days};
-
-const HOUR_MS: i64 = 3_600_000;
 
 #[derive(Debug, sqlx::FromRow)]
 struct MemberState {
@@ -29,10 +44,10 @@ struct MemberState {
     last_activity_at: i64,
     updated_at: i64,
     silence_start_at: Option<i64>,
-    next_step_index: i64,
     pseudonym: String,
     circle_name: String,
     escalation_policy: String,
+    policy_changed_at: i64,
     locale: String,
     time_zone: String,
     quiet_start_min: i64,
@@ -50,9 +65,9 @@ async fn load(
 ) -> Result<Option<MemberState>, sqlx::Error> {
     sqlx::query_as(
         "SELECT m.id, m.circle_id, c.organisation_id, m.account_id, m.role, m.left_at, c.archived_at, m.away_until,
-                m.nudges_enabled, m.last_activity_at, m.updated_at, m.silence_start_at, m.next_step_index, m.pseudonym,
-                c.name AS circle_name, c.escalation_policy, a.locale, a.time_zone, a.quiet_start_min,
-                a.quiet_end_min, a.reminder_time_min, a.last_nudge_at, a.last_nudge_text,
+                m.nudges_enabled, m.last_activity_at, m.updated_at, m.silence_start_at, m.pseudonym,
+                c.name AS circle_name, c.escalation_policy, c.policy_changed_at, a.locale, a.time_zone,
+                a.quiet_start_min, a.quiet_end_min, a.reminder_time_min, a.last_nudge_at, a.last_nudge_text,
                 (SELECT COUNT(*) FROM alerts al
                  WHERE al.membership_id = m.id AND al.status <> 'resolved' AND al.reason = 'silence')
                     AS open_silence_alerts
@@ -62,6 +77,47 @@ async fn load(
     .bind(membership_id)
     .fetch_optional(&mut *conn)
     .await
+}
+
+/// How far a silence got: the latest fired step of each kind, in hours.
+#[derive(Debug, Default, Clone, Copy)]
+struct Progress {
+    nudge: Option<i64>,
+    alert: Option<i64>,
+}
+
+impl Progress {
+    fn advance(&mut self, step: Step) {
+        let slot = match step.action {
+            StepAction::Nudge => &mut self.nudge,
+            StepAction::AlertWorker => &mut self.alert,
+        };
+        *slot = Some(slot.map_or(step.after_hours, |h| h.max(step.after_hours)));
+    }
+}
+
+/// The steps of this silence already recorded (fired or merged).
+async fn progress(
+    conn: &mut AnyConnection,
+    state: &MemberState,
+    start: i64,
+) -> Result<Progress, sqlx::Error> {
+    let mut progress = Progress::default();
+    // A silence the schedule has not seen yet has no steps behind it.
+    if state.silence_start_at != Some(start) {
+        return Ok(progress);
+    }
+    let keys: Vec<i64> = sqlx::query_scalar(
+        "SELECT step_key FROM silence_steps WHERE membership_id = $1 AND silence_start = $2",
+    )
+    .bind(&state.id)
+    .bind(start)
+    .fetch_all(&mut *conn)
+    .await?;
+    for step in keys.into_iter().filter_map(Step::from_key) {
+        progress.advance(step);
+    }
+    Ok(progress)
 }
 
 impl MemberState {
@@ -85,84 +141,104 @@ impl MemberState {
         }
     }
 
-    /// The current silence, and the next step of it to consider: a new
-    /// silence starts its ladder from the first step.
-    fn position(&self) -> (i64, i64) {
-        let start = self.silence_start();
-        let index = if self.silence_start_at == Some(start) {
-            self.next_step_index
-        } else {
-            0
-        };
-        (start, index)
+    fn away_at(&self, now: i64) -> bool {
+        self.away_until.is_some_and(|a| a > now)
     }
 
     fn watched(&self) -> bool {
         self.role == "member" && self.left_at.is_none() && self.archived_at.is_none()
     }
 
-    /// The next step to fire at or after `from_index`, and when: nudge steps
-    /// are skipped when nudges are off and timed to the member's day.
-    fn next_step(
-        &self,
-        policy: &EscalationPolicy,
-        start: i64,
-        from_index: i64,
-    ) -> Option<(i64, i64)> {
-        let from = usize::try_from(from_index).unwrap_or(usize::MAX);
-        policy
-            .steps
-            .iter()
-            .enumerate()
-            .skip(from)
-            .find_map(|(i, step)| {
-                let due = start + step.after_hours * HOUR_MS;
-                let index = i64::try_from(i).unwrap_or(i64::MAX);
-                match step.action {
-                    StepAction::Nudge if self.nudges_enabled == 0 => None,
-                    StepAction::Nudge => Some((
-                        index,
-                        member_moment(due, &self.quiet(), self.reminder_time_min),
-                    )),
-                    StepAction::AlertWorker => Some((index, due)),
-                }
-            })
+    /// When a nudge that falls due at `due` may reach the member, seen at
+    /// `now`: the reminder time or the end of quiet hours, counted from the
+    /// due time or from the policy change that made it past due; never in
+    /// quiet hours; at most one nudge per local day.
+    fn nudge_moment(&self, due: i64, now: i64) -> i64 {
+        let quiet = self.quiet();
+        let mut at = member_moment(
+            due.max(self.policy_changed_at),
+            &quiet,
+            self.reminder_time_min,
+        );
+        if at <= now && quiet.is_quiet(now) {
+            at = member_moment(now, &quiet, self.reminder_time_min);
+        }
+        if let Some(last) = self.last_nudge_at
+            && local_day(at.max(now), &self.time_zone) == local_day(last, &self.time_zone)
+        {
+            let next_day = local_day(last, &self.time_zone)
+                .tomorrow()
+                .ok()
+                .and_then(|d| {
+                    d.to_zoned(jiff::tz::TimeZone::get(&self.time_zone).ok()?)
+                        .ok()
+                })
+                .map_or(last + 24 * HOUR_MS, |z| z.timestamp().as_millisecond());
+            at = member_moment(next_day, &quiet, self.reminder_time_min);
+        }
+        at
+    }
+
+    /// The next nudge still to come in this silence, and its moment.
+    fn next_nudge(&self, ladder: &Ladder, start: i64, done: Progress, now: i64) -> Option<i64> {
+        if self.nudges_enabled == 0 {
+            return None;
+        }
+        let step = ladder.next_after(StepAction::Nudge, done.nudge)?;
+        Some(self.nudge_moment(start + step.after_hours * HOUR_MS, now))
+    }
+
+    /// The next alert step still to come in this silence: the policy's time.
+    fn next_alert(ladder: &Ladder, start: i64, done: Progress) -> Option<i64> {
+        ladder
+            .next_after(StepAction::AlertWorker, done.alert)
+            .map(|s| start + s.after_hours * HOUR_MS)
     }
 }
 
-/// Recomputes a membership's next due step: after activity, a step firing, a
-/// change to away-until or settings, or a change to the circle's policy.
-pub async fn reschedule(conn: &mut AnyConnection, membership_id: &str) -> Result<(), sqlx::Error> {
+/// Recomputes a membership's next due step: after a step fired, a change to
+/// away-until or settings, or a change to the circle's policy.
+pub async fn reschedule(
+    conn: &mut AnyConnection,
+    membership_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     let Some(state) = load(conn, membership_id).await? else {
         return Ok(());
     };
-    let (start, index) = state.position();
-    write_schedule(conn, &state, start, index).await
+    let start = state.silence_start();
+    let done = progress(conn, &state, start).await?;
+    write_schedule(conn, &state, start, done, now).await
 }
 
 async fn write_schedule(
     conn: &mut AnyConnection,
     state: &MemberState,
     start: i64,
-    index: i64,
+    done: Progress,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
     let next = match (state.watched(), state.policy()) {
-        (true, Some(policy)) => state.next_step(&policy, start, index),
+        (true, Some(policy)) => {
+            let ladder = Ladder::new(&policy);
+            let nudge = state.next_nudge(&ladder, start, done, now);
+            let alert = MemberState::next_alert(&ladder, start, done);
+            nudge.into_iter().chain(alert).min()
+        }
         _ => None,
     };
     // `last_activity_at` goes along: activity changes it in memory first
     // (see `on_activity`), so one statement records both. Never backwards:
     // a scheduler holding an older copy must not undo newer activity.
     sqlx::query(
-        "UPDATE memberships SET silence_start_at = $1, next_step_index = $2, next_step_due_at = $3,
+        "UPDATE memberships SET silence_start_at = $1, next_step_index = 0, next_step_due_at = $2,
                 schedule_lease_until = NULL,
-                last_activity_at = CASE WHEN last_activity_at > $4 THEN last_activity_at ELSE $4 END,
-                updated_at = CASE WHEN updated_at > $5 THEN updated_at ELSE $5 END
-         WHERE id = $6",
+                last_activity_at = CASE WHEN last_activity_at > $3 THEN last_activity_at ELSE $3 END,
+                updated_at = CASE WHEN updated_at > $4 THEN updated_at ELSE $4 END
+         WHERE id = $5",
     )
     .bind(start)
-    .bind(next.map(|(i, _)| i).unwrap_or(index))
-    .bind(next.map(|(_, due)| due))
+    .bind(next)
     .bind(state.last_activity_at)
     .bind(state.updated_at)
     .bind(&state.id)
@@ -175,6 +251,7 @@ async fn write_schedule(
 pub async fn reschedule_account(
     conn: &mut AnyConnection,
     account_id: &str,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
     let ids: Vec<String> =
         sqlx::query_scalar("SELECT id FROM memberships WHERE account_id = $1 AND left_at IS NULL")
@@ -182,25 +259,78 @@ pub async fn reschedule_account(
             .fetch_all(&mut *conn)
             .await?;
     for id in ids {
-        reschedule(conn, &id).await?;
+        reschedule(conn, &id, now).await?;
     }
     Ok(())
 }
 
-/// Reschedules every membership of a circle (its policy changed).
-pub async fn reschedule_circle(
+/// The circle's escalation policy changed: steps already past due count
+/// from now, and every membership is rescheduled (its progress maps onto
+/// the new policy by time).
+pub async fn policy_changed(
     conn: &mut AnyConnection,
     circle_id: &str,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE circles SET policy_changed_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(circle_id)
+        .execute(&mut *conn)
+        .await?;
     let ids: Vec<String> =
         sqlx::query_scalar("SELECT id FROM memberships WHERE circle_id = $1 AND left_at IS NULL")
             .bind(circle_id)
             .fetch_all(&mut *conn)
             .await?;
     for id in ids {
-        reschedule(conn, &id).await?;
+        reschedule(conn, &id, now).await?;
     }
     Ok(())
+}
+
+/// Sets or ends a break. `None` ends it now (the silence starts again now);
+/// a break that begins withdraws the pushes about this silence still
+/// waiting, since nothing about a member goes out while they are away (the
+/// inbox keeps them).
+pub async fn set_away(
+    conn: &mut AnyConnection,
+    membership_id: &str,
+    until: Option<i64>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    match until {
+        Some(until) => {
+            sqlx::query("UPDATE memberships SET away_until = $1, updated_at = $2 WHERE id = $3")
+                .bind(until)
+                .bind(now)
+                .bind(membership_id)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(
+                "UPDATE deliveries SET status = 'superseded', outcome = 'member_away', updated_at = $1
+                 WHERE status = 'pending' AND notification_id IN (
+                     SELECT n.id FROM notifications n
+                     WHERE n.membership_id = $2 AND (n.kind = 'nudge'
+                        OR (n.kind IN ('alert', 'alert_escalated') AND EXISTS (
+                            SELECT 1 FROM alerts al WHERE al.id = n.alert_id AND al.reason = 'silence'))))",
+            )
+            .bind(now)
+            .bind(membership_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        // Ending a break that is on: it ends now. No break: nothing changes.
+        None => {
+            sqlx::query(
+                "UPDATE memberships SET away_until = $1, updated_at = $1 WHERE id = $2 AND away_until > $1",
+            )
+            .bind(now)
+            .bind(membership_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    reschedule(conn, membership_id, now).await
 }
 
 /// Activity ended a silence: open silence alerts resolve themselves with an
@@ -235,22 +365,118 @@ pub async fn on_activity(
         .bind(&alert_id)
         .execute(&mut *conn)
         .await?;
-        tell_workers(
-            conn,
-            &state,
-            now,
-            NotificationKind::AllClear,
-            &alert_id,
-            TextParams::default(),
-            false,
-        )
-        .await?;
+        all_clear(conn, &state, &alert_id, now).await?;
     }
-    let (start, index) = state.position();
-    write_schedule(conn, &state, start, index).await
+    let start = state.silence_start();
+    let done = progress(conn, &state, start).await?;
+    write_schedule(conn, &state, start, done, now).await
 }
 
-/// Fires the membership's step if it is due. Returns whether a step fired.
+/// The all clear goes to every worker's inbox; it is pushed only to those
+/// who were pushed about the alert (an alert resolved before its push went
+/// out is never pushed, nor is its all clear).
+async fn all_clear(
+    conn: &mut AnyConnection,
+    state: &MemberState,
+    alert_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    for worker in workers(conn, &state.circle_id).await? {
+        let pushed: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM notifications n JOIN deliveries d ON d.notification_id = n.id
+             WHERE n.alert_id = $1 AND n.account_id = $2 AND n.kind <> 'all_clear'
+               AND d.status IN ('delivered', 'failed', 'dropped', 'expired')",
+        )
+        .bind(alert_id)
+        .bind(&worker.account_id)
+        .fetch_one(&mut *conn)
+        .await?;
+        let mut out = alert_notice(
+            state,
+            worker.account_id.clone(),
+            NotificationKind::AllClear,
+            alert_id,
+            TextParams::default(),
+            worker.hours.next_working(now),
+        );
+        out.inbox_only = pushed == 0;
+        notify(conn, now, &out).await?;
+    }
+    Ok(())
+}
+
+/// Records a step (and the earlier ones it stands for) as fired. Returns
+/// false when another scheduler, or an earlier try, already fired it.
+async fn claim_step(
+    conn: &mut AnyConnection,
+    state: &MemberState,
+    start: i64,
+    step: Step,
+    covered: &[Step],
+    outcome: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    // The exactly-once gate: a second scheduler, or a retry after a crash,
+    // finds the row and fires nothing.
+    let claimed = insert_step(conn, &state.id, start, step, outcome, now).await?;
+    if claimed {
+        for &earlier in covered {
+            insert_step(conn, &state.id, start, earlier, "merged", now).await?;
+        }
+    }
+    Ok(claimed)
+}
+
+async fn insert_step(
+    conn: &mut AnyConnection,
+    membership_id: &str,
+    start: i64,
+    step: Step,
+    outcome: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "INSERT INTO silence_steps (membership_id, silence_start, step_key, action, outcome, fired_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (membership_id, silence_start, step_key) DO NOTHING",
+    )
+    .bind(membership_id)
+    .bind(start)
+    .bind(step.key())
+    .bind(step.action_name())
+    .bind(outcome)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+async fn record_step(
+    conn: &mut AnyConnection,
+    membership_id: &str,
+    start: i64,
+    step: Step,
+    outcome: &str,
+    notification_id: Option<String>,
+    alert_id: Option<String>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE silence_steps SET outcome = $1, notification_id = $2, alert_id = $3
+         WHERE membership_id = $4 AND silence_start = $5 AND step_key = $6",
+    )
+    .bind(outcome)
+    .bind(notification_id)
+    .bind(alert_id)
+    .bind(membership_id)
+    .bind(start)
+    .bind(step.key())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Fires the membership's steps that are due. Returns whether one fired.
 pub async fn fire_due(
     conn: &mut AnyConnection,
     membership_id: &str,
@@ -259,96 +485,86 @@ pub async fn fire_due(
     let Some(state) = load(conn, membership_id).await? else {
         return Ok(false);
     };
-    let (start, index) = state.position();
+    let start = state.silence_start();
+    let mut done = progress(conn, &state, start).await?;
     let (Some(policy), true) = (state.policy(), state.watched()) else {
-        write_schedule(conn, &state, start, index).await?;
+        write_schedule(conn, &state, start, done, now).await?;
         return Ok(false);
     };
-    let Some((step_index, due)) = state.next_step(&policy, start, index) else {
-        write_schedule(conn, &state, start, index).await?;
-        return Ok(false);
-    };
-    if due > now {
-        write_schedule(conn, &state, start, step_index).await?;
-        return Ok(false);
+    let ladder = Ladder::new(&policy);
+    let mut fired = false;
+
+    // Alerts first: they never wait for a nudge.
+    if let Some((step, covered)) = ladder.due_by(StepAction::AlertWorker, done.alert, now - start) {
+        if claim_step(conn, &state, start, step, &covered, "pending", now).await? {
+            let (outcome, alert_id) =
+                alert(conn, &state, &policy, &ladder, step, start, now).await?;
+            record_step(conn, &state.id, start, step, outcome, None, alert_id).await?;
+            fired = true;
+        }
+        done.advance(step);
     }
-    let action = policy.steps[usize::try_from(step_index).unwrap_or(0)].action;
-    let action_name = match action {
-        StepAction::Nudge => "nudge",
-        StepAction::AlertWorker => "alert_worker",
-    };
-    // The exactly-once gate: a second scheduler, or a retry after a crash,
-    // finds the row and fires nothing.
-    let claimed = sqlx::query(
-        "INSERT INTO silence_steps (membership_id, silence_start, step_index, action, outcome, fired_at)
-         VALUES ($1, $2, $3, $4, 'pending', $5)
-         ON CONFLICT (membership_id, silence_start, step_index) DO NOTHING",
-    )
-    .bind(&state.id)
-    .bind(start)
-    .bind(step_index)
-    .bind(action_name)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1;
-    if claimed {
-        let (outcome, notification_id, alert_id) = match action {
-            StepAction::Nudge => nudge(conn, &state, now).await?,
-            StepAction::AlertWorker => alert(conn, &state, &policy, start, now).await?,
-        };
-        sqlx::query(
-            "UPDATE silence_steps SET outcome = $1, notification_id = $2, alert_id = $3
-             WHERE membership_id = $4 AND silence_start = $5 AND step_index = $6",
-        )
-        .bind(outcome)
-        .bind(notification_id)
-        .bind(alert_id)
-        .bind(&state.id)
-        .bind(start)
-        .bind(step_index)
-        .execute(&mut *conn)
-        .await?;
+
+    let mut nudged = false;
+    if let Some(moment) = state.next_nudge(&ladder, start, done, now)
+        && moment <= now
+        && let Some((step, covered)) = ladder.due_by(StepAction::Nudge, done.nudge, now - start)
+    {
+        if claim_step(conn, &state, start, step, &covered, "pending", now).await? {
+            let notification_id = nudge(conn, &state, now).await?;
+            record_step(
+                conn,
+                &state.id,
+                start,
+                step,
+                "nudged",
+                Some(notification_id),
+                None,
+            )
+            .await?;
+            fired = true;
+            nudged = true;
+        }
+        done.advance(step);
     }
-    write_schedule(conn, &state, start, step_index + 1).await?;
-    Ok(claimed)
+
+    // The schedule is written from what was loaded: a nudge just sent moved
+    // the account's day, so the state is read again for it.
+    let fresh = if nudged {
+        load(conn, membership_id).await?
+    } else {
+        None
+    };
+    write_schedule(conn, fresh.as_ref().unwrap_or(&state), start, done, now).await?;
+    Ok(fired)
 }
 
-/// A gentle reminder, at most one a day per member across their circles: a
-/// second circle's nudge on the same local day merges into the first.
+/// A gentle reminder, at most one a day per member across their circles:
+/// other circles whose nudge is due now go in the same message (and are
+/// recorded as merged there); a later one waits for the next day.
 async fn nudge(
     conn: &mut AnyConnection,
     state: &MemberState,
     now: i64,
-) -> Result<(&'static str, Option<String>, Option<String>), sqlx::Error> {
-    if state
-        .last_nudge_at
-        .is_some_and(|last| local_day(last, &state.time_zone) == local_day(now, &state.time_zone))
-    {
-        return Ok(("merged", None, None));
-    }
-    // Circles whose nudge falls due later today go in the same message.
-    let tomorrow = local_day(now, &state.time_zone)
-        .tomorrow()
-        .ok()
-        .and_then(|d| {
-            d.to_zoned(jiff::tz::TimeZone::get(&state.time_zone).ok()?)
-                .ok()
-        })
-        .map(|z| z.timestamp().as_millisecond())
-        .unwrap_or(now + 86_400_000);
+) -> Result<String, sqlx::Error> {
     let others: Vec<String> = sqlx::query_scalar(
-        "SELECT c.name FROM memberships m JOIN circles c ON c.id = m.circle_id
+        "SELECT m.id FROM memberships m JOIN circles c ON c.id = m.circle_id
          WHERE m.account_id = $1 AND m.id <> $2 AND m.left_at IS NULL AND m.role = 'member'
-           AND m.next_step_due_at IS NOT NULL AND m.next_step_due_at < $3
+           AND m.nudges_enabled = 1 AND (m.away_until IS NULL OR m.away_until <= $3)
+           AND m.next_step_due_at IS NOT NULL AND m.next_step_due_at <= $3
          ORDER BY c.name",
     )
     .bind(&state.account_id)
     .bind(&state.id)
-    .bind(tomorrow)
+    .bind(now)
     .fetch_all(&mut *conn)
     .await?;
+    let mut names = vec![state.circle_name.clone()];
+    for other_id in others {
+        if let Some(name) = merge_nudge(conn, &other_id, now).await? {
+            names.push(name);
+        }
+    }
     let texts = if state.locale == "en" {
         NUDGES_EN
     } else {
@@ -360,8 +576,6 @@ async fn nudge(
     if Some(pick) == state.last_nudge_text {
         pick = (pick + 1 + fastrand::i64(0..count - 1)) % count;
     }
-    let mut names = vec![state.circle_name.clone()];
-    names.extend(others);
     let out = Outgoing {
         account_id: state.account_id.clone(),
         kind: NotificationKind::Nudge,
@@ -377,6 +591,7 @@ async fn nudge(
         membership_id: Some(state.id.clone()),
         alert_id: None,
         deliver_at: None,
+        inbox_only: false,
     };
     let id = notify(conn, now, &out).await?;
     sqlx::query("UPDATE accounts SET last_nudge_at = $1, last_nudge_text = $2 WHERE id = $3")
@@ -385,26 +600,85 @@ async fn nudge(
         .bind(&state.account_id)
         .execute(&mut *conn)
         .await?;
-    Ok(("nudged", Some(id), None))
+    Ok(id)
 }
 
-/// The working hours that count for a circle's alerts: those of its first
-/// worker (a circle without workers uses office hours in Amsterdam).
+/// Another circle's nudge due now rides along in this one: recorded as
+/// merged; returns the circle's name when it did.
+async fn merge_nudge(
+    conn: &mut AnyConnection,
+    membership_id: &str,
+    now: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    let Some(state) = load(conn, membership_id).await? else {
+        return Ok(None);
+    };
+    let Some(policy) = state.policy() else {
+        return Ok(None);
+    };
+    let ladder = Ladder::new(&policy);
+    let start = state.silence_start();
+    let mut done = progress(conn, &state, start).await?;
+    let ready = state
+        .next_nudge(&ladder, start, done, now)
+        .is_some_and(|m| m <= now);
+    let Some((step, covered)) = ladder
+        .due_by(StepAction::Nudge, done.nudge, now - start)
+        .filter(|_| ready && state.watched())
+    else {
+        return Ok(None);
+    };
+    if !claim_step(conn, &state, start, step, &covered, "merged", now).await? {
+        return Ok(None);
+    }
+    done.advance(step);
+    write_schedule(conn, &state, start, done, now).await?;
+    Ok(Some(state.circle_name))
+}
+
+/// A staff member who is told about alerts, with their working hours.
+struct Recipient {
+    account_id: String,
+    hours: WorkingHours,
+}
+
+async fn recipients(
+    conn: &mut AnyConnection,
+    sql: &'static str,
+    key: &str,
+) -> Result<Vec<Recipient>, sqlx::Error> {
+    let rows: Vec<(String, String, String, i64, i64)> =
+        sqlx::query_as(sql).bind(key).fetch_all(&mut *conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(account_id, tz, days, start, end)| Recipient {
+            account_id,
+            hours: working_hours(tz, &days, start, end),
+        })
+        .collect())
+}
+
+/// The circle's active workers.
+async fn workers(conn: &mut AnyConnection, circle_id: &str) -> Result<Vec<Recipient>, sqlx::Error> {
+    recipients(
+        conn,
+        "SELECT a.id, a.time_zone, a.work_days, a.work_start_min, a.work_end_min
+         FROM memberships m JOIN accounts a ON a.id = m.account_id
+         WHERE m.circle_id = $1 AND m.role = 'worker' AND m.left_at IS NULL AND a.deactivated_at IS NULL
+         ORDER BY m.joined_at, m.id",
+        circle_id,
+    )
+    .await
+}
+
+/// The working hours that count for a circle's escalation: those of its
+/// first worker (a circle without workers uses office hours in Amsterdam).
 async fn circle_working_hours(
     conn: &mut AnyConnection,
     circle_id: &str,
 ) -> Result<WorkingHours, sqlx::Error> {
-    let row: Option<(String, String, i64, i64)> = sqlx::query_as(
-        "SELECT a.time_zone, a.work_days, a.work_start_min, a.work_end_min
-         FROM memberships m JOIN accounts a ON a.id = m.account_id
-         WHERE m.circle_id = $1 AND m.role = 'worker' AND m.left_at IS NULL
-         ORDER BY m.joined_at, m.id LIMIT 1",
-    )
-    .bind(circle_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(match row {
-        Some((tz, days, start, end)) => working_hours(tz, &days, start, end),
+    Ok(match workers(conn, circle_id).await?.into_iter().next() {
+        Some(first) => first.hours,
         None => working_hours("Europe/Amsterdam".into(), "12345", 540, 1020),
     })
 }
@@ -418,41 +692,77 @@ pub fn working_hours(time_zone: String, days: &str, start_min: i64, end_min: i64
     }
 }
 
-/// Opens an alert (or reuses the open one) and tells the circle's workers.
+async fn escalate_at(
+    conn: &mut AnyConnection,
+    circle_id: &str,
+    policy: &EscalationPolicy,
+    now: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    Ok(match policy.coordinator_after_working_hours {
+        Some(hours) => Some(
+            circle_working_hours(conn, circle_id)
+                .await?
+                .add_working_hours(now, hours),
+        ),
+        None => None,
+    })
+}
+
+/// An alert step: opens an alert, or, while one is still open, tells the
+/// workers again on it ("still quiet"). A snoozed alert stays snoozed.
 async fn alert(
     conn: &mut AnyConnection,
     state: &MemberState,
     policy: &EscalationPolicy,
+    ladder: &Ladder<'_>,
+    step: Step,
     start: i64,
     now: i64,
-) -> Result<(&'static str, Option<String>, Option<String>), sqlx::Error> {
-    let existing: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM alerts WHERE membership_id = $1 AND reason = 'silence' AND status <> 'resolved'",
+) -> Result<(&'static str, Option<String>), sqlx::Error> {
+    let params = TextParams {
+        quiet_ms: now - start,
+        note: Some(if ladder.is_repeat(step.after_hours) {
+            AlertNote::StillQuiet
+        } else {
+            AlertNote::Silence
+        }),
+        ..Default::default()
+    };
+    let existing: Option<(String, String)> = sqlx::query_as(
+        "SELECT id, status FROM alerts WHERE membership_id = $1 AND reason = 'silence' AND status <> 'resolved'
+         ORDER BY opened_at DESC LIMIT 1",
     )
     .bind(&state.id)
     .fetch_optional(&mut *conn)
     .await?;
-    if let Some(id) = existing {
-        return Ok(("alerted", None, Some(id)));
+    if let Some((id, status)) = existing {
+        if status == "snoozed" {
+            return Ok(("snoozed", Some(id)));
+        }
+        // Something new about an open alert: the workers hear it, and an
+        // unacknowledged alert whose escalation a break paused gets it back.
+        let escalate = escalate_at(conn, &state.circle_id, policy, now).await?;
+        sqlx::query(
+            "UPDATE alerts SET last_notified_at = $1, updated_at = $1,
+                    escalate_at = CASE WHEN acknowledged_at IS NULL AND escalated_at IS NULL AND escalate_at IS NULL
+                                       THEN $2 ELSE escalate_at END
+             WHERE id = $3",
+        )
+        .bind(now)
+        .bind(escalate)
+        .bind(&id)
+        .execute(&mut *conn)
+        .await?;
+        let params = TextParams {
+            note: Some(AlertNote::StillQuiet),
+            ..params
+        };
+        tell_workers(conn, state, now, &id, params, false).await?;
+        return Ok(("renotified", Some(id)));
     }
     let id = open_alert(conn, state, policy, "silence", Some(start), now).await?;
-    let days = (now - start) / 86_400_000;
-    let params = TextParams {
-        count: days,
-        reaction: Some("silence".into()),
-        ..Default::default()
-    };
-    tell_workers(
-        conn,
-        state,
-        now,
-        NotificationKind::Alert,
-        &id,
-        params,
-        false,
-    )
-    .await?;
-    Ok(("alerted", None, Some(id)))
+    tell_workers(conn, state, now, &id, params, false).await?;
+    Ok(("alerted", Some(id)))
 }
 
 async fn open_alert(
@@ -463,14 +773,7 @@ async fn open_alert(
     silence_start: Option<i64>,
     now: i64,
 ) -> Result<String, sqlx::Error> {
-    let escalate_at = match policy.coordinator_after_working_hours {
-        Some(hours) => Some(
-            circle_working_hours(conn, &state.circle_id)
-                .await?
-                .add_working_hours(now, hours),
-        ),
-        None => None,
-    };
+    let escalate_at = escalate_at(conn, &state.circle_id, policy, now).await?;
     let id = new_id();
     sqlx::query(
         "INSERT INTO alerts (id, organisation_id, circle_id, membership_id, reason, status, silence_start, opened_at,
@@ -491,37 +794,31 @@ async fn open_alert(
     Ok(id)
 }
 
-/// Notifies every active worker of the circle: silence alerts inside each
-/// worker's working hours, urgent ones at once.
+/// Notifies every active worker of the circle about an alert: inside each
+/// worker's own working hours, urgent ones at once.
 async fn tell_workers(
     conn: &mut AnyConnection,
     state: &MemberState,
     now: i64,
-    kind: NotificationKind,
     alert_id: &str,
     params: TextParams,
     urgent: bool,
 ) -> Result<(), sqlx::Error> {
-    let workers: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
-        "SELECT a.id, a.time_zone, a.work_days, a.work_start_min, a.work_end_min
-         FROM memberships m JOIN accounts a ON a.id = m.account_id
-         WHERE m.circle_id = $1 AND m.role = 'worker' AND m.left_at IS NULL AND a.deactivated_at IS NULL",
-    )
-    .bind(&state.circle_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    for (account_id, tz, days, start, end) in workers {
+    for worker in workers(conn, &state.circle_id).await? {
         let at = if urgent {
             now
         } else {
-            working_hours(tz, &days, start, end).next_working(now)
+            worker.hours.next_working(now)
         };
-        notify(
-            conn,
-            now,
-            &alert_notice(state, account_id, kind, alert_id, params.clone(), at),
-        )
-        .await?;
+        let out = alert_notice(
+            state,
+            worker.account_id,
+            NotificationKind::Alert,
+            alert_id,
+            params.clone(),
+            at,
+        );
+        notify(conn, now, &out).await?;
     }
     Ok(())
 }
@@ -547,10 +844,13 @@ fn alert_notice(
         membership_id: Some(state.id.clone()),
         alert_id: Some(alert_id.to_owned()),
         deliver_at: Some(deliver_at),
+        inbox_only: false,
     }
 }
 
-/// "I would like contact": an alert at once, whatever the hour.
+/// "I would like contact": every request opens an alert of its own and
+/// reaches the workers at once, whatever the hour, also while an earlier
+/// request is still open or the member is on a break (they asked).
 pub async fn contact_request(
     conn: &mut AnyConnection,
     membership_id: &str,
@@ -559,41 +859,55 @@ pub async fn contact_request(
     let Some(state) = load(conn, membership_id).await? else {
         return Ok(());
     };
-    let existing: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM alerts WHERE membership_id = $1 AND reason = 'contact_request' AND status <> 'resolved'",
-    )
-    .bind(membership_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if existing.is_some() {
-        return Ok(());
-    }
     let policy = state
         .policy()
         .unwrap_or_else(|| EscalationPolicy::default_for(2));
     let id = open_alert(conn, &state, &policy, "contact_request", None, now).await?;
     let params = TextParams {
-        reaction: Some("contact_request".into()),
+        note: Some(AlertNote::ContactRequest),
         ..Default::default()
     };
-    tell_workers(
-        conn,
-        &state,
-        now,
-        NotificationKind::Alert,
-        &id,
-        params,
-        true,
-    )
-    .await
+    tell_workers(conn, &state, now, &id, params, true).await
 }
 
-/// Alerts nobody acknowledged in time go to the coordinators, once.
+/// The alert's membership, and whether it is a silence alert.
+async fn alert_subject(
+    conn: &mut AnyConnection,
+    alert_id: &str,
+) -> Result<Option<(MemberState, bool)>, sqlx::Error> {
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT membership_id, reason FROM alerts WHERE id = $1")
+            .bind(alert_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((membership_id, reason)) = row else {
+        return Ok(None);
+    };
+    Ok(load(conn, &membership_id)
+        .await?
+        .map(|s| (s, reason == "silence")))
+}
+
+/// Alerts nobody acknowledged in time go to the coordinators, once, each
+/// inside their own working hours. A silence alert about a member on a break
+/// does not escalate: its escalation pauses until the workers are told
+/// something new about it.
 pub async fn escalate(
     conn: &mut AnyConnection,
     alert_id: &str,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
+    let Some((state, silence)) = alert_subject(conn, alert_id).await? else {
+        return Ok(false);
+    };
+    if silence && state.away_at(now) {
+        sqlx::query("UPDATE alerts SET escalate_at = NULL, updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(alert_id)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(false);
+    }
     let taken = sqlx::query(
         "UPDATE alerts SET escalated_at = $1, updated_at = $1
          WHERE id = $2 AND escalated_at IS NULL AND status = 'open' AND acknowledged_at IS NULL
@@ -608,28 +922,22 @@ pub async fn escalate(
     if !taken {
         return Ok(false);
     }
-    let membership_id: String =
-        sqlx::query_scalar("SELECT membership_id FROM alerts WHERE id = $1")
-            .bind(alert_id)
-            .fetch_one(&mut *conn)
-            .await?;
-    let Some(state) = load(conn, &membership_id).await? else {
-        return Ok(true);
-    };
-    let coordinators: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM accounts WHERE organisation_id = $1 AND role = 'coordinator' AND deactivated_at IS NULL",
+    let coordinators = recipients(
+        conn,
+        "SELECT id, time_zone, work_days, work_start_min, work_end_min FROM accounts
+         WHERE organisation_id = $1 AND role = 'coordinator' AND deactivated_at IS NULL",
+        &state.organisation_id,
     )
-    .bind(&state.organisation_id)
-    .fetch_all(&mut *conn)
     .await?;
-    for account_id in coordinators {
+    for coordinator in coordinators {
+        let at = coordinator.hours.next_working(now);
         let out = alert_notice(
             &state,
-            account_id,
+            coordinator.account_id,
             NotificationKind::AlertEscalated,
             alert_id,
             TextParams::default(),
-            now,
+            at,
         );
         notify(conn, now, &out).await?;
     }
@@ -637,10 +945,25 @@ pub async fn escalate(
     Ok(true)
 }
 
-/// A snooze ran out: the alert is open again and the workers hear of it.
+/// A snooze ran out: the alert is open again and the workers hear of it. A
+/// silence alert about a member on a break wakes when the break ends.
 pub async fn wake(conn: &mut AnyConnection, alert_id: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let Some((state, silence)) = alert_subject(conn, alert_id).await? else {
+        return Ok(false);
+    };
+    if silence && let Some(until) = state.away_until.filter(|&a| a > now) {
+        sqlx::query(
+            "UPDATE alerts SET snoozed_until = $1, updated_at = $2 WHERE id = $3 AND status = 'snoozed'",
+        )
+        .bind(until)
+        .bind(now)
+        .bind(alert_id)
+        .execute(&mut *conn)
+        .await?;
+        return Ok(false);
+    }
     let woke = sqlx::query(
-        "UPDATE alerts SET status = 'open', snoozed_until = NULL, updated_at = $1
+        "UPDATE alerts SET status = 'open', snoozed_until = NULL, last_notified_at = $1, updated_at = $1
          WHERE id = $2 AND status = 'snoozed' AND snoozed_until <= $1",
     )
     .bind(now)
@@ -650,27 +973,11 @@ pub async fn wake(conn: &mut AnyConnection, alert_id: &str, now: i64) -> Result<
     .rows_affected()
         == 1;
     if woke {
-        let membership_id: String =
-            sqlx::query_scalar("SELECT membership_id FROM alerts WHERE id = $1")
-                .bind(alert_id)
-                .fetch_one(&mut *conn)
-                .await?;
-        if let Some(state) = load(conn, &membership_id).await? {
-            let params = TextParams {
-                count: (now - state.silence_start()) / 86_400_000,
-                ..Default::default()
-            };
-            tell_workers(
-                conn,
-                &state,
-                now,
-                NotificationKind::Alert,
-                alert_id,
-                params,
-                false,
-            )
-            .await?;
-        }
+        let params = TextParams {
+            note: Some(AlertNote::SnoozeOver),
+            ..Default::default()
+        };
+        tell_workers(conn, &state, now, alert_id, params, false).await?;
     }
     Ok(woke)
 }

@@ -4,11 +4,13 @@
 //! at a moment that respects the person.
 //!
 //! - [`timing`]: reminder times and working hours in each person's zone.
+//! - [`ladder`]: the policy's steps and the repeats after them, by time.
 //! - [`engine`]: scheduling and firing steps, alerts, escalation.
 //! - [`alerts`]: the workers' alert API and the circle overview.
 
 pub mod alerts;
 pub mod engine;
+pub mod ladder;
 pub mod timing;
 
 use utoipa_axum::router::OpenApiRouter;

@@ -41,11 +41,14 @@ pub fn member_moment(due: i64, quiet: &QuietWindow, reminder_min: Option<i64>) -
             let zone = tz(&quiet.time_zone);
             let day = local(&zone, due).date();
             let today = at(&zone, day, minutes);
-            if today >= due {
+            let moment = if today >= due {
                 today
             } else {
                 at(&zone, day.tomorrow().unwrap_or(day), minutes)
-            }
+            };
+            // A reminder time inside quiet hours is refused on the way in;
+            // one stored before that rule still never fires in them.
+            quiet.next_allowed(moment)
         }
         None => quiet.next_allowed(due),
     }

@@ -18,3 +18,5 @@ mod push;
 mod push_failures;
 mod read_cache;
 mod silence;
+mod silence_rules;
+mod simulation;
