@@ -175,12 +175,14 @@ async fn kring_rate(config: &Config, kind: Kind<'_>, mocks: &Mocks, messages: us
                 reaction: None,
                 message: Some("Hoe gaat het deze week?".into()),
                 count: 1,
+                ..Default::default()
             },
             circle_id: None,
             post_id: None,
             membership_id: None,
             alert_id: None,
             deliver_at: Some(now),
+            inbox_only: false,
         };
         notify(&mut tx, now, &out).await.expect("notify");
     }

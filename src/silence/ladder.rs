@@ -35,7 +35,7 @@ impl Step {
 
     /// The step a stored key stands for; legacy negative keys stand for none.
     pub fn from_key(key: i64) -> Option<Self> {
-        (key >= 0).then(|| Self {
+        (key >= 0).then_some(Self {
             action: if key % 2 == 1 {
                 StepAction::AlertWorker
             } else {

@@ -392,7 +392,7 @@ impl Sim {
     async fn worker_round(&mut self, w: usize, t: i64) {
         let token = self.workers[w].person.access.clone();
         let mut cursor: Option<String> = None;
-        let mut ids = Vec::new();
+        let mut alerts = Vec::new();
         loop {
             let path = match &cursor {
                 Some(c) => format!("/v1/alerts?limit=50&cursor={c}"),
@@ -400,14 +400,18 @@ impl Sim {
             };
             let r = self.app.get(&path, Some(&token)).await.expect(200);
             for a in r.body["items"].as_array().expect("items") {
-                ids.push(a["id"].as_str().expect("id").to_owned());
+                let key = |f: &str| a[f].as_str().unwrap_or_default().to_owned();
+                alerts.push((key("opened_at"), key("pseudonym"), key("reason"), key("id")));
             }
             match r.body["next_cursor"].as_str() {
                 Some(c) => cursor = Some(c.to_owned()),
                 None => break,
             }
         }
-        for id in ids {
+        // Ids are random: the order that draws from the seed is by what the
+        // worker sees, so a run repeats exactly.
+        alerts.sort();
+        for (_, _, _, id) in alerts {
             match self.rng.u8(0..10) {
                 0..=2 => {
                     self.app
@@ -623,7 +627,8 @@ impl Sim {
 
         // Pushes sent in this window: nudges outside quiet hours and breaks;
         // silence news to staff inside the recipient's working hours.
-        let pushes: Vec<(String, Option<String>, String, Option<String>, i64)> = sqlx::query_as(
+        type Push = (String, Option<String>, String, Option<String>, i64);
+        let pushes: Vec<Push> = sqlx::query_as(
             "SELECT n.kind, n.membership_id, n.account_id, al.reason, d.sent_at
              FROM deliveries d JOIN notifications n ON n.id = d.notification_id
              LEFT JOIN alerts al ON al.id = n.alert_id
