@@ -30,11 +30,16 @@ async fn circles_have_a_rhythm_and_a_validated_policy(backend: Backend) {
             {"after_hours": 48, "action": "nudge"},
             {"after_hours": 72, "action": "nudge"},
             {"after_hours": 96, "action": "alert_worker"}],
-            "coordinator_after_working_hours": 8})
+            "coordinator_after_working_hours": 8, "realert_after_days": 7})
     );
     assert_eq!(r.body["checkin_visibility"], "workers");
     assert_eq!(r.body["agreement"]["version"], 1);
-    assert!(r.str("/agreement/text").contains("4 dagen"), "{}", r.body);
+    let text = r.str("/agreement/text");
+    assert!(text.contains("4 dagen"), "{}", r.body);
+    // The agreement states the repeats and the break rule.
+    assert!(text.contains("elke 7 dagen opnieuw"), "{text}");
+    assert!(text.contains("eens per twee weken"), "{text}");
+    assert!(text.contains("pauze"), "{text}");
     assert_eq!(r.body["my_membership"]["role"], "worker");
     let circle = r.str("/id");
 
@@ -46,7 +51,8 @@ async fn circles_have_a_rhythm_and_a_validated_policy(backend: Backend) {
             json!({"name": "", "rhythm_days": 15, "language": "de",
                    "escalation_policy": {"steps": [{"after_hours": 48, "action": "nudge"},
                                                     {"after_hours": 24, "action": "nudge"}],
-                                         "coordinator_after_working_hours": 8}}),
+                                         "coordinator_after_working_hours": 8,
+                                         "realert_after_days": 0}}),
         )
         .await
         .expect_problem(422, "validation_failed");
@@ -57,6 +63,7 @@ async fn circles_have_a_rhythm_and_a_validated_policy(backend: Backend) {
             "language",
             "rhythm_days",
             "escalation_policy.steps[1].after_hours",
+            "escalation_policy.realert_after_days",
             "escalation_policy.coordinator_after_working_hours"
         ]
     );
