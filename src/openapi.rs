@@ -93,7 +93,7 @@ macro_rules! problem_responses {
 }
 
 problem_responses! {
-    BadRequest => "The request is malformed (for example invalid JSON or a bad header).",
+    BadRequest => "The request is malformed (for example invalid JSON, a key named twice in one object (`duplicate_key`), or a bad header).",
     Unauthorized => "No valid access token: `unauthenticated`, `invalid_token` or `token_expired` (refresh and retry).",
     Forbidden => "You can see this, but your role may not do it.",
     NotFound => "It does not exist, or you may not see it.",
