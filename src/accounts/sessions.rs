@@ -454,6 +454,21 @@ struct CodeRow {
     account_id: String,
     expires_at: i64,
     used_at: Option<i64>,
+    deactivated_at: Option<i64>,
+}
+
+/// Ends every unused one-time code of an account (it was removed).
+pub async fn revoke_codes(
+    conn: &mut AnyConnection,
+    now: i64,
+    account_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE account_codes SET used_at = $1 WHERE account_id = $2 AND used_at IS NULL")
+        .bind(now)
+        .bind(account_id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Finds and spends a one-time account code, or says why it cannot be used.
@@ -466,13 +481,23 @@ async fn spend_code(
     let invalid = || ApiError::field("code", "is not a valid code");
     let canonical = canonical_code(code).map_err(|_| invalid())?;
     let row: Option<CodeRow> = sqlx::query_as(
-        "SELECT account_id, expires_at, used_at FROM account_codes WHERE code_hash = $1 AND purpose = $2",
+        "SELECT c.account_id, c.expires_at, c.used_at, a.deactivated_at
+         FROM account_codes c JOIN accounts a ON a.id = c.account_id
+         WHERE c.code_hash = $1 AND c.purpose = $2",
     )
     .bind(hash_token(&canonical))
     .bind(purpose)
     .fetch_optional(&mut *conn)
     .await?;
     let row = row.ok_or_else(invalid)?;
+    // Removal also marks the codes used; this says why, and holds for a
+    // code that some other path left behind.
+    if row.deactivated_at.is_some() {
+        return Err(ApiError::gone(
+            "code_revoked",
+            "This code was revoked: its account has been removed",
+        ));
+    }
     if row.used_at.is_some() {
         return Err(ApiError::gone(
             "code_used",

@@ -327,8 +327,8 @@ pub async fn setup_code(
 
 /// Coordinators: remove a staff member from the organisation.
 ///
-/// Their account is deactivated, every session is signed out, and they leave
-/// every circle they worked in. Their posts stay. You cannot remove yourself.
+/// Their account is deactivated, every session is signed out, an unused
+/// setup code stops working, and they leave every circle they worked in. Their posts stay. You cannot remove yourself.
 #[utoipa::path(
     delete, path = "/v1/organisation/staff/{account_id}", tag = "organisation",
     security(("bearer" = [])),
@@ -375,6 +375,7 @@ pub async fn remove_staff(
         .execute(&mut *tx)
         .await?;
     crate::accounts::sessions::revoke_sessions(&mut tx, now, &account_id, None, "removed").await?;
+    crate::accounts::sessions::revoke_codes(&mut tx, now, &account_id).await?;
     tx.commit().await?;
     tracing::info!(account_id = %account_id, "staff member removed");
     Ok(StatusCode::NO_CONTENT)

@@ -17,4 +17,5 @@ mod posts;
 mod push;
 mod push_failures;
 mod read_cache;
+mod sessions;
 mod silence;
