@@ -27,7 +27,7 @@ use crate::error::{FieldError, Problem};
     modifiers(&SecurityAddon),
     components(
         schemas(Problem, FieldError, crate::push::PushPayload),
-        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Gone, ValidationFailed, TooManyRequests, Internal),
+        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Gone, ResyncRequired, ValidationFailed, TooManyRequests, Internal),
     ),
     tags(
         (name = "auth", description = "Sign-in, tokens and sessions"),
@@ -99,6 +99,7 @@ problem_responses! {
     NotFound => "It does not exist, or you may not see it.",
     Conflict => "It conflicts with the current state (for example a pseudonym already taken).",
     Gone => "A code that has expired, been used up or revoked.",
+    ResyncRequired => "`resync_required`: the `sync_token` is ahead of this server (its database was restored from an older backup). Drop your copy of the list and load it again from the first page, without `since`.",
     ValidationFailed => "Fields failed validation; `errors` lists each field and why.",
     TooManyRequests => "Too many attempts; wait for `Retry-After` seconds.",
     Internal => "Something went wrong on the server; retry later.",

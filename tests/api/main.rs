@@ -19,3 +19,4 @@ mod push_failures;
 mod read_cache;
 mod sessions;
 mod silence;
+mod sync_tokens;
