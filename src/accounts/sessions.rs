@@ -8,7 +8,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use crate::accounts::me::{Me, load_me};
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
+use crate::http::idempotency::{HoldsSecret, IdempotencyKey};
 use crate::http::{Caller, Json};
 use crate::openapi::{Internal, TooManyRequests, Unauthorized, ValidationFailed};
 use crate::secrets::{
@@ -53,17 +54,11 @@ pub struct AuthResponse {
     pub tokens: Tokens,
 }
 
-/// Marks a response that opened a session, so that an idempotent replay opens
-/// a fresh one instead of storing tokens.
-#[derive(Debug, Clone)]
-pub struct SessionIssued(pub String);
-
 impl AuthResponse {
-    pub fn into_response_with(self, status: StatusCode) -> Response {
-        let account_id = self.account.id.clone();
-        let mut response = (status, axum::Json(self)).into_response();
-        response.extensions_mut().insert(SessionIssued(account_id));
-        response
+    /// The response, marked as holding tokens: never stored for an
+    /// idempotent replay; `advice` tells a retry what to do instead.
+    pub fn into_response_with(self, status: StatusCode, advice: &'static str) -> Response {
+        HoldsSecret(advice).mark((status, axum::Json(self)))
     }
 }
 
@@ -250,7 +245,8 @@ pub async fn login(
             let tokens = open_session(&mut tx, &state, &account_id).await?;
             let account = load_me(&mut tx, &account_id).await?;
             tx.commit().await?;
-            Ok(AuthResponse { account, tokens }.into_response_with(StatusCode::OK))
+            Ok(AuthResponse { account, tokens }
+                .into_response_with(StatusCode::OK, "Sign in again."))
         }
         _ => {
             sqlx::query(
@@ -305,7 +301,7 @@ struct RefreshRow {
 pub async fn refresh(
     State(state): State<AppState>,
     Json(req): Json<RefreshRequest>,
-) -> ApiResult<axum::Json<Tokens>> {
+) -> ApiResult<Response> {
     let invalid =
         || ApiError::unauthorized("invalid_refresh_token", "The refresh token is not valid");
     if req.refresh_token.is_empty() || req.refresh_token.len() > 200 {
@@ -387,7 +383,8 @@ pub async fn refresh(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(axum::Json(tokens))
+    // Sent with a bearer token and a key, it would otherwise be stored.
+    Ok(HoldsSecret("Send the refresh again without an Idempotency-Key.").mark(axum::Json(tokens)))
 }
 
 /// Sign out on this device: revokes this session's tokens.
@@ -561,12 +558,18 @@ pub async fn create_code(
 }
 
 /// Staff: choose a password with a one-time setup code and sign in.
+///
+/// The tokens are never kept for an idempotent replay: a retry with the same
+/// `Idempotency-Key` after success answers 409 `idempotency_replay_refused`;
+/// sign in with the new password instead.
 #[utoipa::path(
     post, path = "/v1/auth/setup", tag = "auth",
     security(()),
+    params(IdempotencyKey),
     request_body = SetupRequest,
     responses(
         (status = 200, description = "Password set; signed in", body = AuthResponse),
+        (status = 409, response = crate::openapi::ReplayRefused),
         (status = 410, response = crate::openapi::Gone),
         (status = 422, response = ValidationFailed),
         (status = 500, response = Internal),
@@ -596,7 +599,8 @@ pub async fn setup(
     let tokens = open_session(&mut tx, &state, &account_id).await?;
     let account = load_me(&mut tx, &account_id).await?;
     tx.commit().await?;
-    Ok(AuthResponse { account, tokens }.into_response_with(StatusCode::OK))
+    Ok(AuthResponse { account, tokens }
+        .into_response_with(StatusCode::OK, "Sign in with the password you chose."))
 }
 
 pub fn validate_password(password: &str) -> Result<String, String> {
@@ -617,12 +621,17 @@ pub struct RecoverRequest {
 /// Move an account to a new phone with a recovery code from a worker.
 ///
 /// Signs the account out on every other device and opens a session here.
+/// The tokens are never kept for an idempotent replay: a retry with the same
+/// `Idempotency-Key` after success answers 409 `idempotency_replay_refused`
+/// (ask the worker for a new code), so a replay can never open a session.
 #[utoipa::path(
     post, path = "/v1/auth/recover", tag = "auth",
     security(()),
+    params(IdempotencyKey),
     request_body = RecoverRequest,
     responses(
         (status = 200, description = "Signed in on this device", body = AuthResponse),
+        (status = 409, response = crate::openapi::ReplayRefused),
         (status = 410, response = crate::openapi::Gone),
         (status = 422, response = ValidationFailed),
         (status = 500, response = Internal),
@@ -639,5 +648,6 @@ pub async fn recover(
     let tokens = open_session(&mut tx, &state, &account_id).await?;
     let account = load_me(&mut tx, &account_id).await?;
     tx.commit().await?;
-    Ok(AuthResponse { account, tokens }.into_response_with(StatusCode::OK))
+    Ok(AuthResponse { account, tokens }
+        .into_response_with(StatusCode::OK, "Ask your worker for a new recovery code."))
 }
