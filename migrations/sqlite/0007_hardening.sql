@@ -16,3 +16,17 @@ WHERE status_code BETWEEN 200 AND 299
        OR response_body LIKE '%"access_token":"%'
        OR response_body LIKE '%"refresh_token":"%');
 ALTER TABLE idempotency_keys DROP COLUMN reissue_account_id;
+
+-- One row per login name being signed in with: an attempt holds it (row lock)
+-- while it counts the recent failures and claims a slot, so attempts that
+-- arrive together are counted one after another.
+CREATE TABLE login_throttles (
+    identifier  TEXT PRIMARY KEY,
+    locked_at   BIGINT NOT NULL
+);
+CREATE INDEX login_throttles_locked ON login_throttles (locked_at);
+
+-- A refresh token's successor pair is derived from the token itself and this
+-- random salt (HMAC-SHA256), so a retry within the grace period, or a refresh
+-- racing it, gets the same pair again without the pair ever being stored.
+ALTER TABLE refresh_tokens ADD COLUMN successor_salt TEXT;

@@ -334,6 +334,116 @@ async fn stored_replays_hold_no_secret(backend: Backend) {
 }
 both_backends!(stored_replays_hold_no_secret);
 
+/// Twenty refreshes of one refresh token at once (an app whose requests
+/// all found their access token expired): no 5xx, the session stays, and
+/// every caller gets the same working pair.
+async fn concurrent_refreshes_keep_the_session(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let org = app
+        .organisation("Buurtwerk", "anna@buurtwerk.example")
+        .await;
+    let worker = app.worker(&org, "sam@buurtwerk.example").await;
+    let circle = app.circle(&worker, "Samen sterk").await;
+    let member = app.member(&worker, &circle, "Zonnebloem").await;
+
+    let mut calls = Vec::new();
+    for _ in 0..20 {
+        let client = app.client.clone();
+        let url = format!("{}/v1/auth/refresh", app.base);
+        let body = json!({"refresh_token": member.refresh});
+        calls.push(tokio::spawn(async move {
+            let r = client.post(url).json(&body).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut pairs = Vec::new();
+    for call in calls {
+        let (status, body) = call.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        pairs.push((
+            body["access_token"].as_str().unwrap().to_owned(),
+            body["refresh_token"].as_str().unwrap().to_owned(),
+        ));
+    }
+    assert!(
+        pairs.iter().all(|p| *p == pairs[0]),
+        "every caller got the same pair"
+    );
+    assert_eq!(live_sessions(&app, &member.account_id).await, 1);
+    let (access, refresh) = pairs[0].clone();
+    app.get("/v1/me", Some(&access)).await.expect(200);
+    let next = app
+        .post("/v1/auth/refresh", None, json!({"refresh_token": refresh}))
+        .await
+        .expect(200);
+    app.get("/v1/me", Some(&next.str("/access_token")))
+        .await
+        .expect(200);
+    app.stop().await;
+}
+both_backends!(concurrent_refreshes_keep_the_session);
+
+/// Forty sign-ins for one e-mail at once, one with the right password: at
+/// most `KRING_LOGIN_MAX_FAILURES` wrong guesses are checked, the rest are
+/// throttled before their password is looked at.
+async fn parallel_guesses_are_throttled(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.organisation("Buurtwerk", "anna@buurtwerk.example")
+        .await;
+    let max = app.state.config.login_max_failures as usize;
+
+    let mut calls = Vec::new();
+    for i in 0..40 {
+        let client = app.client.clone();
+        let url = format!("{}/v1/auth/login", app.base);
+        let password = if i == 20 {
+            PASSWORD
+        } else {
+            "a wrong password"
+        };
+        let body = json!({"login": "anna@buurtwerk.example", "password": password});
+        calls.push(tokio::spawn(async move {
+            let r = client.post(url).json(&body).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }));
+    }
+    let (mut wrong, mut right, mut throttled) = (0, 0, 0);
+    for call in calls {
+        match call.await.unwrap() {
+            (401, body) => {
+                assert_eq!(body["code"], "invalid_credentials");
+                wrong += 1;
+            }
+            (200, _) => right += 1,
+            (429, body) => {
+                assert_eq!(body["code"], "too_many_requests");
+                throttled += 1;
+            }
+            (status, body) => panic!("unexpected {status}: {body}"),
+        }
+    }
+    assert!(
+        wrong <= max,
+        "{wrong} wrong passwords were checked; the limit is {max}"
+    );
+    assert!(right <= 1);
+    assert_eq!(wrong + right + throttled, 40);
+    // The limit is reached: the right password does not get in now.
+    if wrong == max {
+        app.post(
+            "/v1/auth/login",
+            None,
+            json!({"login": "anna@buurtwerk.example", "password": PASSWORD}),
+        )
+        .await
+        .expect_problem(429, "too_many_requests");
+    }
+    app.stop().await;
+}
+both_backends!(parallel_guesses_are_throttled);
+
 /// A removed staff member's unused setup code no longer sets a password.
 async fn removing_staff_revokes_their_setup_code(backend: Backend) {
     let app = TestApp::spawn(backend).await;
