@@ -176,7 +176,6 @@ async fn stored_replays_hold_no_secret(backend: Backend) {
             secrets.push(s);
         }
     };
-    // (path, token, body, where its secrets are)
     let staff = app
         .request_with(
             Method::POST,
@@ -191,36 +190,35 @@ async fn stored_replays_hold_no_secret(backend: Backend) {
         .expect(201);
     keep(&staff, &["/setup_code"]);
     let kim = staff.str("/account/id");
-    let calls: Vec<(String, Option<String>, Value, &[&str], u16)> = vec![
+    // (path, token, body, where its secret is)
+    let calls = [
         (
             format!("/v1/organisation/staff/{kim}/setup-code"),
-            Some(org.coordinator.access.clone()),
+            &org.coordinator.access,
             json!({}),
-            &["/setup_code"],
-            201,
+            "/setup_code",
         ),
         (
             format!("/v1/circles/{circle}/invites"),
-            Some(worker.access.clone()),
+            &worker.access,
             json!({"max_uses": 3}),
-            &["/code"],
-            201,
+            "/code",
         ),
     ];
     let mut results = Vec::new();
-    for (i, (path, token, body, pointers, status)) in calls.into_iter().enumerate() {
+    for (i, (path, token, body, pointer)) in calls.into_iter().enumerate() {
         let key = format!("k-{i}");
         let r = app
             .request_with(
                 Method::POST,
                 &path,
-                token.as_deref(),
-                Some(body.clone()),
+                Some(token),
+                Some(body),
                 &[("idempotency-key", &key)],
             )
             .await
-            .expect(status);
-        keep(&r, pointers);
+            .expect(201);
+        keep(&r, &[pointer]);
         results.push(r);
     }
     let invite = results[1].str("/code");
