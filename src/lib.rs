@@ -157,5 +157,10 @@ pub async fn upkeep_once(state: &AppState) -> Result<u64, sqlx::Error> {
         .execute(pool)
         .await?
         .rows_affected();
+    removed += sqlx::query("DELETE FROM login_throttles WHERE locked_at < $1")
+        .bind(now - 86_400_000)
+        .execute(pool)
+        .await?
+        .rows_affected();
     Ok(removed)
 }

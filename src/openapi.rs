@@ -27,7 +27,7 @@ use crate::error::{FieldError, Problem};
     modifiers(&SecurityAddon),
     components(
         schemas(Problem, FieldError, crate::push::PushPayload),
-        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Gone, ValidationFailed, TooManyRequests, Internal),
+        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, ReplayRefused, Gone, ResyncRequired, ValidationFailed, TooManyRequests, Internal),
     ),
     tags(
         (name = "auth", description = "Sign-in, tokens and sessions"),
@@ -93,12 +93,14 @@ macro_rules! problem_responses {
 }
 
 problem_responses! {
-    BadRequest => "The request is malformed (for example invalid JSON or a bad header).",
+    BadRequest => "The request is malformed (for example invalid JSON, a key named twice in one object (`duplicate_key`), or a bad header).",
     Unauthorized => "No valid access token: `unauthenticated`, `invalid_token` or `token_expired` (refresh and retry).",
     Forbidden => "You can see this, but your role may not do it.",
     NotFound => "It does not exist, or you may not see it.",
     Conflict => "It conflicts with the current state (for example a pseudonym already taken).",
+    ReplayRefused => "`idempotency_replay_refused`: a request with this Idempotency-Key already succeeded, and its response held a secret (tokens or a one-time code) that is never kept for replay, so nothing was done again; `detail` says what to do instead (sign in, or ask for a new code). `idempotency_in_progress`: that request is still running; retry shortly. Any other code: the request conflicts with the current state (for example a name already taken).",
     Gone => "A code that has expired, been used up or revoked.",
+    ResyncRequired => "`resync_required`: the `sync_token` is ahead of this server (its database was restored from an older backup). Drop your copy of the list and load it again from the first page, without `since`.",
     ValidationFailed => "Fields failed validation; `errors` lists each field and why.",
     TooManyRequests => "Too many attempts; wait for `Retry-After` seconds.",
     Internal => "Something went wrong on the server; retry later.",

@@ -9,6 +9,7 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 /// A new opaque id: a UUIDv7 (time-ordered) in its compact form.
@@ -21,6 +22,29 @@ pub fn new_token(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     OsRng.fill_bytes(&mut bytes);
     format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The access and refresh token that `refresh_token` is exchanged for, given
+/// the random `salt` of that exchange (see [`new_token`]): HMAC-SHA256 keyed
+/// with the refresh token. Only a holder of the refresh token can compute
+/// them, and the database keeps that token only as a hash, so the salt may
+/// be stored: a retry of the exchange gets the same pair without the pair
+/// ever being stored.
+pub fn successor_tokens(refresh_token: &str, salt: &str) -> Result<(String, String), String> {
+    let derive = |prefix: &str, label: &[u8]| {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(refresh_token.as_bytes()).map_err(|e| e.to_string())?;
+        mac.update(label);
+        mac.update(salt.as_bytes());
+        Ok::<_, String>(format!(
+            "{prefix}{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        ))
+    };
+    Ok((
+        derive("kra_", b"kring successor access token\0")?,
+        derive("krr_", b"kring successor refresh token\0")?,
+    ))
 }
 
 /// How a token or code is stored: hex SHA-256.

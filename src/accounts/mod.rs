@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use crate::state::AppState;
 
-pub use sessions::{SessionIssued, Tokens, open_session};
+pub use sessions::{Tokens, open_session};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

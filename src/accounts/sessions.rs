@@ -3,12 +3,13 @@
 //!
 //! A session is one device's sign-in. Each refresh exchanges the refresh token
 //! for a new pair; presenting a spent refresh token again means it was copied,
-//! so the whole session is revoked. A short grace period lets an app that lost
-//! the response to its refresh retry once without being signed out.
+//! so the whole session is revoked. For a short grace period the spent token
+//! gets the same new pair again (derived from it, never stored), so an app
+//! that lost the response, or sent several refreshes at once, keeps working.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
@@ -16,6 +17,7 @@ use utoipa::ToSchema;
 use crate::accounts::me::{Me, load_me};
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
+use crate::http::idempotency::{HoldsSecret, IdempotencyKey};
 use crate::http::{Caller, Json};
 use crate::openapi::{Internal, TooManyRequests, Unauthorized, ValidationFailed};
 use crate::secrets::{
@@ -53,17 +55,11 @@ pub struct AuthResponse {
     pub tokens: Tokens,
 }
 
-/// Marks a response that opened a session, so that an idempotent replay opens
-/// a fresh one instead of storing tokens.
-#[derive(Debug, Clone)]
-pub struct SessionIssued(pub String);
-
 impl AuthResponse {
-    pub fn into_response_with(self, status: StatusCode) -> Response {
-        let account_id = self.account.id.clone();
-        let mut response = (status, axum::Json(self)).into_response();
-        response.extensions_mut().insert(SessionIssued(account_id));
-        response
+    /// The response, marked as holding tokens: never stored for an
+    /// idempotent replay; `advice` tells a retry what to do instead.
+    pub fn into_response_with(self, status: StatusCode, advice: &'static str) -> Response {
+        HoldsSecret(advice).mark((status, axum::Json(self)))
     }
 }
 
@@ -93,9 +89,18 @@ async fn issue_tokens(
     state: &AppState,
     session_id: &str,
 ) -> Result<(Tokens, String), sqlx::Error> {
+    let pair = (new_token("kra_"), new_token("krr_"));
+    insert_tokens(conn, state, session_id, pair).await
+}
+
+/// Stores an access and refresh token for a session.
+async fn insert_tokens(
+    conn: &mut AnyConnection,
+    state: &AppState,
+    session_id: &str,
+    (access, refresh): (String, String),
+) -> Result<(Tokens, String), sqlx::Error> {
     let now = state.now_ms();
-    let access = new_token("kra_");
-    let refresh = new_token("krr_");
     let access_expires = now + i64::from(state.config.access_token_ttl_secs) * 1000;
     let refresh_expires = now + i64::from(state.config.refresh_token_ttl_days) * 86_400_000;
     let refresh_hash = hash_token(&refresh);
@@ -179,7 +184,9 @@ pub struct LoginRequest {
 
 /// Sign in with e-mail or login name and password.
 ///
-/// Repeated failures for one name are throttled (429 with `Retry-After`).
+/// Repeated failures for one name are throttled (429 with `Retry-After`):
+/// each attempt counts as a failure before its password is checked, so
+/// attempts sent at once cannot get past the limit.
 #[utoipa::path(
     post, path = "/v1/auth/login", tag = "auth",
     security(()),
@@ -207,22 +214,8 @@ pub async fn login(
     v.finish()?;
 
     let now = state.now_ms();
-    let window_ms = i64::from(state.config.login_window_secs) * 1000;
     let identifier = format!("login:{login}");
-    let failures: Vec<i64> = sqlx::query_scalar(
-        "SELECT failed_at FROM login_failures WHERE identifier = $1 AND failed_at > $2 ORDER BY failed_at",
-    )
-    .bind(&identifier)
-    .bind(now - window_ms)
-    .fetch_all(state.store.pool())
-    .await?;
-    if failures.len() >= state.config.login_max_failures as usize {
-        let oldest = failures.first().copied().unwrap_or(now);
-        let retry_after_secs = u64::try_from((oldest + window_ms - now + 999) / 1000)
-            .unwrap_or(1)
-            .max(1);
-        return Err(ApiError::TooManyRequests { retry_after_secs });
-    }
+    let attempt = claim_attempt(&state, &identifier, now).await?;
 
     let account: Option<(String, Option<String>)> = sqlx::query_as(
         "SELECT id, password_hash FROM accounts
@@ -240,34 +233,68 @@ pub async fn login(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
 
-    let mut tx = state.store.begin().await?;
     match account {
         Some((account_id, Some(_))) if ok => {
-            sqlx::query("DELETE FROM login_failures WHERE identifier = $1")
-                .bind(&identifier)
+            let mut tx = state.store.begin().await?;
+            // The right password gives its own slot back; earlier failures
+            // stay in the window, so a sign-in does not reopen guessing.
+            sqlx::query("DELETE FROM login_failures WHERE id = $1")
+                .bind(&attempt)
                 .execute(&mut *tx)
                 .await?;
             let tokens = open_session(&mut tx, &state, &account_id).await?;
             let account = load_me(&mut tx, &account_id).await?;
             tx.commit().await?;
-            Ok(AuthResponse { account, tokens }.into_response_with(StatusCode::OK))
+            Ok(AuthResponse { account, tokens }
+                .into_response_with(StatusCode::OK, "Sign in again."))
         }
-        _ => {
-            sqlx::query(
-                "INSERT INTO login_failures (id, identifier, failed_at) VALUES ($1, $2, $3)",
-            )
-            .bind(new_id())
-            .bind(&identifier)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Err(ApiError::unauthorized(
-                "invalid_credentials",
-                "The login or password is not correct",
-            ))
-        }
+        // The claimed slot stays: it is the failure.
+        _ => Err(ApiError::unauthorized(
+            "invalid_credentials",
+            "The login or password is not correct",
+        )),
     }
+}
+
+/// Counts a sign-in attempt for `identifier` before its password is
+/// checked: 429 when the window already holds the most failures allowed,
+/// else a failure is recorded now and its id returned (a right password
+/// removes it). Attempts for one name take turns on its `login_throttles`
+/// row, so however many arrive at once, at most the limit are checked.
+async fn claim_attempt(state: &AppState, identifier: &str, now: i64) -> ApiResult<String> {
+    let window_ms = i64::from(state.config.login_window_secs) * 1000;
+    let mut tx = state.store.begin().await?;
+    sqlx::query(
+        "INSERT INTO login_throttles (identifier, locked_at) VALUES ($1, $2)
+         ON CONFLICT (identifier) DO UPDATE SET locked_at = excluded.locked_at",
+    )
+    .bind(identifier)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let failures: Vec<i64> = sqlx::query_scalar(
+        "SELECT failed_at FROM login_failures WHERE identifier = $1 AND failed_at > $2 ORDER BY failed_at",
+    )
+    .bind(identifier)
+    .bind(now - window_ms)
+    .fetch_all(&mut *tx)
+    .await?;
+    if failures.len() >= state.config.login_max_failures as usize {
+        let oldest = failures.first().copied().unwrap_or(now);
+        let retry_after_secs = u64::try_from((oldest + window_ms - now + 999) / 1000)
+            .unwrap_or(1)
+            .max(1);
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
+    let attempt = new_id();
+    sqlx::query("INSERT INTO login_failures (id, identifier, failed_at) VALUES ($1, $2, $3)")
+        .bind(&attempt)
+        .bind(identifier)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(attempt)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -278,19 +305,18 @@ pub struct RefreshRequest {
 
 #[derive(sqlx::FromRow)]
 struct RefreshRow {
-    session_id: String,
     expires_at: i64,
     used_at: Option<i64>,
     replaced_by: Option<String>,
-    revoked_at: Option<i64>,
-    account_id: String,
+    successor_salt: Option<String>,
 }
 
 /// Exchange a refresh token for a new token pair.
 ///
-/// Each refresh token works once. Presenting a spent one again (except for a
-/// retry within 30 seconds) revokes the whole session: code
-/// `refresh_token_reused`.
+/// Each refresh token works once. A retry within 30 seconds (a lost
+/// response), and refreshes sent at the same time, all get the same new
+/// pair, as long as that pair has not been used. Presenting a spent token
+/// otherwise revokes the whole session: code `refresh_token_reused`.
 #[utoipa::path(
     post, path = "/v1/auth/refresh", tag = "auth",
     security(()),
@@ -305,7 +331,7 @@ struct RefreshRow {
 pub async fn refresh(
     State(state): State<AppState>,
     Json(req): Json<RefreshRequest>,
-) -> ApiResult<axum::Json<Tokens>> {
+) -> ApiResult<Response> {
     let invalid =
         || ApiError::unauthorized("invalid_refresh_token", "The refresh token is not valid");
     if req.refresh_token.is_empty() || req.refresh_token.len() > 200 {
@@ -314,80 +340,105 @@ pub async fn refresh(
     let hash = hash_token(&req.refresh_token);
     let now = state.now_ms();
     let mut tx = state.store.begin().await?;
-    let row: Option<RefreshRow> = sqlx::query_as(
-        "SELECT r.session_id, r.expires_at, r.used_at, r.replaced_by, s.revoked_at, s.account_id
-         FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
-         WHERE r.token_hash = $1",
+    // Refreshes of one session take turns: the first statement locks the
+    // session's row (PostgreSQL; SQLite has one writer at a time), before any
+    // token row, so racing refreshes neither interleave nor deadlock, and
+    // each sees what the one before it committed.
+    let session: Option<(String, String, Option<i64>)> = sqlx::query_as(
+        "UPDATE sessions SET last_used_at = $1
+         WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $2)
+         RETURNING id, account_id, revoked_at",
     )
+    .bind(now)
     .bind(&hash)
     .fetch_optional(&mut *tx)
     .await?;
-    let row = row.ok_or_else(invalid)?;
-    if row.revoked_at.is_some() {
+    let (session_id, account_id, revoked_at) = session.ok_or_else(invalid)?;
+    if revoked_at.is_some() {
         return Err(ApiError::unauthorized(
             "session_revoked",
             "This session has been signed out",
         ));
     }
+    let row: RefreshRow = sqlx::query_as(
+        "SELECT expires_at, used_at, replaced_by, successor_salt FROM refresh_tokens
+         WHERE token_hash = $1",
+    )
+    .bind(&hash)
+    .fetch_one(&mut *tx)
+    .await?;
     if row.expires_at <= now {
         return Err(ApiError::unauthorized(
             "refresh_token_expired",
             "The refresh token has expired; sign in again",
         ));
     }
-
-    let may_exchange = match row.used_at {
-        None => {
+    let successor = |salt: &str| {
+        crate::secrets::successor_tokens(&req.refresh_token, salt).map_err(ApiError::Internal)
+    };
+    let tokens = match (row.used_at, row.replaced_by, row.successor_salt) {
+        (None, _, _) => {
+            let salt = new_token("");
+            let (tokens, new_hash) =
+                insert_tokens(&mut tx, &state, &session_id, successor(&salt)?).await?;
             sqlx::query(
-                "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+                "UPDATE refresh_tokens SET used_at = $1, replaced_by = $2, successor_salt = $3
+                 WHERE token_hash = $4",
             )
             .bind(now)
+            .bind(&new_hash)
+            .bind(&salt)
             .bind(&hash)
             .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1
+            .await?;
+            Some(tokens)
         }
-        // A retry after a lost response: the token it was exchanged for has
-        // not been used, so retire that one and hand out a new pair.
-        Some(used_at) if now - used_at <= REUSE_GRACE_MS => match &row.replaced_by {
-            Some(successor) => sqlx::query(
-                "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+        // A retry after a lost response, or a refresh that raced the first
+        // one: the same pair again, while the app has not used it.
+        (Some(used_at), Some(next_hash), Some(salt)) if now - used_at <= REUSE_GRACE_MS => {
+            let (access, refresh) = successor(&salt)?;
+            let next: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
+                "SELECT created_at, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1",
             )
-            .bind(now)
-            .bind(successor)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1,
-            None => false,
-        },
-        Some(_) => false,
+            .bind(&next_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match next {
+                Some((created_at, expires_at, None)) if hash_token(&refresh) == next_hash => {
+                    Some(Tokens {
+                        access_token: access,
+                        access_token_expires_at: from_ms(
+                            created_at + i64::from(state.config.access_token_ttl_secs) * 1000,
+                        ),
+                        refresh_token: refresh,
+                        refresh_token_expires_at: from_ms(expires_at),
+                        token_type: "Bearer".into(),
+                    })
+                }
+                _ => None,
+            }
+        }
+        _ => None,
     };
-    if !may_exchange {
+    let Some(tokens) = tokens else {
         revoke_sessions(
             &mut tx,
             now,
-            &row.account_id,
-            Some(&row.session_id),
+            &account_id,
+            Some(&session_id),
             "refresh_token_reused",
         )
         .await?;
         tx.commit().await?;
-        tracing::warn!(session_id = %row.session_id, "refresh token reused; session revoked");
+        tracing::warn!(session_id = %session_id, "refresh token reused; session revoked");
         return Err(ApiError::unauthorized(
             "refresh_token_reused",
             "This refresh token was already used; the session has been signed out for safety",
         ));
-    }
-    let (tokens, new_hash) = issue_tokens(&mut tx, &state, &row.session_id).await?;
-    sqlx::query("UPDATE refresh_tokens SET replaced_by = $1 WHERE token_hash = $2")
-        .bind(&new_hash)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
+    };
     tx.commit().await?;
-    Ok(axum::Json(tokens))
+    // Sent with a bearer token and a key, it would otherwise be stored.
+    Ok(HoldsSecret("Send the refresh again without an Idempotency-Key.").mark(axum::Json(tokens)))
 }
 
 /// Sign out on this device: revokes this session's tokens.
@@ -454,6 +505,21 @@ struct CodeRow {
     account_id: String,
     expires_at: i64,
     used_at: Option<i64>,
+    deactivated_at: Option<i64>,
+}
+
+/// Ends every unused one-time code of an account (it was removed).
+pub async fn revoke_codes(
+    conn: &mut AnyConnection,
+    now: i64,
+    account_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE account_codes SET used_at = $1 WHERE account_id = $2 AND used_at IS NULL")
+        .bind(now)
+        .bind(account_id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Finds and spends a one-time account code, or says why it cannot be used.
@@ -466,13 +532,23 @@ async fn spend_code(
     let invalid = || ApiError::field("code", "is not a valid code");
     let canonical = canonical_code(code).map_err(|_| invalid())?;
     let row: Option<CodeRow> = sqlx::query_as(
-        "SELECT account_id, expires_at, used_at FROM account_codes WHERE code_hash = $1 AND purpose = $2",
+        "SELECT c.account_id, c.expires_at, c.used_at, a.deactivated_at
+         FROM account_codes c JOIN accounts a ON a.id = c.account_id
+         WHERE c.code_hash = $1 AND c.purpose = $2",
     )
     .bind(hash_token(&canonical))
     .bind(purpose)
     .fetch_optional(&mut *conn)
     .await?;
     let row = row.ok_or_else(invalid)?;
+    // Removal also marks the codes used; this says why, and holds for a
+    // code that some other path left behind.
+    if row.deactivated_at.is_some() {
+        return Err(ApiError::gone(
+            "code_revoked",
+            "This code was revoked: its account has been removed",
+        ));
+    }
     if row.used_at.is_some() {
         return Err(ApiError::gone(
             "code_used",
@@ -536,12 +612,18 @@ pub async fn create_code(
 }
 
 /// Staff: choose a password with a one-time setup code and sign in.
+///
+/// The tokens are never kept for an idempotent replay: a retry with the same
+/// `Idempotency-Key` after success answers 409 `idempotency_replay_refused`;
+/// sign in with the new password instead.
 #[utoipa::path(
     post, path = "/v1/auth/setup", tag = "auth",
     security(()),
+    params(IdempotencyKey),
     request_body = SetupRequest,
     responses(
         (status = 200, description = "Password set; signed in", body = AuthResponse),
+        (status = 409, response = crate::openapi::ReplayRefused),
         (status = 410, response = crate::openapi::Gone),
         (status = 422, response = ValidationFailed),
         (status = 500, response = Internal),
@@ -571,7 +653,8 @@ pub async fn setup(
     let tokens = open_session(&mut tx, &state, &account_id).await?;
     let account = load_me(&mut tx, &account_id).await?;
     tx.commit().await?;
-    Ok(AuthResponse { account, tokens }.into_response_with(StatusCode::OK))
+    Ok(AuthResponse { account, tokens }
+        .into_response_with(StatusCode::OK, "Sign in with the password you chose."))
 }
 
 pub fn validate_password(password: &str) -> Result<String, String> {
@@ -592,12 +675,17 @@ pub struct RecoverRequest {
 /// Move an account to a new phone with a recovery code from a worker.
 ///
 /// Signs the account out on every other device and opens a session here.
+/// The tokens are never kept for an idempotent replay: a retry with the same
+/// `Idempotency-Key` after success answers 409 `idempotency_replay_refused`
+/// (ask the worker for a new code), so a replay can never open a session.
 #[utoipa::path(
     post, path = "/v1/auth/recover", tag = "auth",
     security(()),
+    params(IdempotencyKey),
     request_body = RecoverRequest,
     responses(
         (status = 200, description = "Signed in on this device", body = AuthResponse),
+        (status = 409, response = crate::openapi::ReplayRefused),
         (status = 410, response = crate::openapi::Gone),
         (status = 422, response = ValidationFailed),
         (status = 500, response = Internal),
@@ -614,5 +702,6 @@ pub async fn recover(
     let tokens = open_session(&mut tx, &state, &account_id).await?;
     let account = load_me(&mut tx, &account_id).await?;
     tx.commit().await?;
-    Ok(AuthResponse { account, tokens }.into_response_with(StatusCode::OK))
+    Ok(AuthResponse { account, tokens }
+        .into_response_with(StatusCode::OK, "Ask your worker for a new recovery code."))
 }

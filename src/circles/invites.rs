@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::accounts::me::{Me, load_me};
-use crate::accounts::sessions::{SessionIssued, Tokens, open_session, validate_password};
+use crate::accounts::sessions::{Tokens, open_session, validate_password};
 use crate::accounts::types::{Locale, TimeZoneName};
 use crate::circles::access;
 use crate::circles::handlers::Agreement;
@@ -16,11 +16,9 @@ use crate::circles::members::{MemberView, Pseudonym, load_member};
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::auth::MaybeCaller;
-use crate::http::idempotency::IdempotencyKey;
+use crate::http::idempotency::{HoldsSecret, IdempotencyKey};
 use crate::http::{Caller, Json, Role};
-use crate::openapi::{
-    Conflict, Forbidden, Gone, Internal, NotFound, Unauthorized, ValidationFailed,
-};
+use crate::openapi::{Forbidden, Gone, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::secrets::{canonical_code, hash_password, hash_token, new_code, new_id};
 use crate::state::AppState;
 use crate::store::cache::Scope;
@@ -102,6 +100,10 @@ pub struct CreateInvite {
 }
 
 /// Staff of the circle: a new invite code for members.
+///
+/// The code is never kept for an idempotent replay: a retry with the same
+/// `Idempotency-Key` after success answers 409 `idempotency_replay_refused`
+/// (revoke that invite and create a new one).
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/invites", tag = "invites",
     security(("bearer" = [])),
@@ -112,6 +114,7 @@ pub struct CreateInvite {
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 409, response = crate::openapi::ReplayRefused),
         (status = 422, response = ValidationFailed),
         (status = 500, response = Internal),
     )
@@ -121,7 +124,7 @@ pub async fn create_invite(
     caller: Caller,
     Path(circle_id): Path<String>,
     Json(req): Json<CreateInvite>,
-) -> ApiResult<(StatusCode, axum::Json<Invite>)> {
+) -> ApiResult<Response> {
     let mut v = Validator::default();
     let hours = req.expires_in_hours.unwrap_or(168);
     if !(1..=720).contains(&hours) {
@@ -156,7 +159,8 @@ pub async fn create_invite(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok((
+    let advice = "Revoke that invite and create a new one.";
+    Ok(HoldsSecret(advice).mark((
         StatusCode::CREATED,
         axum::Json(Invite {
             id,
@@ -169,7 +173,7 @@ pub async fn create_invite(
             revoked: false,
             created_at: from_ms(now),
         }),
-    ))
+    )))
 }
 
 /// Staff of the circle: its invites, newest first.
@@ -409,7 +413,10 @@ pub struct JoinResponse {
 /// Without a bearer token this creates a member account (no e-mail needed)
 /// and returns its tokens. A signed-in member joins another circle of the
 /// same organisation with their existing account. Send an `Idempotency-Key`:
-/// a retry after a lost response returns the same account, not a second one.
+/// a retry never makes a second account. A new account's tokens are never
+/// kept for replay, so its retry after success answers 409
+/// `idempotency_replay_refused` (sign in with the login name, or ask the
+/// worker for a recovery code); a replay never opens a session.
 #[utoipa::path(
     post, path = "/v1/join", tag = "invites",
     params(IdempotencyKey),
@@ -420,7 +427,7 @@ pub struct JoinResponse {
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
+        (status = 409, response = crate::openapi::ReplayRefused),
         (status = 410, response = Gone),
         (status = 422, response = ValidationFailed),
         (status = 500, response = Internal),
@@ -617,19 +624,23 @@ pub async fn join(
     tx.commit().await?;
 
     let issued = tokens.is_some();
-    let mut response = (
+    let response = (
         StatusCode::CREATED,
         axum::Json(JoinResponse {
             account,
             membership,
             tokens,
         }),
-    )
-        .into_response();
-    if issued {
-        response.extensions_mut().insert(SessionIssued(account_id));
-    }
-    Ok(response)
+    );
+    Ok(if issued {
+        HoldsSecret(
+            "You are in the circle: sign in with your login name, or ask the circle's worker \
+             for a recovery code.",
+        )
+        .mark(response)
+    } else {
+        response.into_response()
+    })
 }
 
 fn validate_login_name(name: &str) -> Result<String, String> {

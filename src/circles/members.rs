@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
@@ -11,7 +12,7 @@ use crate::accounts::sessions::create_code;
 use crate::circles::access;
 use crate::clock::{from_ms, opt_from_ms};
 use crate::error::{ApiError, ApiResult, Validator};
-use crate::http::idempotency::IdempotencyKey;
+use crate::http::idempotency::{HoldsSecret, IdempotencyKey};
 use crate::http::time::parse_timestamp;
 use crate::http::{Caller, Json};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
@@ -493,7 +494,9 @@ pub struct RecoveryCode {
 
 /// Workers: a one-time code that moves a member's account to a new phone.
 ///
-/// Valid for 72 hours; replaces any earlier unused code.
+/// Valid for 72 hours; replaces any earlier unused code. The code is never
+/// kept for an idempotent replay: a retry with the same `Idempotency-Key`
+/// after success answers 409 `idempotency_replay_refused`.
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/members/{membership_id}/recovery-code", tag = "memberships",
     security(("bearer" = [])),
@@ -507,6 +510,7 @@ pub struct RecoveryCode {
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 409, response = crate::openapi::ReplayRefused),
         (status = 500, response = Internal),
     )
 )]
@@ -514,7 +518,7 @@ pub async fn recovery_code(
     State(state): State<AppState>,
     caller: Caller,
     Path((circle_id, membership_id)): Path<(String, String)>,
-) -> ApiResult<(StatusCode, axum::Json<RecoveryCode>)> {
+) -> ApiResult<Response> {
     let now = state.now_ms();
     let mut tx = state.store.begin().await?;
     let access = access(&mut tx, &caller, &circle_id).await?;
@@ -540,13 +544,15 @@ pub async fn recovery_code(
     .await?;
     tx.commit().await?;
     tracing::info!(membership_id = %membership_id, "recovery code issued");
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(RecoveryCode {
-            code,
-            expires_at: from_ms(expires),
-        }),
-    ))
+    Ok(
+        HoldsSecret("Issue another recovery code; it replaces this one.").mark((
+            StatusCode::CREATED,
+            axum::Json(RecoveryCode {
+                code,
+                expires_at: from_ms(expires),
+            }),
+        )),
+    )
 }
 
 #[cfg(test)]

@@ -1,13 +1,17 @@
 //! `Json` and `Query` extractors whose rejections are problem+json like every
 //! other error, with the failing field's path.
 
+use std::cell::RefCell;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::value::BorrowedStrDeserializer;
-use serde::de::{self, DeserializeOwned, DeserializeSeed, Unexpected, Visitor};
-use serde_json::Value;
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Unexpected, Visitor,
+};
+use serde_json::{Map, Number, Value};
 
 use crate::error::{ApiError, FieldError};
 
@@ -50,11 +54,33 @@ where
 
 /// Parses JSON, reporting the path of a field with the wrong type or value.
 /// Strings with NUL characters are refused: no text in Kring has them, and
-/// PostgreSQL cannot store them. Every request body is a JSON object.
+/// PostgreSQL cannot store them. Every request body is a JSON object. A key
+/// named twice in one object is refused: serde would keep the last value,
+/// while a proxy or a log reader may see the first.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::bad_request("malformed_json", format!("The body is not valid JSON: {e}"))
-    })?;
+    let duplicate = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = UniqueKeys {
+        path: String::new(),
+        duplicate: &duplicate,
+    }
+    .deserialize(&mut de)
+    .and_then(|value| de.end().map(|()| value));
+    let value = match (parsed, duplicate.into_inner()) {
+        (Ok(value), _) => value,
+        (Err(_), Some(path)) => {
+            return Err(ApiError::bad_request(
+                "duplicate_key",
+                format!("The body names `{path}` more than once"),
+            ));
+        }
+        (Err(e), None) => {
+            return Err(ApiError::bad_request(
+                "malformed_json",
+                format!("The body is not valid JSON: {e}"),
+            ));
+        }
+    };
     if !value.is_object() {
         return Err(ApiError::Validation(vec![FieldError::new(
             "",
@@ -86,6 +112,94 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 )),
             }
         }
+    }
+}
+
+/// Reads a JSON value as serde_json does, but fails on an object that names
+/// a key twice, noting that key's path in `duplicate`.
+struct UniqueKeys<'a> {
+    path: String,
+    duplicate: &'a RefCell<Option<String>>,
+}
+
+impl UniqueKeys<'_> {
+    fn child(&self, path: String) -> Self {
+        UniqueKeys {
+            path,
+            duplicate: self.duplicate,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for UniqueKeys<'_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, de: D) -> Result<Value, D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for UniqueKeys<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(n).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_owned()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) =
+            seq.next_element_seed(self.child(format!("{}[{}]", self.path, items.len())))?
+        {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.path.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.path)
+            };
+            if out.contains_key(&key) {
+                *self.duplicate.borrow_mut() = Some(path);
+                return Err(de::Error::custom("duplicate key"));
+            }
+            let value = map.next_value_seed(self.child(path))?;
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
     }
 }
 
@@ -488,6 +602,21 @@ mod tests {
             Tagged::Second { n: 2 }
         );
         assert!(parse_json::<Tagged>(br#"{"kind":0,"n":1}"#).is_err());
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_with_their_path() {
+        let err = parse_json::<Body>(br#"{"name":"a","inner":{"count":1,"count":2}}"#).unwrap_err();
+        assert_eq!(err.code(), "duplicate_key");
+        assert!(err.to_string().contains("`inner.count`"), "{err}");
+        let err = parse_json::<Value>(br#"{"a":[{"b":1},{"b":1,"b":2}]}"#).unwrap_err();
+        assert!(err.to_string().contains("`a[1].b`"), "{err}");
+        // The same key in different objects, and trailing garbage.
+        assert!(parse_json::<Value>(br#"{"a":{"b":1},"c":{"b":1}}"#).is_ok());
+        assert_eq!(
+            parse_json::<Value>(br#"{"a":1} x"#).unwrap_err().code(),
+            "malformed_json"
+        );
     }
 
     #[test]

@@ -5,6 +5,13 @@
 //! a fingerprint of the request, and kept for 24 hours. A key whose first
 //! request is still running answers 409; a first request that failed with a
 //! 5xx releases its key so the retry runs again.
+//!
+//! A response that holds a secret (tokens, a one-time code) is marked
+//! [`HoldsSecret`] by its handler and is never stored: a retry of it answers
+//! 409 `idempotency_replay_refused`. Replaying it would hand the secret, or a
+//! fresh session, to anyone who sends the same key and body (anonymous
+//! callers share one scope, and a join's body is guessable), and would undo
+//! a sign-out everywhere.
 
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{Request, State};
@@ -15,7 +22,6 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
 
-use crate::accounts::sessions::{SessionIssued, open_session};
 use crate::error::ApiError;
 use crate::http::auth::{Caller, bearer_token};
 use crate::state::AppState;
@@ -34,6 +40,33 @@ const PUBLIC_POSTS: &[&str] = &["/v1/join", "/v1/auth/setup", "/v1/auth/recover"
 
 /// The largest response body that is stored for replay.
 const MAX_STORED_RESPONSE: usize = 1024 * 1024;
+
+/// Marks a response whose body holds a secret: bearer tokens or a one-time
+/// code. Its body is never stored for replay; a retry with the same key is
+/// refused with 409 `idempotency_replay_refused`, whose detail ends with
+/// this advice on what the app should do instead.
+#[derive(Debug, Clone, Copy)]
+pub struct HoldsSecret(pub &'static str);
+
+impl HoldsSecret {
+    /// `response`, marked.
+    pub fn mark(self, response: impl IntoResponse) -> Response {
+        let mut response = response.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+
+    fn refusal(self) -> ApiError {
+        ApiError::conflict(
+            "idempotency_replay_refused",
+            format!(
+                "A request with this Idempotency-Key already succeeded, and its response held a \
+                 secret that is never kept for replay, so nothing was done again. {}",
+                self.0
+            ),
+        )
+    }
+}
 
 /// The `Idempotency-Key` request header, documented on every creating POST.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -60,7 +93,6 @@ struct Stored {
     status_code: Option<i64>,
     content_type: Option<String>,
     response_body: Option<String>,
-    reissue_account_id: Option<String>,
     created_at: i64,
 }
 
@@ -132,7 +164,7 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
 
     if !claimed {
         let stored: Option<Stored> = sqlx::query_as(
-            "SELECT fingerprint, status_code, content_type, response_body, reissue_account_id, created_at
+            "SELECT fingerprint, status_code, content_type, response_body, created_at
              FROM idempotency_keys WHERE scope = $1 AND idem_key = $2",
         )
         .bind(&scope)
@@ -149,10 +181,6 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
             ));
         }
         if let (Some(status), Some(body)) = (stored.status_code, stored.response_body) {
-            let body = match &stored.reissue_account_id {
-                Some(account_id) => with_fresh_tokens(&state, account_id, &body).await?,
-                None => body,
-            };
             return Ok(replay(status, stored.content_type.as_deref(), body));
         }
         // Still pending: wait for it, unless its lease has run out.
@@ -189,29 +217,36 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
             "response too large to store for replay".into(),
         ));
     };
-    let content_type = resp_parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    // Tokens are never stored: a replay opens a fresh session instead.
-    let reissue = resp_parts
-        .extensions
-        .get::<SessionIssued>()
-        .map(|s| s.0.clone());
-    let body_text = match &reissue {
-        Some(_) => without_tokens(&resp_bytes)?,
-        None => String::from_utf8_lossy(&resp_bytes).into_owned(),
+    // A secret is never stored: what a retry will get is the refusal.
+    let (stored_status, content_type, body_text) = match resp_parts.extensions.get::<HoldsSecret>()
+    {
+        Some(secret) => {
+            let refusal = secret.refusal();
+            let problem = serde_json::to_string(&refusal.to_problem())
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            (
+                refusal.status(),
+                Some("application/problem+json".to_owned()),
+                problem,
+            )
+        }
+        None => (
+            status,
+            resp_parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            String::from_utf8_lossy(&resp_bytes).into_owned(),
+        ),
     };
     sqlx::query(
-        "UPDATE idempotency_keys SET status_code = $1, content_type = $2, response_body = $3,
-                reissue_account_id = $4
-         WHERE scope = $5 AND idem_key = $6",
+        "UPDATE idempotency_keys SET status_code = $1, content_type = $2, response_body = $3
+         WHERE scope = $4 AND idem_key = $5",
     )
-    .bind(i64::from(status.as_u16()))
+    .bind(i64::from(stored_status.as_u16()))
     .bind(content_type)
     .bind(body_text)
-    .bind(reissue)
     .bind(&scope)
     .bind(&key)
     .execute(pool)
@@ -221,34 +256,6 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
         HeaderValue::from_static("false"),
     );
     Ok(Response::from_parts(resp_parts, Body::from(resp_bytes)))
-}
-
-fn without_tokens(body: &[u8]) -> Result<String, ApiError> {
-    let mut json: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::Internal(format!("session response is not JSON: {e}")))?;
-    if let Some(obj) = json.as_object_mut() {
-        obj.remove("tokens");
-    }
-    Ok(json.to_string())
-}
-
-async fn with_fresh_tokens(
-    state: &AppState,
-    account_id: &str,
-    body: &str,
-) -> Result<String, ApiError> {
-    let mut json: serde_json::Value = serde_json::from_str(body)
-        .map_err(|e| ApiError::Internal(format!("stored response is not JSON: {e}")))?;
-    let mut tx = state.store.begin().await?;
-    let tokens = open_session(&mut tx, state, account_id).await?;
-    tx.commit().await?;
-    if let Some(obj) = json.as_object_mut() {
-        obj.insert(
-            "tokens".into(),
-            serde_json::to_value(tokens).map_err(|e| ApiError::Internal(e.to_string()))?,
-        );
-    }
-    Ok(json.to_string())
 }
 
 fn fingerprint(method: &Method, path: &str, body: &Bytes) -> String {

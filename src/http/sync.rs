@@ -137,12 +137,23 @@ impl Mark {
         let id = parts.next()?;
         let valid_id =
             !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric());
-        (parts.next()? == key && valid_id && sync >= 0).then(|| Self {
+        (parts.next()? == key && valid_id && in_range(sync) && in_range(at)).then(|| Self {
             at,
             id: id.to_owned(),
             sync,
         })
     }
+}
+
+/// 410 `resync_required`: a sync position ahead of the server's, as after a
+/// restore from an older backup. Continuing from it would skip whatever the
+/// server numbers next, so the app starts its copy over.
+pub fn resync_required() -> ApiError {
+    ApiError::gone(
+        "resync_required",
+        "This sync_token is ahead of the server (its data was restored from an older backup); \
+         drop your copy and load the list again without since",
+    )
 }
 
 fn encode_token(seq: i64, key: &str) -> String {
@@ -153,7 +164,14 @@ fn decode_token(s: &str, key: &str) -> Option<i64> {
     let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(s).ok()?).ok()?;
     let (seq, bound) = raw.split_once('.')?;
     let seq: i64 = seq.parse().ok()?;
-    (bound == key && seq >= 0).then_some(seq)
+    (bound == key && in_range(seq)).then_some(seq)
+}
+
+/// A position the server can have handed out. No counter reaches i64::MAX,
+/// and a sync continues from the position after its token's, which must
+/// not wrap around to the start of the stream.
+fn in_range(position: i64) -> bool {
+    (0..i64::MAX).contains(&position)
 }
 
 impl SyncQuery {
@@ -198,8 +216,9 @@ impl SyncPage {
         let (a, b) = (first, first + 1);
         let (at_ms, id_value) = match (&self.cursor, self.since) {
             (Some(c), _) => (c.at, c.id.clone()),
-            // Every id sorts after "": this starts just after the token.
-            (None, Some(since)) => (since + 1, String::new()),
+            // Every id sorts after "": this starts just after the token
+            // (below i64::MAX, so this cannot overflow).
+            (None, Some(since)) => (since.saturating_add(1), String::new()),
             (None, None) => (i64::MAX, String::new()),
         };
         if self.since.is_some() {
@@ -217,6 +236,22 @@ impl SyncPage {
                 id: id_value,
             }
         }
+    }
+
+    /// 410 `resync_required` when the `since` token (or the cursor of a
+    /// sync's later page) is ahead of `head`, the stream's position from
+    /// [`SyncList::catch_up`]: the server was restored from an older backup,
+    /// and continuing would skip what it numbers next.
+    pub fn check_head(&self, head: i64) -> Result<(), ApiError> {
+        let position = match (&self.cursor, self.since) {
+            (Some(c), Some(_)) => c.at,
+            (None, Some(since)) => since,
+            (_, None) => return Ok(()),
+        };
+        if position > head {
+            return Err(resync_required());
+        }
+        Ok(())
     }
 
     /// Trims the extra fetched row and returns the page's `next_cursor` and
@@ -282,6 +317,38 @@ mod tests {
         assert_eq!(decode_token(&encode_token(7, "c1"), "c2"), None);
         assert_eq!(decode_token("2026-11-22T09:00:00Z", "c1"), None);
         assert_eq!(Mark::decode("!!", "c1"), None);
+    }
+
+    #[test]
+    fn positions_out_of_range_are_not_tokens() {
+        let max = i64::MAX;
+        let forged = URL_SAFE_NO_PAD.encode(format!("{max}.c1"));
+        assert_eq!(decode_token(&forged, "c1"), None);
+        assert_eq!(
+            decode_token(&encode_token(max - 1, "c1"), "c1"),
+            Some(max - 1)
+        );
+        let forged = URL_SAFE_NO_PAD.encode(format!("{max}.0.abc.c1"));
+        assert_eq!(Mark::decode(&forged, "c1"), None);
+    }
+
+    #[test]
+    fn a_token_ahead_of_the_head_asks_for_a_resync() {
+        let query = |since: i64| SyncQuery {
+            since: Some(encode_token(since, "k")),
+            ..SyncQuery::default()
+        };
+        let page = query(12).parse("k").unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(page.check_head(12).is_ok());
+        let err = page.check_head(11).unwrap_err();
+        assert_eq!(
+            (err.status().as_u16(), err.code()),
+            (410, "resync_required")
+        );
+        let listing = SyncQuery::default()
+            .parse("k")
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(listing.check_head(0).is_ok());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -13,7 +14,7 @@ use crate::accounts::sessions::create_code;
 use crate::accounts::types::{Locale, TimeZoneName};
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
-use crate::http::idempotency::IdempotencyKey;
+use crate::http::idempotency::{HoldsSecret, IdempotencyKey};
 use crate::http::{Caller, Json, Role};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::secrets::new_id;
@@ -179,6 +180,10 @@ pub struct StaffCreated {
 }
 
 /// Coordinators: add a worker or coordinator.
+///
+/// The setup code is never kept for an idempotent replay: a retry with the
+/// same `Idempotency-Key` after success answers 409
+/// `idempotency_replay_refused` (issue a new setup code instead).
 #[utoipa::path(
     post, path = "/v1/organisation/staff", tag = "organisation",
     security(("bearer" = [])),
@@ -188,7 +193,7 @@ pub struct StaffCreated {
         (status = 201, description = "Created, with a setup code", body = StaffCreated),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
-        (status = 409, response = Conflict),
+        (status = 409, response = crate::openapi::ReplayRefused),
         (status = 422, response = ValidationFailed),
         (status = 500, response = Internal),
     )
@@ -197,7 +202,7 @@ pub async fn create_staff(
     State(state): State<AppState>,
     caller: Caller,
     Json(req): Json<CreateStaff>,
-) -> ApiResult<(StatusCode, axum::Json<StaffCreated>)> {
+) -> ApiResult<Response> {
     caller.require_coordinator()?;
     let mut v = Validator::default();
     if req.role == Role::Member {
@@ -246,7 +251,9 @@ pub async fn create_staff(
     )
     .await?;
     tx.commit().await?;
-    Ok((
+    let advice = "Issue the staff member a new setup code \
+                  (POST /v1/organisation/staff/{account_id}/setup-code).";
+    Ok(HoldsSecret(advice).mark((
         StatusCode::CREATED,
         axum::Json(StaffCreated {
             account: StaffMember {
@@ -260,7 +267,7 @@ pub async fn create_staff(
             setup_code: code,
             setup_code_expires_at: from_ms(expires),
         }),
-    ))
+    )))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -274,7 +281,9 @@ pub struct SetupCode {
 /// Coordinators: a new setup code for a staff member (a forgotten password).
 ///
 /// Replaces any earlier unused code. The staff member's sessions stay until
-/// they set the new password.
+/// they set the new password. The code is never kept for an idempotent
+/// replay: a retry with the same `Idempotency-Key` after success answers 409
+/// `idempotency_replay_refused`.
 #[utoipa::path(
     post, path = "/v1/organisation/staff/{account_id}/setup-code", tag = "organisation",
     security(("bearer" = [])),
@@ -284,6 +293,7 @@ pub struct SetupCode {
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 409, response = crate::openapi::ReplayRefused),
         (status = 500, response = Internal),
     )
 )]
@@ -291,7 +301,7 @@ pub async fn setup_code(
     State(state): State<AppState>,
     caller: Caller,
     Path(account_id): Path<String>,
-) -> ApiResult<(StatusCode, axum::Json<SetupCode>)> {
+) -> ApiResult<Response> {
     caller.require_coordinator()?;
     let now = state.now_ms();
     let mut tx = state.store.begin().await?;
@@ -316,19 +326,21 @@ pub async fn setup_code(
     )
     .await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(SetupCode {
-            setup_code: code,
-            setup_code_expires_at: from_ms(expires),
-        }),
-    ))
+    Ok(
+        HoldsSecret("Issue another setup code; it replaces this one.").mark((
+            StatusCode::CREATED,
+            axum::Json(SetupCode {
+                setup_code: code,
+                setup_code_expires_at: from_ms(expires),
+            }),
+        )),
+    )
 }
 
 /// Coordinators: remove a staff member from the organisation.
 ///
-/// Their account is deactivated, every session is signed out, and they leave
-/// every circle they worked in. Their posts stay. You cannot remove yourself.
+/// Their account is deactivated, every session is signed out, an unused
+/// setup code stops working, and they leave every circle they worked in. Their posts stay. You cannot remove yourself.
 #[utoipa::path(
     delete, path = "/v1/organisation/staff/{account_id}", tag = "organisation",
     security(("bearer" = [])),
@@ -375,6 +387,7 @@ pub async fn remove_staff(
         .execute(&mut *tx)
         .await?;
     crate::accounts::sessions::revoke_sessions(&mut tx, now, &account_id, None, "removed").await?;
+    crate::accounts::sessions::revoke_codes(&mut tx, now, &account_id).await?;
     tx.commit().await?;
     tracing::info!(account_id = %account_id, "staff member removed");
     Ok(StatusCode::NO_CONTENT)

@@ -101,7 +101,9 @@ impl FeedQuery {
 /// oldest change first, deleted and hidden posts included as tombstones, so
 /// an app can bring its copy up to date. Every response carries the
 /// `sync_token` to pass as `since` next time; together they miss nothing,
-/// even while posts arrive.
+/// even while posts arrive. A token ahead of the server (after a restore
+/// from a backup) answers 410 `resync_required`: drop the copy and list
+/// again without `since`.
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/posts", tag = "posts",
     security(("bearer" = [])),
@@ -110,6 +112,7 @@ impl FeedQuery {
         (status = 200, description = "A page of posts", body = PostPage),
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
+        (status = 410, response = crate::openapi::ResyncRequired),
         (status = 422, response = ValidationFailed),
         (status = 500, response = Internal),
     )
@@ -168,6 +171,18 @@ pub async fn feed(
             .bind(feed.limit + 1)
             .fetch_all(&mut *conn)
             .await?;
+            if rows.is_empty() {
+                // Nothing after the token: it may be ahead of the circle (a
+                // database restored from an older backup). The counter only
+                // grows, so reading it after the posts cannot misjudge.
+                let head: i64 = sqlx::query_scalar("SELECT change_seq FROM circles WHERE id = $1")
+                    .bind(circle)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if after > head {
+                    return Err(crate::http::sync::resync_required());
+                }
+            }
             let more = rows.len() > fetch;
             rows.truncate(fetch);
             let reactions = reactions_of(&mut conn, &rows).await?;

@@ -186,7 +186,9 @@ impl FeedMark {
         let mut parts = raw.splitn(3, '.');
         let position = parts.next()?.parse().ok()?;
         let sync = parts.next()?.parse().ok()?;
-        (parts.next()? == circle_id && position >= 0 && sync >= 0)
+        // No circle's counter reaches i64::MAX: such a mark was made up.
+        let in_range = |n: i64| (0..i64::MAX).contains(&n);
+        (parts.next()? == circle_id && in_range(position) && in_range(sync))
             .then_some(Self { position, sync })
     }
 }

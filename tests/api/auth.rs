@@ -146,7 +146,7 @@ async fn access_tokens_expire_and_refresh_rotates(backend: Backend) {
     app.get("/v1/me", Some(&access2)).await.expect(200);
 
     // A retry of the same refresh within 30 s (the app lost the response)
-    // gets another pair and retires the one it never saw.
+    // gets the same pair again.
     let r = app
         .post(
             "/v1/auth/refresh",
@@ -157,6 +157,7 @@ async fn access_tokens_expire_and_refresh_rotates(backend: Backend) {
         .expect(200);
     let refresh3 = r.str("/refresh_token");
     let access3 = r.str("/access_token");
+    assert_eq!((&access3, &refresh3), (&access2, &refresh2));
     app.get("/v1/me", Some(&access3)).await.expect(200);
 
     // Later, the old token again is reuse: the whole session is revoked.

@@ -269,3 +269,63 @@ async fn bodies_are_read_as_the_spec_reads_them(backend: Backend) {
     app.stop().await;
 }
 both_backends!(bodies_are_read_as_the_spec_reads_them);
+
+/// A key named twice in one object is refused, not read as its last value.
+async fn duplicate_keys_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let org = app
+        .organisation("Buurtwerk", "anna@buurtwerk.example")
+        .await;
+    let worker = app.worker(&org, "sam@buurtwerk.example").await;
+    let send = |method: Method, path: &str, body: &'static str| {
+        app.client
+            .request(method, format!("{}{path}", app.base))
+            .bearer_auth(&worker.access)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for (method, path, body, field) in [
+        (
+            Method::POST,
+            "/v1/circles",
+            r#"{"name": "Samen sterk", "name": "Iets anders"}"#,
+            "name",
+        ),
+        (
+            Method::PATCH,
+            "/v1/me",
+            r#"{"quiet_hours": {"start": "22:00", "end": "08:00", "start": "23:00"}}"#,
+            "quiet_hours.start",
+        ),
+        (
+            Method::POST,
+            "/v1/circles",
+            r#"{"name": "x", "escalation_policy": {"steps": [{"after_hours": 48, "action": "nudge", "action": "alert_worker"}]}}"#,
+            "escalation_policy.steps[0].action",
+        ),
+    ] {
+        let r = send(method, path, body).await.unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let problem: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(problem["code"], "duplicate_key", "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(field),
+            "{problem}"
+        );
+    }
+    // The same keys in different objects are fine.
+    let r = send(
+        Method::PATCH,
+        "/v1/me",
+        r#"{"quiet_hours": {"start": "22:00", "end": "08:00"}, "time_zone": "Europe/Amsterdam"}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let circles = app.get("/v1/circles", worker.token()).await.expect(200);
+    assert_eq!(circles.body["items"].as_array().unwrap().len(), 0);
+    app.stop().await;
+}
+both_backends!(duplicate_keys_are_refused);

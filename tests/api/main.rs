@@ -17,6 +17,8 @@ mod posts;
 mod push;
 mod push_failures;
 mod read_cache;
+mod sessions;
 mod silence;
 mod silence_rules;
 mod simulation;
+mod sync_tokens;
