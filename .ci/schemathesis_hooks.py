@@ -24,6 +24,11 @@ Two jobs, both in `before_call`, so they see every request of every phase:
      `alert_worker` step when `coordinator_after_working_hours` is set.
    - `PATCH /v1/me` as a member: `display_name` and `working_hours` are for
      staff.
+   - `PATCH /v1/me`: the reminder time lies outside the quiet hours (the
+     stored ones when only one of the two is sent): with quiet hours, a
+     reminder inside them becomes their end (and one is added, since the
+     stored reminder is unknown); a reminder alone gets quiet hours that end
+     at it.
    - `POST /v1/join`: `login_name` and `password` come together, and only
      when joining creates an account (no bearer token).
    - Web Push `endpoint`: the host must be a push service this server allows
@@ -84,6 +89,7 @@ def repair(op, case):
             body.pop("working_hours", None)
         ordered_hours(body.get("working_hours"))
         distinct_hours(body.get("quiet_hours"))
+        reminder_outside_quiet(body)
     elif op in ("create_circle", "update_circle"):
         valid_policy(body.get("escalation_policy"))
     elif op == "join":
@@ -129,6 +135,25 @@ def ordered_hours(hours):
 def distinct_hours(hours):
     if isinstance(hours, dict) and hours.get("start") == hours.get("end") and isinstance(hours.get("end"), str):
         hours["end"] = "09:00" if hours["end"] != "09:00" else "21:00"
+
+
+def minutes(value):
+    return int(value[:2]) * 60 + int(value[3:]) if isinstance(value, str) and HH_MM.match(value) else None
+
+
+def reminder_outside_quiet(body):
+    quiet, reminder = body.get("quiet_hours"), body.get("preferred_reminder_time")
+    if isinstance(quiet, dict):
+        start, end = minutes(quiet.get("start")), minutes(quiet.get("end"))
+        if start is None or end is None:
+            return
+        at = minutes(reminder)
+        inside = at is not None and (start <= at < end if start < end else at >= start or at < end)
+        if inside or "preferred_reminder_time" not in body:
+            body["preferred_reminder_time"] = quiet["end"]
+    elif minutes(reminder) is not None:
+        after = (minutes(reminder) + 1) % 1440
+        body["quiet_hours"] = {"start": f"{after // 60:02d}:{after % 60:02d}", "end": reminder}
 
 
 def is_integral(value):

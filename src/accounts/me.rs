@@ -127,7 +127,9 @@ pub struct UpdateMe {
     #[schema(value_type = Option<TimeZoneName>)]
     pub time_zone: Option<String>,
     pub quiet_hours: Option<QuietHours>,
-    /// `HH:MM`, or null to have no preference.
+    /// `HH:MM`, or null to have no preference. Nudges come at this local
+    /// time. It must lie outside your quiet hours (the ones sent with it, or
+    /// the stored ones): otherwise 422 on this field.
     #[serde(default, deserialize_with = "crate::http::extract::double_option")]
     #[schema(value_type = Option<LocalTime>)]
     pub preferred_reminder_time: Option<Option<String>>,

@@ -125,7 +125,9 @@ impl utoipa::PartialSchema for LocalTime {
 impl ToSchema for LocalTime {}
 
 /// When the person does not want to be disturbed, in their own time zone.
+/// No nudge is written or pushed inside it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"start": "21:00", "end": "09:00"}))]
 pub struct QuietHours {
     /// Start of the quiet window, local `HH:MM`.
     #[schema(value_type = LocalTime)]

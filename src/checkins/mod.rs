@@ -138,7 +138,10 @@ pub struct CreateCheckin {
     pub mood: i64,
     #[schema(value_type = Option<crate::openapi::Note>)]
     pub note: Option<String>,
-    /// Ask your worker to get in touch.
+    /// Ask your worker to get in touch. Every check-in with this flag opens
+    /// a `contact_request` alert of its own and pushes every worker of the
+    /// circle at once, whatever the hour, also while an earlier request is
+    /// still open.
     #[serde(default)]
     pub wants_contact: bool,
 }

@@ -296,8 +296,10 @@ pub struct UpdateMembership {
     /// Gentle reminders on or off. With reminders off your worker is still
     /// told when a silence lasts, as the circle's agreement says.
     pub nudges_enabled: Option<bool>,
-    /// Taking a break: no reminders and no alerts until this time (at most a
-    /// year ahead). Null ends the break.
+    /// Taking a break: no reminders, no alerts, no wake-ups or escalation of
+    /// silence alerts until this time (at most a year ahead). Null ends the
+    /// break now. However the break ends, the silence starts counting again
+    /// at its end.
     #[serde(default, deserialize_with = "crate::http::extract::double_option")]
     #[schema(value_type = Option<String>, format = DateTime, example = "2026-12-01T09:00:00Z")]
     pub away_until: Option<Option<String>>,

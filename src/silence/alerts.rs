@@ -89,7 +89,9 @@ pub struct Alert {
     pub membership_id: String,
     #[schema(example = "Zonnebloem")]
     pub pseudonym: String,
-    /// `silence` (the policy's alert step) or `contact_request` (the member asked).
+    /// `silence` (the policy's alert step, or a repeat of it while the
+    /// member stays quiet) or `contact_request` (the member asked; one alert
+    /// per request).
     #[schema(example = "silence")]
     pub reason: String,
     pub status: AlertStatus,
