@@ -330,6 +330,7 @@ pub async fn im_ok_everywhere(
         (status = 200, description = "A page of check-ins", body = CheckinPage),
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
+        (status = 410, response = crate::openapi::ResyncRequired),
         (status = 422, response = ValidationFailed),
         (status = 500, response = Internal),
     )
@@ -346,6 +347,7 @@ pub async fn list_checkins(
     let head = SyncList::checkins(&access.circle_id)
         .catch_up(&state.store)
         .await?;
+    page.check_head(head)?;
     let k = page.keyset("c.created_at", "c.change_seq", "c.id", 3);
     let mut rows: Vec<CheckinRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{CHECKIN_SELECT} WHERE c.circle_id = $1 AND ($2 = '' OR c.membership_id = $2) AND {} ORDER BY {} LIMIT $5",

@@ -122,6 +122,7 @@ const SELECT: &str =
     responses(
         (status = 200, description = "A page of inbox items", body = NotificationPage),
         (status = 401, response = Unauthorized),
+        (status = 410, response = crate::openapi::ResyncRequired),
         (status = 422, response = ValidationFailed),
         (status = 500, response = Internal),
     )
@@ -134,6 +135,7 @@ pub async fn list(
     let account = caller.account_id.as_str();
     let page = query.parse(account)?;
     let head = SyncList::inbox(account).catch_up(&state.store).await?;
+    page.check_head(head)?;
     let k = page.keyset("created_at", "change_seq", "id", 2);
     let mut rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE account_id = $1 AND {} ORDER BY {} LIMIT $4",

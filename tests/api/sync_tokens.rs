@@ -55,6 +55,30 @@ async fn tokens_ahead_or_out_of_range_are_refused(backend: Backend) {
     .await
     .expect_problem(410, "resync_required");
 
+    // The inbox and the check-ins, likewise.
+    for (path, ahead) in [
+        (
+            "/v1/notifications".to_owned(),
+            base64_url(&format!("1000.{}", zon.account_id)),
+        ),
+        (
+            format!("/v1/circles/{circle}/checkins"),
+            base64_url(&format!("1000.{circle}")),
+        ),
+    ] {
+        let token = app
+            .get(&path, zon.token())
+            .await
+            .expect(200)
+            .str("/sync_token");
+        app.get(&format!("{path}?since={token}"), zon.token())
+            .await
+            .expect(200);
+        app.get(&format!("{path}?since={ahead}"), zon.token())
+            .await
+            .expect_problem(410, "resync_required");
+    }
+
     // A position no counter reaches is not a token at all, on every list.
     let max = i64::MAX;
     let absurd = [
