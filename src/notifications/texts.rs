@@ -161,11 +161,8 @@ pub fn render(kind: NotificationKind, locale: Locale, p: &TextParams) -> (String
                 }
                 (AlertNote::SnoozeOver, Locale::En) => format!("Reminder: the alert about {actor}"),
             };
-            let body = match locale {
-                Locale::Nl => format!("In {circle}"),
-                Locale::En => format!("In {circle}"),
-            };
-            (title, body)
+            // "In" is the same word in both languages.
+            (title, format!("In {circle}"))
         }
         (NotificationKind::AlertEscalated, Locale::Nl) => (
             format!("Signaal over {actor} is niet opgepakt"),
@@ -204,35 +201,40 @@ mod tests {
     #[test]
     fn alerts_count_days_as_a_worker_would() {
         use AlertNote::{Silence, StillQuiet};
-        assert_eq!(
-            alert(Silence, 24, Locale::Nl),
-            "Zon is al ongeveer een dag stil"
-        );
-        assert_eq!(
-            alert(Silence, 24, Locale::En),
-            "Zon has been quiet for about a day"
-        );
-        // 47 hours is about two days, not one.
-        assert_eq!(
-            alert(Silence, 47, Locale::Nl),
-            "Zon is al ongeveer 2 dagen stil"
-        );
-        assert_eq!(
-            alert(Silence, 47, Locale::En),
-            "Zon has been quiet for about 2 days"
-        );
-        assert_eq!(
-            alert(Silence, 2, Locale::En),
-            "Zon has been quiet for about a day"
-        );
-        assert_eq!(
-            alert(StillQuiet, 18 * 24, Locale::En),
-            "Zon is still quiet, for about 18 days now"
-        );
-        assert_eq!(
-            alert(Silence, -50, Locale::Nl),
-            "Zon is al ongeveer een dag stil"
-        );
+        for (note, hours, locale, title) in [
+            (Silence, 24, Locale::Nl, "Zon is al ongeveer een dag stil"),
+            (
+                Silence,
+                24,
+                Locale::En,
+                "Zon has been quiet for about a day",
+            ),
+            // 47 hours is about two days, not one.
+            (Silence, 47, Locale::Nl, "Zon is al ongeveer 2 dagen stil"),
+            (
+                Silence,
+                47,
+                Locale::En,
+                "Zon has been quiet for about 2 days",
+            ),
+            (Silence, 2, Locale::En, "Zon has been quiet for about a day"),
+            (
+                StillQuiet,
+                18 * 24,
+                Locale::En,
+                "Zon is still quiet, for about 18 days now",
+            ),
+            (
+                StillQuiet,
+                18 * 24,
+                Locale::Nl,
+                "Zon is nog steeds stil, al ongeveer 18 dagen",
+            ),
+            // Never negative.
+            (Silence, -50, Locale::Nl, "Zon is al ongeveer een dag stil"),
+        ] {
+            assert_eq!(alert(note, hours, locale), title);
+        }
     }
 
     #[test]
