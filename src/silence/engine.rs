@@ -528,14 +528,12 @@ pub async fn fire_due(
         done.advance(step);
     }
 
-    // The schedule is written from what was loaded: a nudge just sent moved
-    // the account's day, so the state is read again for it.
-    let fresh = if nudged {
-        load(conn, membership_id).await?
-    } else {
-        None
-    };
-    write_schedule(conn, fresh.as_ref().unwrap_or(&state), start, done, now).await?;
+    // A nudge just sent moved the account's day: the next one counts from it.
+    let mut state = state;
+    if nudged {
+        state.last_nudge_at = Some(now);
+    }
+    write_schedule(conn, &state, start, done, now).await?;
     Ok(fired)
 }
 
