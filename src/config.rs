@@ -105,6 +105,38 @@ pub struct Config {
     #[arg(long, env = "KRING_MAX_BODY_BYTES", default_value_t = 64 * 1024, global = true)]
     pub max_body_bytes: usize,
 
+    /// Open client connections at most; one more is answered 503 and closed.
+    /// Keep it well below the process's open-file limit (`ulimit -n`), which
+    /// also covers the database pool and outgoing pushes.
+    #[arg(
+        long,
+        env = "KRING_MAX_CONNECTIONS",
+        default_value_t = 512,
+        global = true
+    )]
+    pub max_connections: usize,
+
+    /// Seconds a client has to send a request's headers, counted from when
+    /// the connection opens or the previous response went out (so it is also
+    /// the idle timeout of a kept-alive HTTP/1.1 connection).
+    #[arg(
+        long,
+        env = "KRING_HEADER_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a request may take from its headers to its last body byte and
+    /// its response; a slower one is cut off with 408.
+    #[arg(
+        long,
+        env = "KRING_REQUEST_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub request_timeout_secs: u64,
+
     /// Failed sign-ins per account name within the throttle window before
     /// further attempts are refused.
     #[arg(

@@ -107,16 +107,16 @@ pub async fn serve(
         tracker.spawn(jobs::silence::run(state.clone(), cancel.clone()));
     }
 
+    let config = state.config.clone();
     let app = http::router::app(state);
     let stop = cancel.clone();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                () = shutdown => {}
-                () = stop.cancelled() => {}
-            }
-        })
-        .await;
+    let result = http::server::serve(listener, app, &config, async move {
+        tokio::select! {
+            () = shutdown => {}
+            () = stop.cancelled() => {}
+        }
+    })
+    .await;
     cancel.cancel();
     tracker.close();
     if tokio::time::timeout(Duration::from_secs(10), tracker.wait())

@@ -2,6 +2,7 @@
 //! the layers that apply to every request.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
@@ -78,6 +79,11 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(reject_control_characters))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(
+            Duration::from_secs(state.config.request_timeout_secs.max(1)),
+            crate::http::server::request_timeout,
+        ))
+        .layer(middleware::from_fn(crate::http::server::header_limit))
         .layer(Extension(SpecJson(Arc::new(json))))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(

@@ -12,6 +12,7 @@ mod checkins;
 mod circles;
 mod errors;
 mod idempotency;
+mod limits;
 mod openapi;
 mod posts;
 mod push;
