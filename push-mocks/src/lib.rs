@@ -290,9 +290,12 @@ async fn webpush_receive(
         [("location", format!("/messages/{}", new_id()))],
     )
         .into_response();
-    let response = scripted(script.clone(), &gate, accepted, |_| {
-        json!({"error": "scripted"})
-    })
+    let response = scripted(
+        script.clone(),
+        &gate,
+        accepted,
+        |_| json!({"error": "scripted"}),
+    )
     .await;
     if response.status().is_success() {
         inner.lock().unwrap().received.push(WebPushReceived {
