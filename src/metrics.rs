@@ -1,5 +1,5 @@
 //! Prometheus metrics at `/metrics`: deliveries by provider and outcome,
-//! credential failures, and, read from the database at scrape time, the
+//! credential failures, outcomes the database refused to record, and, read from the database at scrape time, the
 //! outbox depth, the oldest pending delivery's age and paused providers.
 
 use axum::extract::State;
@@ -30,6 +30,8 @@ pub struct Metrics {
     registry: Registry,
     pub deliveries: Family<DeliveryLabels, Counter>,
     pub credential_failures: Family<ProviderLabels, Counter>,
+    /// Failed attempts to record a push's outcome (each is retried).
+    pub record_failures: Counter,
     outbox_pending: Family<ProviderLabels, Gauge>,
     oldest_pending_seconds: Gauge,
     provider_paused: Family<ProviderLabels, Gauge>,
@@ -40,6 +42,7 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("kring");
         let deliveries = Family::<DeliveryLabels, Counter>::default();
         let credential_failures = Family::<ProviderLabels, Counter>::default();
+        let record_failures = Counter::default();
         let outbox_pending = Family::<ProviderLabels, Gauge>::default();
         let oldest_pending_seconds = Gauge::default();
         let provider_paused = Family::<ProviderLabels, Gauge>::default();
@@ -52,6 +55,11 @@ impl Default for Metrics {
             "push_credential_failures",
             "Push attempts refused for our credentials (the provider is paused)",
             credential_failures.clone(),
+        );
+        registry.register(
+            "push_record_failures",
+            "Failed attempts to record a push's outcome in the database (each is retried)",
+            record_failures.clone(),
         );
         registry.register(
             "outbox_pending",
@@ -72,6 +80,7 @@ impl Default for Metrics {
             registry,
             deliveries,
             credential_failures,
+            record_failures,
             outbox_pending,
             oldest_pending_seconds,
             provider_paused,

@@ -15,7 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +37,25 @@ pub enum Script {
     RetryAfter(u16, u64),
     /// Never answers in time (the client's timeout fires).
     Hang,
+    /// Holds the request until the test calls `release()`, then accepts
+    /// it: a slow push service whose pace the test sets, not a timer.
+    Stall,
+}
+
+/// Where `Script::Stall` requests wait until the test releases them.
+#[derive(Default)]
+struct Gate {
+    released: tokio::sync::watch::Sender<bool>,
+    waiting: AtomicUsize,
+}
+
+impl Gate {
+    async fn wait(&self) {
+        let mut released = self.released.subscribe();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _ = released.wait_for(|r| *r).await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A fresh id for a subscription, message or token.
@@ -61,6 +80,7 @@ async fn serve(router: Router) -> String {
 
 async fn scripted(
     script: Option<Script>,
+    gate: &Gate,
     ok: Response,
     error_body: impl Fn(u16) -> Value,
 ) -> Response {
@@ -68,6 +88,10 @@ async fn scripted(
         None => ok,
         Some(Script::Hang) => {
             tokio::time::sleep(Duration::from_secs(5)).await;
+            ok
+        }
+        Some(Script::Stall) => {
+            gate.wait().await;
             ok
         }
         Some(Script::Status(s)) => {
@@ -125,17 +149,29 @@ struct WebPushInner {
 pub struct MockWebPush {
     pub base: String,
     inner: Arc<Mutex<WebPushInner>>,
+    gate: Arc<Gate>,
 }
 
 impl MockWebPush {
     pub async fn start() -> Self {
         let inner = Arc::new(Mutex::new(WebPushInner::default()));
+        let gate = Arc::new(Gate::default());
         let router = Router::new()
             .route("/push/{id}", post(webpush_receive))
-            .with_state(inner.clone());
+            .with_state((inner.clone(), gate.clone()));
         let base = serve(router).await;
         inner.lock().unwrap().origin = base.clone();
-        Self { base, inner }
+        Self { base, inner, gate }
+    }
+
+    /// How many requests a `Script::Stall` holds right now.
+    pub fn stalled(&self) -> usize {
+        self.gate.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Lets every stalled request (and every later one) be accepted.
+    pub fn release(&self) {
+        self.gate.released.send_replace(true);
     }
 
     /// A new subscription, as a browser makes one for this push service.
@@ -179,7 +215,7 @@ impl MockWebPush {
 }
 
 async fn webpush_receive(
-    State(inner): State<Arc<Mutex<WebPushInner>>>,
+    State((inner, gate)): State<(Arc<Mutex<WebPushInner>>, Arc<Gate>)>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -254,7 +290,13 @@ async fn webpush_receive(
         [("location", format!("/messages/{}", new_id()))],
     )
         .into_response();
-    let response = scripted(script.clone(), accepted, |_| json!({"error": "scripted"})).await;
+    let response = scripted(
+        script.clone(),
+        &gate,
+        accepted,
+        |_| json!({"error": "scripted"}),
+    )
+    .await;
     if response.status().is_success() {
         inner.lock().unwrap().received.push(WebPushReceived {
             subscription: id,
@@ -333,6 +375,7 @@ pub struct MockFcm {
     pub key_file: std::path::PathBuf,
     _dir: Arc<tempfile::TempDir>,
     inner: Arc<Mutex<FcmInner>>,
+    gate: Arc<Gate>,
 }
 
 impl MockFcm {
@@ -345,10 +388,11 @@ impl MockFcm {
             token_lifetime: 3599,
             ..Default::default()
         }));
+        let gate = Arc::new(Gate::default());
         let router = Router::new()
             .route("/token", post(fcm_token))
             .route("/v1/projects/{project}/messages:send", post(fcm_send))
-            .with_state(inner.clone());
+            .with_state((inner.clone(), gate.clone()));
         let base = serve(router).await;
         let project = "kring-test".to_owned();
         let dir = tempfile::tempdir().unwrap();
@@ -369,7 +413,18 @@ impl MockFcm {
             key_file,
             _dir: Arc::new(dir),
             inner,
+            gate,
         }
+    }
+
+    /// How many requests a `Script::Stall` holds right now.
+    pub fn stalled(&self) -> usize {
+        self.gate.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Lets every stalled request (and every later one) be accepted.
+    pub fn release(&self) {
+        self.gate.released.send_replace(true);
     }
 
     pub fn script(&self, token: &str, steps: Vec<Script>) {
@@ -409,7 +464,7 @@ impl MockFcm {
 /// RFC 7523: a JWT bearer assertion signed (RS256) with the service
 /// account's key, asking for the Firebase messaging scope.
 async fn fcm_token(
-    State(inner): State<Arc<Mutex<FcmInner>>>,
+    State((inner, _)): State<(Arc<Mutex<FcmInner>>, Arc<Gate>)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let pem = inner.lock().unwrap().public_key_pem.clone();
@@ -498,7 +553,7 @@ fn fcm_error(status: u16) -> Value {
 }
 
 async fn fcm_send(
-    State(inner): State<Arc<Mutex<FcmInner>>>,
+    State((inner, gate)): State<(Arc<Mutex<FcmInner>>, Arc<Gate>)>,
     Path(project): Path<String>,
     headers: HeaderMap,
     axum::Json(body): axum::Json<Value>,
@@ -522,7 +577,7 @@ async fn fcm_send(
     }
     let ok = axum::Json(json!({"name": format!("projects/{project}/messages/{}", new_id())}))
         .into_response();
-    let response = scripted(script, ok, fcm_error).await;
+    let response = scripted(script, &gate, ok, fcm_error).await;
     if response.status().is_success() {
         inner.lock().unwrap().received.push(FcmReceived {
             token,

@@ -1,32 +1,51 @@
 //! The delivery worker: claims due deliveries from the outbox, sends them
-//! with bounded concurrency per provider, and records each outcome.
+//! with bounded concurrency per provider, and records each outcome as soon
+//! as its send ends.
 //!
 //! A claim is a lease: a worker that crashes between claiming and recording
 //! loses it when the lease runs out, and the delivery is retried. Delivery is
 //! therefore at least once; the payload's `notification_id` lets apps drop
-//! duplicates.
+//! duplicates. To keep duplicates rare, each outcome is one short write of
+//! its own (a failure loses no other outcome), and a write the database
+//! refuses is retried with backoff for up to [`RECORD_RETRY_FOR`] while the
+//! outcome waits in memory. A push the provider accepted goes out again only
+//! if the process dies between the provider's answer and that write's
+//! commit, or if the database stays unwritable for longer than the retries.
+//!
+//! No head-of-line blocking: [`run`] gives each provider
+//! `KRING_PUSH_CONCURRENCY` send slots and claims a provider's deliveries
+//! only while it has free slots, starting each at once. A slow endpoint
+//! holds one slot (for at most `KRING_PUSH_TIMEOUT_MS`), and the loop goes
+//! on claiming for the others. A claimed delivery never waits for a slot,
+//! so its lease covers only its own send and recording.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::AnyConnection;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::push::payload::{NotificationKind, PushAction, PushPayload};
-use crate::push::{Attempt, DeviceKind, DeviceTarget, Outcome, Providers, PushMessage, Urgency};
+use crate::push::{Attempt, DeviceKind, DeviceTarget, Outcome, PushMessage, Urgency};
 use crate::state::AppState;
 use crate::store::Backend;
 
 /// How long a claim lasts before another worker may take the delivery over.
 pub const LEASE_MS: i64 = 60_000;
-/// How many deliveries one round claims.
+/// The most deliveries one claim takes.
 pub const BATCH: i64 = 200;
-/// Outcomes are recorded this many to a transaction: one commit instead of
-/// one per send.
-const RECORD_CHUNK: usize = 50;
+/// How long a refused outcome write is retried (real time). As long as the
+/// lease: by then another worker may have claimed the delivery again.
+const RECORD_RETRY_FOR: Duration = Duration::from_millis(LEASE_MS as u64);
+/// The first wait before retrying an outcome write; it doubles up to
+/// [`RECORD_RETRY_MAX_WAIT`], short so that a database back from an outage
+/// gets the outcome before a lease that ran out meanwhile is claimed again.
+const RECORD_RETRY_FIRST_WAIT: Duration = Duration::from_millis(100);
+const RECORD_RETRY_MAX_WAIT: Duration = Duration::from_secs(2);
+/// How often an idle loop looks for due deliveries.
+const IDLE_POLL: Duration = Duration::from_millis(500);
 /// How long a provider pauses after refusing our credentials.
 pub const CREDENTIAL_PAUSE_MS: i64 = 5 * 60_000;
 /// First retry delay; doubles with each attempt up to [`MAX_BACKOFF_MS`].
@@ -64,13 +83,27 @@ struct Claimed {
 }
 
 /// Claims up to `limit` due deliveries for this worker; returns their ids.
-/// The one place where the backends differ: PostgreSQL skips rows another
-/// instance holds locked; SQLite has a single writer.
 pub async fn claim(state: &AppState, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+    claim_for(state, None, limit).await
+}
+
+/// Claims up to `limit` due deliveries, of one provider (device kind) or of
+/// any. The one place where the backends differ: PostgreSQL skips rows
+/// another instance holds locked; SQLite has a single writer.
+async fn claim_for(
+    state: &AppState,
+    provider: Option<&str>,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
     let now = state.now_ms();
     let lock = match state.store.backend() {
         Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
+    };
+    let of_provider = if provider.is_some() {
+        "AND d.provider = $4"
+    } else {
+        ""
     };
     let sql = format!(
         "UPDATE deliveries SET lease_until = $1, attempts = attempts + 1, updated_at = $2
@@ -79,6 +112,7 @@ pub async fn claim(state: &AppState, limit: i64) -> Result<Vec<String>, sqlx::Er
              WHERE d.status = 'pending' AND d.not_before <= $2
                AND (d.lease_until IS NULL OR d.lease_until < $2)
                AND NOT EXISTS (SELECT 1 FROM provider_pauses p WHERE p.provider = d.provider AND p.paused_until > $2)
+               {of_provider}
              ORDER BY d.not_before
              LIMIT $3
              {lock}
@@ -86,20 +120,31 @@ pub async fn claim(state: &AppState, limit: i64) -> Result<Vec<String>, sqlx::Er
          RETURNING id"
     );
     // A cheap read first: an idle outbox costs no write lock.
-    let earliest: Option<i64> =
-        sqlx::query_scalar("SELECT MIN(not_before) FROM deliveries WHERE status = 'pending'")
-            .fetch_one(state.store.pool())
-            .await?;
+    let probe = format!(
+        "SELECT MIN(d.not_before) FROM deliveries d WHERE d.status = 'pending' {}",
+        if provider.is_some() {
+            "AND d.provider = $1"
+        } else {
+            ""
+        }
+    );
+    let mut probe = sqlx::query_scalar(sqlx::AssertSqlSafe(probe));
+    if let Some(provider) = provider {
+        probe = probe.bind(provider);
+    }
+    let earliest: Option<i64> = probe.fetch_one(state.store.pool()).await?;
     if earliest.is_none_or(|t| t > now) {
         return Ok(Vec::new());
     }
     let mut tx = state.store.begin().await?;
-    let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(now + LEASE_MS)
         .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+        .bind(limit);
+    if let Some(provider) = provider {
+        query = query.bind(provider);
+    }
+    let ids: Vec<String> = query.fetch_all(&mut *tx).await?;
     tx.commit().await?;
     Ok(ids)
 }
@@ -184,82 +229,107 @@ pub fn actions_for(kind: NotificationKind) -> Vec<PushAction> {
     }
 }
 
+/// Send slots: at most `KRING_PUSH_CONCURRENCY` sends in flight per
+/// provider (device kind), counted from claim to recorded outcome.
+struct Slots(Vec<(&'static str, Arc<Semaphore>)>);
+
+impl Slots {
+    fn new(state: &AppState) -> Self {
+        let per_provider = state.config.push_concurrency.max(1);
+        Self(
+            [DeviceKind::Apns, DeviceKind::Fcm, DeviceKind::WebPush]
+                .map(|kind| (kind.as_str(), Arc::new(Semaphore::new(per_provider))))
+                .into(),
+        )
+    }
+
+    fn of(&self, provider: &str) -> Option<Arc<Semaphore>> {
+        self.0
+            .iter()
+            .find(|(name, _)| *name == provider)
+            .map(|(_, slots)| slots.clone())
+    }
+}
+
+/// What became of a claimed delivery.
+enum Finished {
+    /// Nothing was sent; the delivery ends with this status.
+    Skipped(&'static str),
+    /// Sent; the provider answered (or timed out) so.
+    Sent(Attempt),
+}
+
+/// Sends one claimed delivery, unless there is nothing left to send, and
+/// records what came of it. The slot is held until the outcome is recorded,
+/// so outcomes waiting for the database are bounded by the slots.
+async fn handle(state: &AppState, row: Claimed, slot: Option<OwnedSemaphorePermit>) {
+    let now = state.now_ms();
+    // Nothing to send: the device is gone, the item was read meanwhile, or
+    // the message outlived its TTL.
+    let skip = if row.device_removed_at.is_some() {
+        Some("dropped")
+    } else if row.read_at.is_some() || row.alert_resolved > 0 {
+        // Read meanwhile, or news about an alert resolved before its push
+        // time (the inbox keeps it).
+        Some("superseded")
+    } else if row.expires_at <= now {
+        Some("expired")
+    } else {
+        None
+    };
+    let finished = match (row.target(), row.message(now), skip) {
+        (Some(target), Some(message), None) => {
+            let provider = state.push.for_kind(target.kind()).clone();
+            let attempt = provider.send(&message, &target).await;
+            report(state, &row, provider.name(), &attempt);
+            Finished::Sent(attempt)
+        }
+        _ => Finished::Skipped(skip.unwrap_or("failed")),
+    };
+    // The time of the outcome, kept across retries of its write.
+    let at = state.now_ms();
+    let mut wait = RECORD_RETRY_FIRST_WAIT;
+    let started = tokio::time::Instant::now();
+    while let Err(err) = record_once(state, at, &row, &finished).await {
+        state.metrics.record_failures.inc();
+        if started.elapsed() + wait > RECORD_RETRY_FOR {
+            tracing::error!(delivery_id = %row.id, error = %err,
+                "could not record a push's outcome; it goes out again when its lease runs out");
+            break;
+        }
+        tracing::warn!(delivery_id = %row.id, error = %err,
+            "could not record a push's outcome; retrying");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RECORD_RETRY_MAX_WAIT);
+    }
+    drop(slot);
+}
+
 /// One round: claim what is due, send it, record every outcome. Returns how
-/// many deliveries it handled.
+/// many deliveries it handled. For tests and `KRING_TEST_CLOCK`: it waits
+/// for every send it started; the production loop is [`run`].
 pub async fn run_once(state: &AppState) -> Result<usize, sqlx::Error> {
     let ids = claim(state, BATCH).await?;
     if ids.is_empty() {
         return Ok(0);
     }
     let claimed = load(state, &ids).await?;
-    let now = state.now_ms();
-    let limit = state.config.push_concurrency.max(1);
-    let mut permits: HashMap<String, Arc<Semaphore>> = HashMap::new();
+    let handled = claimed.len();
+    let slots = Slots::new(state);
     let mut sends = JoinSet::new();
-    let mut handled = 0;
     for row in claimed {
-        // Nothing to send: the device is gone, the item was read meanwhile,
-        // or the message outlived its TTL.
-        let skip = if row.device_removed_at.is_some() {
-            Some("dropped")
-        } else if row.read_at.is_some() || row.alert_resolved > 0 {
-            // Read meanwhile, or news about an alert resolved before its
-            // push time (the inbox keeps it).
-            Some("superseded")
-        } else if row.expires_at <= now {
-            Some("expired")
-        } else {
-            None
-        };
-        let (Some(target), Some(message), None) = (row.target(), row.message(now), skip) else {
-            let mut conn = state.store.pool().acquire().await?;
-            let status = skip.unwrap_or("failed");
-            finish(&mut conn, now, &row.id, status, "skipped", None).await?;
-            handled += 1;
-            continue;
-        };
-        let permit = permits
-            .entry(row.provider.clone())
-            .or_insert_with(|| Arc::new(Semaphore::new(limit)))
-            .clone();
-        let providers: Arc<Providers> = state.push.clone();
+        let slots = slots.of(&row.provider);
+        let state = state.clone();
         sends.spawn(async move {
-            let _permit = permit.acquire_owned().await;
-            let provider = providers.for_kind(target.kind()).clone();
-            let attempt = provider.send(&message, &target).await;
-            (row, provider.name(), attempt)
+            let slot = match slots {
+                Some(slots) => slots.acquire_owned().await.ok(),
+                None => None,
+            };
+            handle(&state, row, slot).await;
         });
     }
-    let mut done = Vec::with_capacity(RECORD_CHUNK);
-    while let Some(joined) = sends.join_next().await {
-        let Ok(sent) = joined else {
-            continue;
-        };
-        done.push(sent);
-        if done.len() >= RECORD_CHUNK {
-            handled += record_all(state, &mut done).await?;
-        }
-    }
-    handled += record_all(state, &mut done).await?;
+    while sends.join_next().await.is_some() {}
     Ok(handled)
-}
-
-/// Records finished sends in one transaction.
-async fn record_all(
-    state: &AppState,
-    done: &mut Vec<(Claimed, &'static str, Attempt)>,
-) -> Result<usize, sqlx::Error> {
-    if done.is_empty() {
-        return Ok(0);
-    }
-    let now = state.now_ms();
-    let mut tx = state.store.begin().await?;
-    let n = done.len();
-    for (row, provider_name, attempt) in done.drain(..) {
-        record(&mut tx, state, now, &row, provider_name, &attempt).await?;
-    }
-    tx.commit().await?;
-    Ok(n)
 }
 
 /// Runs rounds until nothing is due: for tests.
@@ -274,25 +344,115 @@ pub async fn run_until_idle(state: &AppState) -> Result<usize, sqlx::Error> {
     }
 }
 
-/// The production loop: a round whenever something may be due; stops between
-/// rounds when cancelled.
+/// Claims, for each provider with free slots, as many due deliveries as it
+/// has free slots, and starts them. Returns how many it started.
+async fn start_due(
+    state: &AppState,
+    slots: &Slots,
+    sends: &mut JoinSet<()>,
+) -> Result<usize, sqlx::Error> {
+    let mut started = 0;
+    for (provider, free) in &slots.0 {
+        let limit = free.available_permits().min(BATCH as usize);
+        if limit == 0 {
+            continue;
+        }
+        let ids = claim_for(state, Some(provider), limit as i64).await?;
+        for row in load(state, &ids).await? {
+            // Only this loop takes slots, so the ones counted are still free.
+            let slot = free.clone().try_acquire_owned().ok();
+            let state = state.clone();
+            sends.spawn(async move { handle(&state, row, slot).await });
+            started += 1;
+        }
+    }
+    Ok(started)
+}
+
+/// The production loop: claims and starts due deliveries while sends are in
+/// flight, whenever a slot frees up or something may have become due. When
+/// cancelled it claims nothing more and returns once every send in flight
+/// has ended and been recorded (each within `KRING_PUSH_TIMEOUT_MS` and the
+/// recording retries).
 pub async fn run(state: AppState, cancel: CancellationToken) {
-    loop {
-        let idle = match run_once(&state).await {
-            Ok(0) => true,
-            Ok(_) => false,
+    let slots = Slots::new(&state);
+    let mut sends = JoinSet::new();
+    while !cancel.is_cancelled() {
+        let started = match start_due(&state, &slots, &mut sends).await {
+            Ok(n) => n,
             Err(err) => {
-                tracing::warn!(error = %err, "delivery round failed; will retry");
-                true
+                tracing::warn!(error = %err, "claiming deliveries failed; will retry");
+                0
             }
         };
-        if idle {
+        while sends.try_join_next().is_some() {}
+        if started == 0 {
             tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                () = cancel.cancelled() => {}
+                () = tokio::time::sleep(IDLE_POLL) => {}
+                Some(_) = sends.join_next(), if !sends.is_empty() => {}
             }
-        } else if cancel.is_cancelled() {
-            return;
+        }
+    }
+    while sends.join_next().await.is_some() {}
+}
+
+/// Counts and logs a send's outcome, once, whether or not recording it
+/// needs retries.
+fn report(state: &AppState, row: &Claimed, provider_name: &str, attempt: &Attempt) {
+    state
+        .metrics
+        .delivery(provider_name, attempt.outcome.label());
+    match &attempt.outcome {
+        Outcome::Delivered | Outcome::Retry { .. } => {}
+        Outcome::Failed => {
+            tracing::warn!(delivery_id = %row.id, provider = provider_name, status = ?attempt.status,
+                reason = ?attempt.reason, "push refused for good");
+        }
+        Outcome::DropToken => {
+            tracing::info!(delivery_id = %row.id, device_id = %row.device_id, provider = provider_name,
+                reason = ?attempt.reason, "push token is dead; device removed");
+        }
+        Outcome::FixCredentials => {
+            state
+                .metrics
+                .credential_failures
+                .get_or_create(&crate::metrics::ProviderLabels {
+                    provider: row.provider.clone(),
+                })
+                .inc();
+            tracing::error!(provider = provider_name, kind = %row.provider, status = ?attempt.status,
+                reason = ?attempt.reason, "push credentials refused: provider paused; fix the configuration");
+        }
+    }
+}
+
+/// Writes one outcome: a single-row UPDATE, or a short transaction where it
+/// touches more (a dead token, a provider pause). Safe to repeat.
+async fn record_once(
+    state: &AppState,
+    at: i64,
+    row: &Claimed,
+    finished: &Finished,
+) -> Result<(), sqlx::Error> {
+    match finished {
+        Finished::Skipped(status) => {
+            let mut conn = state.store.pool().acquire().await?;
+            finish(&mut conn, at, &row.id, status, "skipped", None).await
+        }
+        Finished::Sent(attempt)
+            if matches!(
+                attempt.outcome,
+                Outcome::DropToken | Outcome::FixCredentials
+            ) =>
+        {
+            let mut tx = state.store.begin().await?;
+            record(&mut tx, at, row, attempt).await?;
+            tx.commit().await
+        }
+        Finished::Sent(attempt) => {
+            let mut conn = state.store.pool().acquire().await?;
+            record(&mut conn, at, row, attempt).await
         }
     }
 }
@@ -323,24 +483,15 @@ async fn finish(
 /// Records what a send came to.
 async fn record(
     conn: &mut AnyConnection,
-    state: &AppState,
     now: i64,
     row: &Claimed,
-    provider_name: &str,
     attempt: &Attempt,
 ) -> Result<(), sqlx::Error> {
     let label = attempt.outcome.label();
-    state.metrics.delivery(provider_name, label);
     match &attempt.outcome {
         Outcome::Delivered => finish(conn, now, &row.id, "delivered", label, attempt.status).await,
-        Outcome::Failed => {
-            tracing::warn!(delivery_id = %row.id, provider = provider_name, status = ?attempt.status,
-                reason = ?attempt.reason, "push refused for good");
-            finish(conn, now, &row.id, "failed", label, attempt.status).await
-        }
+        Outcome::Failed => finish(conn, now, &row.id, "failed", label, attempt.status).await,
         Outcome::DropToken => {
-            tracing::info!(delivery_id = %row.id, device_id = %row.device_id, provider = provider_name,
-                reason = ?attempt.reason, "push token is dead; device removed");
             crate::devices::remove_device(conn, &row.device_id, now, "token_rejected").await?;
             finish(conn, now, &row.id, "dropped", label, attempt.status).await
         }
@@ -369,15 +520,6 @@ async fn record(
             Ok(())
         }
         Outcome::FixCredentials => {
-            state
-                .metrics
-                .credential_failures
-                .get_or_create(&crate::metrics::ProviderLabels {
-                    provider: row.provider.clone(),
-                })
-                .inc();
-            tracing::error!(provider = provider_name, kind = %row.provider, status = ?attempt.status,
-                reason = ?attempt.reason, "push credentials refused: provider paused; fix the configuration");
             sqlx::query(
                 "INSERT INTO provider_pauses (provider, paused_until, reason, paused_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (provider) DO UPDATE SET paused_until = excluded.paused_until,
@@ -389,12 +531,14 @@ async fn record(
             .bind(now)
             .execute(&mut *conn)
             .await?;
-            // Not the token's fault: this attempt does not count.
+            // Not the token's fault: this attempt does not count (set, not
+            // decremented, so that a repeated write counts it out once).
             sqlx::query(
-                "UPDATE deliveries SET lease_until = NULL, attempts = attempts - 1, outcome = $1, last_status = $2,
-                        updated_at = $3
-                 WHERE id = $4",
+                "UPDATE deliveries SET lease_until = NULL, attempts = $1, outcome = $2, last_status = $3,
+                        updated_at = $4
+                 WHERE id = $5",
             )
+            .bind(row.attempts - 1)
             .bind(label)
             .bind(attempt.status.map(i64::from))
             .bind(now)

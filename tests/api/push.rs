@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::support::{Backend, Person, TestApp};
+use kring::config::Config;
 use push_mocks::{MockFcm, MockWebPush, Subscription};
 
 pub struct World {
@@ -22,6 +23,11 @@ pub struct World {
 /// An organisation with a circle, a worker and two members, and Kring's
 /// providers pointed at the mock Web Push and FCM services.
 pub async fn world(backend: Backend) -> World {
+    world_with(backend, |_| {}).await
+}
+
+/// The same, with some of Kring's configuration changed.
+pub async fn world_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> World {
     let webpush = MockWebPush::start().await;
     let fcm = MockFcm::start().await;
     let (vapid, _) = kring::push::webpush::generate_vapid_keys().unwrap();
@@ -37,6 +43,7 @@ pub async fn world(backend: Backend) -> World {
         c.fcm_service_account_file = Some(key_file);
         c.fcm_token_url = Some(format!("{fcm_base}/token"));
         c.fcm_base_url = fcm_base;
+        configure(c);
     })
     .await;
     let org = app

@@ -1,10 +1,15 @@
 //! Every class of provider response, scripted on the mock services: what
-//! happens to the token, when the retry comes, and that nothing is lost.
+//! happens to the token, when the retry comes, and that nothing is lost;
+//! and faults around a send: a recording that fails, an endpoint that hangs.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use jiff::SignedDuration;
+use tokio_util::sync::CancellationToken;
 
 use crate::both_backends;
-use crate::push::world;
+use crate::push::{World, world, world_with};
 use crate::support::Backend;
 use push_mocks::Script;
 
@@ -212,3 +217,180 @@ async fn retries_stop_at_the_ttl(backend: Backend) {
     w.app.stop().await;
 }
 both_backends!(retries_stop_at_the_ttl);
+
+/// Polls `check` until it holds. The deadline only turns a hang into a
+/// failure; nothing here measures time.
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The lease on the newest delivery to a device (set while a worker holds it).
+async fn lease_until(w: &World, device_id: &str) -> Option<i64> {
+    sqlx::query_scalar(
+        "SELECT lease_until FROM deliveries WHERE device_id = $1 ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(device_id)
+    .fetch_one(w.app.state.store.pool())
+    .await
+    .unwrap()
+}
+
+/// `kring_push_record_failures_total` from `/metrics` (0 when absent).
+async fn record_failures(w: &World) -> u64 {
+    let metrics = w
+        .app
+        .client
+        .get(format!("{}/metrics", w.app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("kring_push_record_failures_total "))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// Makes every change of a delivery's status fail (the claim, which only
+/// takes a lease, still works): the database refuses to record outcomes.
+async fn fail_recording(w: &World, backend: Backend) {
+    let statements: &[&'static str] = match backend {
+        Backend::Sqlite => &[
+            "CREATE TRIGGER kring_test_fault BEFORE UPDATE OF status ON deliveries
+             WHEN NEW.status <> OLD.status
+             BEGIN SELECT RAISE(ABORT, 'injected fault: recording fails'); END",
+        ],
+        Backend::Postgres => &[
+            "CREATE FUNCTION kring_test_fault() RETURNS trigger LANGUAGE plpgsql AS
+             $$ BEGIN RAISE EXCEPTION 'injected fault: recording fails'; END $$",
+            "CREATE TRIGGER kring_test_fault BEFORE UPDATE ON deliveries FOR EACH ROW
+             WHEN (NEW.status <> OLD.status) EXECUTE FUNCTION kring_test_fault()",
+        ],
+    };
+    for sql in statements {
+        sqlx::query(*sql)
+            .execute(w.app.state.store.pool())
+            .await
+            .unwrap();
+    }
+}
+
+async fn recover_recording(w: &World, backend: Backend) {
+    let sql = match backend {
+        Backend::Sqlite => "DROP TRIGGER kring_test_fault",
+        Backend::Postgres => "DROP TRIGGER kring_test_fault ON deliveries",
+    };
+    sqlx::query(sql)
+        .execute(w.app.state.store.pool())
+        .await
+        .unwrap();
+}
+
+async fn a_failed_recording_does_not_resend(backend: Backend) {
+    let w = world(backend).await;
+    let mut devices = Vec::new();
+    for _ in 0..5 {
+        let sub = w.webpush.subscribe();
+        devices.push(w.register_webpush(&w.zon, &sub).await);
+    }
+    let notification = w.personal_message(&w.zon, "Hoe is het?").await;
+
+    // The pushes go out, then the database refuses to record them (a brief
+    // outage), until the test sees the refusal and ends the outage.
+    fail_recording(&w, backend).await;
+    let state = w.app.state.clone();
+    let worker = tokio::spawn(async move { kring::jobs::delivery::run_until_idle(&state).await });
+    eventually("all sent and a recording refused", async || {
+        worker.is_finished() || (w.webpush.received_count() == 5 && record_failures(&w).await > 0)
+    })
+    .await;
+    recover_recording(&w, backend).await;
+    let first = worker.await.unwrap();
+
+    // Whatever the worker kept of its leases runs out; every delivery that
+    // is still due goes out again.
+    w.app.advance(SignedDuration::from_secs(61));
+    w.deliver().await;
+    let received = w.webpush.received();
+    let subscriptions: HashSet<_> = received.iter().map(|r| r.subscription.clone()).collect();
+    assert_eq!(
+        (received.len(), subscriptions.len()),
+        (5, 5),
+        "each accepted push exactly once (first run: {first:?})"
+    );
+    assert!(
+        received
+            .iter()
+            .all(|r| r.payload["notification_id"] == notification)
+    );
+    for device in &devices {
+        assert_eq!(w.delivery(device).await.0, "delivered");
+    }
+    w.app.stop().await;
+}
+both_backends!(a_failed_recording_does_not_resend);
+
+async fn a_hanging_endpoint_does_not_hold_back_other_pushes(backend: Backend) {
+    // The client waits as long as the endpoint hangs: the test, not a
+    // timeout, decides when the slow send ends.
+    let w = world_with(backend, |c| c.push_timeout_ms = 120_000).await;
+    let slow = w.webpush.subscribe();
+    w.webpush.script(&slow, vec![Script::Stall]);
+    let slow_device = w.register_webpush(&w.zon, &slow).await;
+    let fast = w.webpush.subscribe();
+    let fast_device = w.register_webpush(&w.maan, &fast).await;
+
+    let cancel = CancellationToken::new();
+    let worker = tokio::spawn(kring::jobs::delivery::run(
+        w.app.state.clone(),
+        cancel.clone(),
+    ));
+    w.personal_message(&w.zon, "Hoe is het?").await;
+    eventually("the slow push reached its endpoint", async || {
+        w.webpush.stalled() == 1
+    })
+    .await;
+
+    // A newer push to another device goes out while the slow one hangs.
+    w.personal_message(&w.maan, "Alles goed?").await;
+    eventually(
+        "the fast push is delivered while the slow one is in flight",
+        async || w.delivery(&fast_device).await.0 == "delivered",
+    )
+    .await;
+    assert_eq!(w.webpush.stalled(), 1, "the slow push still hangs");
+    assert_eq!(w.delivery(&slow_device).await.0, "pending");
+    assert!(
+        lease_until(&w, &slow_device).await.is_some(),
+        "the slow push is still leased, not recorded"
+    );
+    let received = w.webpush.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].subscription, fast.id);
+
+    // Cancelled, the worker lets the slow send finish and records it
+    // before it returns (dropping it would abort the send unrecorded).
+    cancel.cancel();
+    w.webpush.release();
+    tokio::time::timeout(Duration::from_secs(20), worker)
+        .await
+        .expect("the worker drains and stops")
+        .unwrap();
+    assert_eq!(w.delivery(&slow_device).await.0, "delivered");
+    assert_eq!(lease_until(&w, &slow_device).await, None);
+    let received: Vec<_> = w
+        .webpush
+        .received()
+        .into_iter()
+        .map(|r| r.subscription)
+        .collect();
+    assert_eq!(received, vec![fast.id.clone(), slow.id.clone()]);
+    w.app.stop().await;
+}
+both_backends!(a_hanging_endpoint_does_not_hold_back_other_pushes);
