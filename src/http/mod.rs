@@ -8,6 +8,7 @@ pub mod idempotency;
 pub mod router;
 pub mod sync;
 pub mod test_clock;
+pub mod text;
 pub mod time;
 
 pub use auth::{Caller, Role};

@@ -394,7 +394,7 @@ pub async fn remove_staff(
 }
 
 pub fn validate_email(input: &str) -> Result<String, String> {
-    let email = input.trim().to_lowercase();
+    let email = crate::http::text::name(input)?.trim().to_lowercase();
     let bad = || "must be an e-mail address".to_owned();
     let (local, domain) = email.split_once('@').ok_or_else(bad)?;
     if local.is_empty()
@@ -403,7 +403,7 @@ pub fn validate_email(input: &str) -> Result<String, String> {
         || domain.starts_with('.')
         || domain.ends_with('.')
         || email.len() > 254
-        || email.chars().any(|c| c.is_whitespace() || c.is_control())
+        || email.chars().any(char::is_whitespace)
         || domain.contains('@')
     {
         return Err(bad());
