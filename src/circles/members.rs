@@ -3,16 +3,13 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
-use crate::accounts::sessions::create_code;
 use crate::circles::access;
 use crate::clock::{from_ms, opt_from_ms};
 use crate::error::{ApiError, ApiResult, Validator};
-use crate::http::idempotency::{HoldsSecret, IdempotencyKey};
 use crate::http::time::parse_timestamp;
 use crate::http::{Caller, Json};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
@@ -20,8 +17,6 @@ use crate::state::AppState;
 use crate::store::cache::Scope;
 use crate::store::is_unique_violation;
 
-/// How long a recovery code stays valid.
-pub const RECOVERY_CODE_VALID_MS: i64 = 72 * 3_600_000;
 /// The furthest ahead a member can set "away until".
 const MAX_AWAY_MS: i64 = 366 * 86_400_000;
 
@@ -547,80 +542,6 @@ pub async fn leave(
     crate::silence::engine::reschedule(&mut tx, &id, now).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A one-time recovery code, shown once.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RecoveryCode {
-    /// The member enters this in the app on the new phone
-    /// (`POST /v1/auth/recover`); it signs out every other device.
-    #[schema(example = "KX4M-7TQD-9HCA")]
-    pub code: String,
-    #[schema(value_type = String, format = DateTime)]
-    pub expires_at: jiff::Timestamp,
-}
-
-/// Workers: a one-time code that moves a member's account to a new phone.
-///
-/// Valid for 72 hours; replaces any earlier unused code. The code is never
-/// kept for an idempotent replay: a retry with the same `Idempotency-Key`
-/// after success answers 409 `idempotency_replay_refused`.
-#[utoipa::path(
-    post, path = "/v1/circles/{circle_id}/members/{membership_id}/recovery-code", tag = "memberships",
-    security(("bearer" = [])),
-    params(
-        ("circle_id" = String, Path, description = "The circle's id"),
-        ("membership_id" = String, Path, description = "The member's membership id"),
-        IdempotencyKey,
-    ),
-    responses(
-        (status = 201, description = "The code", body = RecoveryCode),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = crate::openapi::ReplayRefused),
-        (status = 500, response = Internal),
-    )
-)]
-pub async fn recovery_code(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((circle_id, membership_id)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    let now = state.now_ms();
-    let mut tx = state.store.begin().await?;
-    let access = access(&mut tx, &caller, &circle_id).await?;
-    access.require_staff()?;
-    let account_id: Option<String> = sqlx::query_scalar(
-        "SELECT m.account_id FROM memberships m JOIN accounts a ON a.id = m.account_id
-         WHERE m.id = $1 AND m.circle_id = $2 AND m.left_at IS NULL AND m.role = 'member'
-           AND a.deactivated_at IS NULL",
-    )
-    .bind(&membership_id)
-    .bind(&access.circle_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let account_id = account_id.ok_or(ApiError::NotFound("member"))?;
-    let (code, expires) = create_code(
-        &mut tx,
-        now,
-        &account_id,
-        "recovery",
-        Some(&caller.account_id),
-        RECOVERY_CODE_VALID_MS,
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(membership_id = %membership_id, "recovery code issued");
-    Ok(
-        HoldsSecret("Issue another recovery code; it replaces this one.").mark((
-            StatusCode::CREATED,
-            axum::Json(RecoveryCode {
-                code,
-                expires_at: from_ms(expires),
-            }),
-        )),
-    )
 }
 
 #[cfg(test)]

@@ -248,6 +248,7 @@ pub async fn create_staff(
         "setup",
         Some(&caller.account_id),
         SETUP_CODE_VALID_MS,
+        None,
     )
     .await?;
     tx.commit().await?;
@@ -323,6 +324,7 @@ pub async fn setup_code(
         "setup",
         Some(&caller.account_id),
         SETUP_CODE_VALID_MS,
+        None,
     )
     .await?;
     tx.commit().await?;
@@ -503,6 +505,7 @@ pub async fn bootstrap(
         "setup",
         None,
         SETUP_CODE_VALID_MS,
+        None,
     )
     .await?;
     tx.commit().await?;
