@@ -178,31 +178,67 @@ const WHITE_SPACE: &str =
     r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 /// Unicode Cc: what `char::is_control` finds.
 const CONTROL: &str = r"\x00-\x1f\x7f-\x9f";
+/// White_Space without the control characters among it.
+const SPACES: &str = r" \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+/// Control characters that no text field takes: all but tab and newline
+/// (`crate::http::text::is_forbidden_control`).
+const LINE_CONTROL: &str = r"\x00-\x08\x0b-\x1f\x7f-\x9f";
+
+/// The invisible characters of the Basic Multilingual Plane
+/// (`crate::http::text::is_invisible`) as ranges for a character class. The
+/// few beyond it (tags, some format characters of historic scripts) need a
+/// regex flag that JSON Schema does not give; the descriptions name them.
+fn invisible_class() -> String {
+    let mut out = String::new();
+    let mut start: Option<u32> = None;
+    let flush = |from: u32, to: u32, out: &mut String| {
+        out.push_str(&format!("\\u{from:04x}"));
+        if to > from {
+            out.push_str(&format!("-\\u{to:04x}"));
+        }
+    };
+    for cp in 0..=0xffff_u32 {
+        let invisible = char::from_u32(cp).is_some_and(crate::http::text::is_invisible);
+        match (invisible, start) {
+            (true, None) => start = Some(cp),
+            (false, Some(from)) => {
+                flush(from, cp - 1, &mut out);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(from) = start {
+        flush(from, 0xffff, &mut out);
+    }
+    out
+}
 
 /// Text that, trimmed, holds at least `min` characters (0, 1 or 2) and no
-/// control characters.
+/// control or invisible characters.
 pub fn plain_text_pattern(min: usize) -> String {
-    let (w, c) = (WHITE_SPACE, CONTROL);
+    let (w, c) = (WHITE_SPACE, format!("{CONTROL}{}", invisible_class()));
     let core = match min {
         0 => format!("([^{w}{c}]([^{c}]*[^{w}{c}])?)?"),
         1 => format!("[^{w}{c}]([^{c}]*[^{w}{c}])?"),
         _ => format!("[^{w}{c}][^{c}]*[^{w}{c}]"),
     };
-    format!("^[{w}]*{core}[{w}]*$")
+    format!("^[{SPACES}]*{core}[{SPACES}]*$")
 }
 
 /// Lines of text: not blank, no control characters but tab and newline.
 pub fn lines_pattern() -> String {
-    let c = r"\x00-\x08\x0b-\x1f\x7f-\x9f";
-    format!("^[^{c}]*[^{WHITE_SPACE}{c}][^{c}]*$")
+    free_text_pattern(true)
 }
 
-/// Free text without NUL; when `required`, with something besides white space.
+/// Free text without control characters but tab and newline; when
+/// `required`, with something besides white space.
 pub fn free_text_pattern(required: bool) -> String {
+    let c = LINE_CONTROL;
     if required {
-        format!(r"^[^\x00]*[^{WHITE_SPACE}\x00][^\x00]*$")
+        format!("^[^{c}]*[^{WHITE_SPACE}{c}][^{c}]*$")
     } else {
-        r"^[^\x00]*$".to_owned()
+        format!("^[^{c}]*$")
     }
 }
 
@@ -234,21 +270,21 @@ macro_rules! text_schemas {
 }
 
 text_schemas! {
-    Name: "A name: up to 80 characters, not blank, no control characters.",
+    Name: "A name: up to 80 characters, not blank, no control or invisible characters (Unicode Cf such as zero-width characters and direction marks, Hangul fillers); stored in NFC.",
         max 80, plain_text_pattern(1), "Samen sterk";
-    Theme: "What a circle is about: up to 200 characters, no control characters; may be blank.",
+    Theme: "What a circle is about: up to 200 characters, no control or invisible characters (Unicode Cf such as zero-width characters and direction marks, Hangul fillers); stored in NFC; may be blank.",
         max 200, plain_text_pattern(0), "Eenzaamheid na pensioen";
-    DeviceLabel: "A name you recognise for a device: up to 60 characters, no control characters; blank means none.",
+    DeviceLabel: "A name you recognise for a device: up to 60 characters, no control or invisible characters (Unicode Cf such as zero-width characters and direction marks, Hangul fillers); stored in NFC; blank means none.",
         max 60, plain_text_pattern(0), "iPhone";
-    AgreementText: "A circle's agreement: up to 4000 characters, not blank.",
+    AgreementText: "A circle's agreement: up to 4000 characters, not blank, no control characters but tab and newline.",
         max 4000, free_text_pattern(true), "Jij bepaalt wanneer je schrijft.";
     PostBody: "A post: up to 4000 characters, not blank, no control characters but tab and newline.",
         max 4000, lines_pattern(), "Vandaag voor het eerst weer een wandeling gemaakt.";
-    HideReason: "Why a post was hidden, for the other staff: up to 500 characters, not blank.",
+    HideReason: "Why a post was hidden, for the other staff: up to 500 characters, not blank, no control characters but tab and newline.",
         max 500, free_text_pattern(true), "Persoonlijke gegevens van een ander lid";
-    MessageText: "A personal message: up to 500 characters, not blank.",
+    MessageText: "A personal message: up to 500 characters, not blank, no control characters but tab and newline.",
         max 500, free_text_pattern(true), "Ik dacht even aan je. Hoe gaat het?";
-    Note: "A short note: up to 1000 characters; blank means none.",
+    Note: "A short note: up to 1000 characters, no control characters but tab and newline; blank means none.",
         max 1000, free_text_pattern(false), "Goed geslapen.";
 }
 

@@ -313,12 +313,14 @@ pub async fn update_me(
 }
 
 /// A staff member's name: at most 80 characters as sent, then trimmed, not
-/// blank and without control characters (`crate::openapi::Name`).
+/// blank, in NFC and without control or invisible characters
+/// (`crate::openapi::Name`).
 pub fn validate_display_name(name: &str) -> Result<String, String> {
     let len = name.chars().count();
+    let name = crate::http::text::name(name)?;
     let name = name.trim();
-    if len > 80 || name.is_empty() || name.chars().any(char::is_control) {
-        return Err("must be 1 to 80 characters, without control characters".into());
+    if len > 80 || name.is_empty() {
+        return Err("must be 1 to 80 characters".into());
     }
     Ok(name.to_owned())
 }

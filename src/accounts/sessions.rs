@@ -579,6 +579,7 @@ async fn spend_code(
 }
 
 /// Creates a one-time code for an account and returns it (shown once).
+/// `circle_id` is the circle a recovery code was issued in, for its staff.
 pub async fn create_code(
     conn: &mut AnyConnection,
     now: i64,
@@ -586,19 +587,20 @@ pub async fn create_code(
     purpose: &str,
     created_by: Option<&str>,
     valid_ms: i64,
+    circle_id: Option<&str>,
 ) -> Result<(String, i64), sqlx::Error> {
     let code = crate::secrets::new_code(3);
     let canonical = code.replace('-', "");
     // A new code replaces any earlier unused one for the same purpose.
-    sqlx::query("UPDATE account_codes SET used_at = $1 WHERE account_id = $2 AND purpose = $3 AND used_at IS NULL")
+    sqlx::query("UPDATE account_codes SET used_at = $1, replaced_at = $1 WHERE account_id = $2 AND purpose = $3 AND used_at IS NULL")
         .bind(now)
         .bind(account_id)
         .bind(purpose)
         .execute(&mut *conn)
         .await?;
     sqlx::query(
-        "INSERT INTO account_codes (code_hash, account_id, purpose, created_by, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO account_codes (code_hash, account_id, purpose, created_by, created_at, expires_at, circle_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(hash_token(&canonical))
     .bind(account_id)
@@ -606,6 +608,7 @@ pub async fn create_code(
     .bind(created_by)
     .bind(now)
     .bind(now + valid_ms)
+    .bind(circle_id)
     .execute(&mut *conn)
     .await?;
     Ok((code, now + valid_ms))
@@ -699,6 +702,24 @@ pub async fn recover(
     let mut tx = state.store.begin().await?;
     let account_id = spend_code(&mut tx, now, &req.code, "recovery").await?;
     revoke_sessions(&mut tx, now, &account_id, None, "recovered").await?;
+    // The member hears of it in the same transaction, so a takeover is
+    // never silent; pushed at once, whatever the hour.
+    crate::notifications::produce::notify(
+        &mut tx,
+        now,
+        &crate::notifications::produce::Outgoing {
+            account_id: account_id.clone(),
+            kind: crate::push::payload::NotificationKind::AccountRecovered,
+            params: Default::default(),
+            circle_id: None,
+            post_id: None,
+            membership_id: None,
+            alert_id: None,
+            deliver_at: Some(now),
+            inbox_only: false,
+        },
+    )
+    .await?;
     let tokens = open_session(&mut tx, &state, &account_id).await?;
     let account = load_me(&mut tx, &account_id).await?;
     tx.commit().await?;

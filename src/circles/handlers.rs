@@ -743,20 +743,20 @@ pub async fn remove_worker(
 // Limits count the characters as sent; the text is trimmed after that (the
 // spec states these rules: `crate::openapi::{Name, Theme, AgreementText}`).
 
+/// A circle's name follows the rules of every name (as a staff member's
+/// display name does).
 fn validate_name(name: &str) -> Result<String, String> {
-    let len = name.chars().count();
-    let name = name.trim();
-    if len > 80 || name.is_empty() || name.chars().any(char::is_control) {
-        return Err("must be 1 to 80 characters, without control characters".into());
-    }
-    Ok(name.to_owned())
+    crate::accounts::me::validate_display_name(name)
 }
 
+/// A theme is shown beside the name, so it takes no invisible characters
+/// either.
 fn validate_theme(theme: &str) -> Result<String, String> {
     let len = theme.chars().count();
+    let theme = crate::http::text::name(theme)?;
     let theme = theme.trim();
-    if len > 200 || theme.chars().any(char::is_control) {
-        return Err("must be at most 200 characters, without control characters".into());
+    if len > 200 {
+        return Err("must be at most 200 characters".into());
     }
     Ok(theme.to_owned())
 }

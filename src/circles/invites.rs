@@ -644,12 +644,9 @@ pub async fn join(
 }
 
 fn validate_login_name(name: &str) -> Result<String, String> {
-    let name = name.trim().to_lowercase();
+    let name = crate::http::text::name(name)?.trim().to_lowercase();
     let len = name.chars().count();
-    if !(3..=40).contains(&len)
-        || name.contains('@')
-        || name.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
+    if !(3..=40).contains(&len) || name.contains('@') || name.chars().any(char::is_whitespace) {
         return Err("must be 3 to 40 characters without spaces or @".into());
     }
     Ok(name)

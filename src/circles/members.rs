@@ -3,16 +3,13 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
-use crate::accounts::sessions::create_code;
 use crate::circles::access;
 use crate::clock::{from_ms, opt_from_ms};
 use crate::error::{ApiError, ApiResult, Validator};
-use crate::http::idempotency::{HoldsSecret, IdempotencyKey};
 use crate::http::time::parse_timestamp;
 use crate::http::{Caller, Json};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
@@ -20,25 +17,22 @@ use crate::state::AppState;
 use crate::store::cache::Scope;
 use crate::store::is_unique_violation;
 
-/// How long a recovery code stays valid.
-pub const RECOVERY_CODE_VALID_MS: i64 = 72 * 3_600_000;
 /// The furthest ahead a member can set "away until".
 const MAX_AWAY_MS: i64 = 366 * 86_400_000;
 
 /// A name a person uses in one circle: at most 40 characters as sent, and
-/// trimmed at least 2, no control characters; unique (ignoring case) among
-/// the circle's current members.
+/// trimmed at least 2, in NFC, no control or invisible characters; unique
+/// among the circle's current members by its look-alike skeleton.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pseudonym(String);
 
 impl Pseudonym {
     pub fn parse(input: &str) -> Result<Self, String> {
-        let trimmed = input.trim();
-        if input.chars().count() > 40 || trimmed.chars().count() < 2 {
+        let name = crate::http::text::name(input)?;
+        let trimmed = name.trim();
+        // Counted as sent, as the spec's pattern counts.
+        if input.chars().count() > 40 || input.trim().chars().count() < 2 {
             return Err("must be 2 to 40 characters".into());
-        }
-        if trimmed.chars().any(|c| c.is_control()) {
-            return Err("must not contain control characters".into());
         }
         Ok(Self(
             trimmed.split_whitespace().collect::<Vec<_>>().join(" "),
@@ -49,10 +43,72 @@ impl Pseudonym {
         &self.0
     }
 
-    /// The form compared for uniqueness.
+    /// The form compared for uniqueness (`pseudonym_key`): names that a
+    /// reader cannot tell apart ("Worker b" with a Cyrillic е, "WORKER B")
+    /// share it. See [`rekey_pseudonyms`] when its definition changes.
     pub fn key(&self) -> String {
-        self.0.to_lowercase()
+        key_of(&self.0)
     }
+}
+
+/// The key of a pseudonym as stored.
+fn key_of(pseudonym: &str) -> String {
+    crate::http::text::skeleton_key(pseudonym)
+}
+
+/// Computes every stored `pseudonym_key` again, once, after migration 0008
+/// made it the look-alike skeleton (SQL cannot compute one). Current members
+/// whose names now look alike keep their names, since nobody is renamed
+/// behind their back: the later joiner's key gets its membership id appended
+/// so that the unique index holds, and a warning names that membership so
+/// that staff can ask for another name. Several instances starting at once
+/// take turns on the `data_upgrades` row; the first does the work.
+pub async fn rekey_pseudonyms(store: &crate::store::Store) -> Result<(), sqlx::Error> {
+    const UPGRADE: &str = "pseudonym_skeleton";
+    let mut tx = store.begin().await?;
+    let claimed = sqlx::query(
+        "INSERT INTO data_upgrades (name, done_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(UPGRADE)
+    .bind(jiff::Timestamp::now().as_millisecond())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if claimed == 0 {
+        return Ok(());
+    }
+    let rows: Vec<(String, String, String, Option<i64>)> = sqlx::query_as(
+        "SELECT id, circle_id, pseudonym, left_at FROM memberships ORDER BY circle_id, joined_at, id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    // Out of the way first, so that no new key meets an old one mid-way.
+    sqlx::query("UPDATE memberships SET pseudonym_key = '#' || id")
+        .execute(&mut *tx)
+        .await?;
+    let mut taken = std::collections::HashSet::new();
+    for (id, circle_id, pseudonym, left_at) in &rows {
+        let mut key = key_of(pseudonym);
+        if left_at.is_none() && !taken.insert((circle_id.clone(), key.clone())) {
+            tracing::warn!(
+                membership_id = %id,
+                circle_id = %circle_id,
+                "a current member's pseudonym looks like another's in the circle; ask them for another name"
+            );
+            key = format!("{key}#{id}");
+        }
+        sqlx::query("UPDATE memberships SET pseudonym_key = $1 WHERE id = $2")
+            .bind(&key)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    tracing::info!(
+        memberships = rows.len(),
+        "pseudonym keys computed again as look-alike skeletons"
+    );
+    Ok(())
 }
 
 impl utoipa::PartialSchema for Pseudonym {
@@ -61,8 +117,13 @@ impl utoipa::PartialSchema for Pseudonym {
             .schema_type(utoipa::openapi::schema::Type::String)
             .description(Some(
                 "The name a person uses in one circle: up to 40 characters, at least 2 \
-                 besides white space at either end, no control characters; unique \
-                 (ignoring case) in the circle.",
+                 besides white space at either end, no control or invisible characters \
+                 (Unicode Cf such as zero-width characters and direction marks, Hangul \
+                 fillers); stored in NFC. Unique in the circle among names that look \
+                 alike: case, look-alike letters from other scripts and decomposed \
+                 accents count as the same (the Unicode TR39 confusable skeleton), so \
+                 `Workеr b` with a Cyrillic е is taken when `Worker b` is (409 \
+                 `pseudonym_taken`).",
             ))
             .max_length(Some(40))
             .pattern(Some(crate::openapi::plain_text_pattern(2)))
@@ -483,80 +544,6 @@ pub async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A one-time recovery code, shown once.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RecoveryCode {
-    /// The member enters this in the app on the new phone
-    /// (`POST /v1/auth/recover`); it signs out every other device.
-    #[schema(example = "KX4M-7TQD-9HCA")]
-    pub code: String,
-    #[schema(value_type = String, format = DateTime)]
-    pub expires_at: jiff::Timestamp,
-}
-
-/// Workers: a one-time code that moves a member's account to a new phone.
-///
-/// Valid for 72 hours; replaces any earlier unused code. The code is never
-/// kept for an idempotent replay: a retry with the same `Idempotency-Key`
-/// after success answers 409 `idempotency_replay_refused`.
-#[utoipa::path(
-    post, path = "/v1/circles/{circle_id}/members/{membership_id}/recovery-code", tag = "memberships",
-    security(("bearer" = [])),
-    params(
-        ("circle_id" = String, Path, description = "The circle's id"),
-        ("membership_id" = String, Path, description = "The member's membership id"),
-        IdempotencyKey,
-    ),
-    responses(
-        (status = 201, description = "The code", body = RecoveryCode),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = crate::openapi::ReplayRefused),
-        (status = 500, response = Internal),
-    )
-)]
-pub async fn recovery_code(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((circle_id, membership_id)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    let now = state.now_ms();
-    let mut tx = state.store.begin().await?;
-    let access = access(&mut tx, &caller, &circle_id).await?;
-    access.require_staff()?;
-    let account_id: Option<String> = sqlx::query_scalar(
-        "SELECT m.account_id FROM memberships m JOIN accounts a ON a.id = m.account_id
-         WHERE m.id = $1 AND m.circle_id = $2 AND m.left_at IS NULL AND m.role = 'member'
-           AND a.deactivated_at IS NULL",
-    )
-    .bind(&membership_id)
-    .bind(&access.circle_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let account_id = account_id.ok_or(ApiError::NotFound("member"))?;
-    let (code, expires) = create_code(
-        &mut tx,
-        now,
-        &account_id,
-        "recovery",
-        Some(&caller.account_id),
-        RECOVERY_CODE_VALID_MS,
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(membership_id = %membership_id, "recovery code issued");
-    Ok(
-        HoldsSecret("Issue another recovery code; it replaces this one.").mark((
-            StatusCode::CREATED,
-            axum::Json(RecoveryCode {
-                code,
-                expires_at: from_ms(expires),
-            }),
-        )),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,7 +559,8 @@ mod tests {
         assert!(Pseudonym::parse("ab\u{7}c").is_err());
         assert_eq!(
             Pseudonym::parse("ZonneBloem").map(|p| p.key()),
-            Ok("zonnebloem".into())
+            Pseudonym::parse("zonnebloem").map(|p| p.key())
         );
+        assert!(Pseudonym::parse("Zon\u{200b}").is_err());
     }
 }

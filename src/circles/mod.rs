@@ -1,5 +1,6 @@
 //! Circles and everything about belonging to one: the circle itself with its
-//! rhythm and escalation policy, invites and joining, memberships.
+//! rhythm and escalation policy, invites and joining, memberships, and the
+//! recovery codes staff issue for members.
 //!
 //! [`access`] is the one gate: a circle is visible to its active members and
 //! workers and to its organisation's coordinators; to anyone else it does not
@@ -9,6 +10,7 @@ pub mod handlers;
 pub mod invites;
 pub mod members;
 pub mod policy;
+pub mod recovery;
 
 use sqlx::AnyConnection;
 use utoipa_axum::router::OpenApiRouter;
@@ -33,7 +35,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(members::get_membership, members::update_membership))
         .routes(routes!(members::consent))
         .routes(routes!(members::leave))
-        .routes(routes!(members::recovery_code))
+        .routes(routes!(recovery::recovery_code))
+        .routes(routes!(recovery::list_recovery_codes))
 }
 
 /// How the caller relates to a circle they can see.

@@ -127,16 +127,18 @@ fn parse(req: &RegisterDevice, allowed_hosts: &[String], allow_http: bool) -> Ap
     let label = |v: &mut Validator, l: &Option<String>| -> Option<String> {
         // At most 60 characters as sent (`crate::openapi::DeviceLabel`), then trimmed.
         let too_long = l.as_ref().is_some_and(|l| l.chars().count() > 60);
-        match l.as_deref().map(str::trim) {
-            Some(l) if too_long || l.chars().any(char::is_control) => {
-                v.fail(
-                    "label",
-                    "must be at most 60 characters, without control characters",
-                );
+        let cleaned = l.as_deref().map(crate::http::text::name);
+        match cleaned.as_ref().map(|c| c.as_deref().map(str::trim)) {
+            Some(Err(e)) => {
+                v.fail("label", e.clone());
                 None
             }
-            Some("") | None => None,
-            Some(l) => Some(l.to_owned()),
+            Some(Ok(_)) if too_long => {
+                v.fail("label", "must be at most 60 characters");
+                None
+            }
+            Some(Ok("")) | None => None,
+            Some(Ok(l)) => Some(l.to_owned()),
         }
     };
     let parsed = match req {

@@ -53,8 +53,10 @@ where
 }
 
 /// Parses JSON, reporting the path of a field with the wrong type or value.
-/// Strings with NUL characters are refused: no text in Kring has them, and
-/// PostgreSQL cannot store them. Every request body is a JSON object. A key
+/// Strings with control characters other than tab and newline are refused,
+/// in every field: no text in Kring needs them, PostgreSQL cannot store NUL,
+/// and an escape or a lone carriage return would drive whatever shows the
+/// text later (a terminal reading a log or an export). Every request body is a JSON object. A key
 /// named twice in one object is refused: serde would keep the last value,
 /// while a proxy or a log reader may see the first.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -87,10 +89,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the body must be a JSON object",
         )]));
     }
-    if let Some(field) = find_nul(&value, String::new()) {
+    if let Some(field) = find_control(&value, String::new()) {
         return Err(ApiError::Validation(vec![FieldError::new(
             field,
-            "must not contain NUL characters",
+            "must not contain control characters (tab and newline are fine)",
         )]));
     }
     match serde_path_to_error::deserialize(Strict(&value)) {
@@ -372,24 +374,26 @@ impl<'de> de::MapAccess<'de> for StrictMap<'de> {
     }
 }
 
-/// The path of the first string (or key) that holds a NUL character.
-fn find_nul(value: &serde_json::Value, path: String) -> Option<String> {
+/// The path of the first string (or key) that holds a control character
+/// other than tab and newline.
+fn find_control(value: &serde_json::Value, path: String) -> Option<String> {
+    let bad = |s: &str| s.chars().any(crate::http::text::is_forbidden_control);
     match value {
-        serde_json::Value::String(s) if s.contains('\0') => Some(path),
+        serde_json::Value::String(s) if bad(s) => Some(path),
         serde_json::Value::Array(items) => items
             .iter()
             .enumerate()
-            .find_map(|(i, v)| find_nul(v, format!("{path}[{i}]"))),
+            .find_map(|(i, v)| find_control(v, format!("{path}[{i}]"))),
         serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
             let child = if path.is_empty() {
                 k.clone()
             } else {
                 format!("{path}.{k}")
             };
-            if k.contains('\0') {
+            if bad(k) {
                 Some(child)
             } else {
-                find_nul(v, child)
+                find_control(v, child)
             }
         }),
         _ => None,

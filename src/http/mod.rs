@@ -10,6 +10,7 @@ pub mod router;
 pub mod server;
 pub mod sync;
 pub mod test_clock;
+pub mod text;
 pub mod time;
 
 pub use auth::{Caller, Role};

@@ -37,7 +37,9 @@ impl Outgoing {
         match self.kind {
             NotificationKind::PersonalMessage
             | NotificationKind::Alert
-            | NotificationKind::AlertEscalated => Urgency::High,
+            | NotificationKind::AlertEscalated
+            | NotificationKind::RecoveryCodeIssued
+            | NotificationKind::AccountRecovered => Urgency::High,
             NotificationKind::Nudge => Urgency::Normal,
             NotificationKind::Reply => Urgency::Normal,
             _ => Urgency::Low,

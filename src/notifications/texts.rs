@@ -180,6 +180,27 @@ pub fn render(kind: NotificationKind, locale: Locale, p: &TextParams) -> (String
             format!("{actor} is active again"),
             format!("The alert in {circle} resolved itself."),
         ),
+        // Security notices never hold the code: lock screens are seen by others.
+        (NotificationKind::RecoveryCodeIssued, Locale::Nl) => (
+            "Er is een herstelcode voor je account gemaakt".to_owned(),
+            format!(
+                "Door {actor} in {circle}. Heb jij daar niet om gevraagd? Neem dan contact op met je begeleider."
+            ),
+        ),
+        (NotificationKind::RecoveryCodeIssued, Locale::En) => (
+            "A recovery code was made for your account".to_owned(),
+            format!(
+                "By {actor} in {circle}. If you did not ask for it, contact your worker."
+            ),
+        ),
+        (NotificationKind::AccountRecovered, Locale::Nl) => (
+            "Je account is naar een nieuwe telefoon verhuisd".to_owned(),
+            "Met een herstelcode; andere toestellen zijn afgemeld. Was jij dit niet? Neem dan contact op met je begeleider.".to_owned(),
+        ),
+        (NotificationKind::AccountRecovered, Locale::En) => (
+            "Your account moved to a new phone".to_owned(),
+            "With a recovery code; other devices were signed out. If this was not you, contact your worker.".to_owned(),
+        ),
     }
 }
 

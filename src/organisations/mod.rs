@@ -248,6 +248,7 @@ pub async fn create_staff(
         "setup",
         Some(&caller.account_id),
         SETUP_CODE_VALID_MS,
+        None,
     )
     .await?;
     tx.commit().await?;
@@ -323,6 +324,7 @@ pub async fn setup_code(
         "setup",
         Some(&caller.account_id),
         SETUP_CODE_VALID_MS,
+        None,
     )
     .await?;
     tx.commit().await?;
@@ -394,7 +396,7 @@ pub async fn remove_staff(
 }
 
 pub fn validate_email(input: &str) -> Result<String, String> {
-    let email = input.trim().to_lowercase();
+    let email = crate::http::text::name(input)?.trim().to_lowercase();
     let bad = || "must be an e-mail address".to_owned();
     let (local, domain) = email.split_once('@').ok_or_else(bad)?;
     if local.is_empty()
@@ -403,7 +405,7 @@ pub fn validate_email(input: &str) -> Result<String, String> {
         || domain.starts_with('.')
         || domain.ends_with('.')
         || email.len() > 254
-        || email.chars().any(|c| c.is_whitespace() || c.is_control())
+        || email.chars().any(char::is_whitespace)
         || domain.contains('@')
     {
         return Err(bad());
@@ -503,6 +505,7 @@ pub async fn bootstrap(
         "setup",
         None,
         SETUP_CODE_VALID_MS,
+        None,
     )
     .await?;
     tx.commit().await?;

@@ -30,6 +30,12 @@ pub enum NotificationKind {
     AlertEscalated,
     /// To workers: the member of an open alert is active again.
     AllClear,
+    /// To a member: staff issued a recovery code for your account (never
+    /// the code itself). Someone with it can move the account to a new phone.
+    RecoveryCodeIssued,
+    /// To a member: a recovery code moved your account to a new phone and
+    /// signed out every other device.
+    AccountRecovered,
 }
 
 impl NotificationKind {
@@ -44,6 +50,8 @@ impl NotificationKind {
             Self::Alert => "alert",
             Self::AlertEscalated => "alert_escalated",
             Self::AllClear => "all_clear",
+            Self::RecoveryCodeIssued => "recovery_code_issued",
+            Self::AccountRecovered => "account_recovered",
         }
     }
 
@@ -58,6 +66,8 @@ impl NotificationKind {
             "alert" => Ok(Self::Alert),
             "alert_escalated" => Ok(Self::AlertEscalated),
             "all_clear" => Ok(Self::AllClear),
+            "recovery_code_issued" => Ok(Self::RecoveryCodeIssued),
+            "account_recovered" => Ok(Self::AccountRecovered),
             other => Err(format!("unknown notification kind {other}")),
         }
     }

@@ -177,6 +177,8 @@ impl Store {
     /// Applies every pending migration.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.migrator().run(&self.pool).await?;
+        // Stored data that SQL cannot compute again, once (`data_upgrades`).
+        crate::circles::members::rekey_pseudonyms(self).await?;
         Ok(())
     }
 

@@ -300,7 +300,7 @@ async fn recovery_code_moves_a_member_to_a_new_phone(backend: Backend) {
         .await
         .expect_problem(410, "code_used");
 
-    // Codes expire after 72 hours.
+    // Codes expire (after 24 hours; tests/api/recovery.rs checks the edge).
     let code = app
         .post(
             &format!(
