@@ -176,9 +176,11 @@ pub struct LoginRequest {
     /// E-mail address (staff) or login name (members who chose one).
     #[schema(example = "anna@buurtwerk.example")]
     #[schema(min_length = 1, max_length = 254)]
+    #[schema(pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$")]
     pub login: String,
     #[schema(example = "correct horse battery staple", format = Password)]
     #[schema(min_length = 1, max_length = 1024)]
+    #[schema(pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$")]
     pub password: String,
 }
 
@@ -300,6 +302,7 @@ async fn claim_attempt(state: &AppState, identifier: &str, now: i64) -> ApiResul
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RefreshRequest {
     #[schema(example = "krr_Zk3m9QwX0aB1cD2eF3gH4iJ5kL6mN7oP8qR9sT0uV1w")]
+    #[schema(pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$")]
     pub refresh_token: String,
 }
 
@@ -493,10 +496,12 @@ pub async fn logout_all(State(state): State<AppState>, caller: Caller) -> ApiRes
 pub struct SetupRequest {
     /// The one-time setup code the coordinator (or `kring admin`) handed out.
     #[schema(example = "KX4M-7TQD-9HCA")]
+    #[schema(pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$")]
     pub code: String,
     /// The new password: 10 to 256 characters.
     #[schema(example = "correct horse battery staple", format = Password)]
     #[schema(min_length = 10, max_length = 256)]
+    #[schema(pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$")]
     pub password: String,
 }
 
@@ -672,6 +677,7 @@ pub fn validate_password(password: &str) -> Result<String, String> {
 pub struct RecoverRequest {
     /// The one-time recovery code a worker issued.
     #[schema(example = "KX4M-7TQD-9HCA")]
+    #[schema(pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$")]
     pub code: String,
 }
 

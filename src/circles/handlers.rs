@@ -569,6 +569,7 @@ async fn set_text(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AddWorker {
     /// A worker or coordinator of the organisation.
+    #[schema(pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$")]
     pub account_id: String,
     /// The name members see; default: the worker's display name.
     #[schema(value_type = Option<Pseudonym>)]

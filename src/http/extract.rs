@@ -53,8 +53,8 @@ where
 }
 
 /// Parses JSON, reporting the path of a field with the wrong type or value.
-/// Strings with control characters other than tab and newline are refused,
-/// in every field: no text in Kring needs them, PostgreSQL cannot store NUL,
+/// Strings with control characters other than tab and newline are refused
+/// in every field that is read (unknown fields are ignored unread): no text in Kring needs them, PostgreSQL cannot store NUL,
 /// and an escape or a lone carriage return would drive whatever shows the
 /// text later (a terminal reading a log or an export). Every request body is a JSON object. A key
 /// named twice in one object is refused: serde would keep the last value,
@@ -87,12 +87,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::Validation(vec![FieldError::new(
             "",
             "the body must be a JSON object",
-        )]));
-    }
-    if let Some(field) = find_control(&value, String::new()) {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            field,
-            "must not contain control characters (tab and newline are fine)",
         )]));
     }
     match serde_path_to_error::deserialize(Strict(&value)) {
@@ -244,6 +238,11 @@ impl<'de> de::Deserializer<'de> for Strict<'de> {
                 }
                 (None, None, f) => visitor.visit_f64(f.unwrap_or(f64::NAN)),
             },
+            // Only strings that land in a field are read here; unknown
+            // fields are skipped unread (`deserialize_ignored_any`).
+            Value::String(s) if s.chars().any(crate::http::text::is_forbidden_control) => Err(
+                de::Error::custom("must not contain control characters (tab and newline are fine)"),
+            ),
             Value::String(s) => visitor.visit_borrowed_str(s),
             Value::Array(items) => {
                 let mut seq = StrictSeq(items.iter());
@@ -374,32 +373,6 @@ impl<'de> de::MapAccess<'de> for StrictMap<'de> {
     }
 }
 
-/// The path of the first string (or key) that holds a control character
-/// other than tab and newline.
-fn find_control(value: &serde_json::Value, path: String) -> Option<String> {
-    let bad = |s: &str| s.chars().any(crate::http::text::is_forbidden_control);
-    match value {
-        serde_json::Value::String(s) if bad(s) => Some(path),
-        serde_json::Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, v)| find_control(v, format!("{path}[{i}]"))),
-        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
-            let child = if path.is_empty() {
-                k.clone()
-            } else {
-                format!("{path}.{k}")
-            };
-            if bad(k) {
-                Some(child)
-            } else {
-                find_control(v, child)
-            }
-        }),
-        _ => None,
-    }
-}
-
 /// True when a percent-encoded URI part decodes to a control character.
 pub fn has_encoded_control(part: &str) -> bool {
     let bytes = part.as_bytes();
@@ -504,6 +477,18 @@ mod tests {
         let err = parse_json::<Body>(br#"{"name":"a","inner":{"count":"x"}}"#).unwrap_err();
         match err {
             ApiError::Validation(errors) => assert_eq!(errors[0].field, "inner.count"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn control_characters_in_unknown_fields_are_ignored_unread() {
+        let body: Body =
+            parse_json(br#"{"name":"a","x\u0010":"\u001b","inner":{"count":1,"y":"\r"}}"#).unwrap();
+        assert_eq!(body.name, "a");
+        let err = parse_json::<Body>(br#"{"name":"a\rb","inner":{"count":1}}"#).unwrap_err();
+        match err {
+            ApiError::Validation(errors) => assert_eq!(errors[0].field, "name"),
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -158,6 +158,7 @@ pub struct CreateStaff {
     pub role: Role,
     #[schema(example = "sam@buurtwerk.example")]
     #[schema(max_length = 254, format = Email)]
+    #[schema(pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$")]
     pub email: String,
     #[schema(value_type = crate::openapi::Name)]
     pub display_name: String,

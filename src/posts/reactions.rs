@@ -116,6 +116,7 @@ pub async fn remove_reaction(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ReadPositionRequest {
     /// The newest post you have seen; your position never moves backwards.
+    #[schema(pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$")]
     pub post_id: String,
 }
 
