@@ -5,10 +5,10 @@
 //! A claim is a lease: a worker that crashes between claiming and recording
 //! loses it when the lease runs out, and the delivery is retried. Delivery is
 //! therefore at least once; the payload's `notification_id` lets apps drop
-//! duplicates. To keep duplicates rare, each outcome is one short write of
-//! its own (a failure loses no other outcome), and a write the database
-//! refuses is retried with backoff for up to [`RECORD_RETRY_FOR`] while the
-//! outcome waits in memory. A push the provider accepted goes out again only
+//! duplicates. To keep duplicates rare, outcomes are written in group
+//! commits ([`Recorder`]); a transaction the database refuses is written
+//! again outcome by outcome, each retried with backoff for up to
+//! [`RECORD_RETRY_FOR`] while it waits in memory. A push the provider accepted goes out again only
 //! if the process dies between the provider's answer and that write's
 //! commit, or if the database stays unwritable for longer than the retries.
 //!
@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::AnyConnection;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -262,7 +262,12 @@ enum Finished {
 /// Sends one claimed delivery, unless there is nothing left to send, and
 /// records what came of it. The slot is held until the outcome is recorded,
 /// so outcomes waiting for the database are bounded by the slots.
-async fn handle(state: &AppState, row: Claimed, slot: Option<OwnedSemaphorePermit>) {
+async fn handle(
+    state: &AppState,
+    recorder: &Recorder,
+    row: Claimed,
+    slot: Option<OwnedSemaphorePermit>,
+) {
     let now = state.now_ms();
     // Nothing to send: the device is gone, the item was read meanwhile, or
     // the message outlived its TTL.
@@ -288,20 +293,7 @@ async fn handle(state: &AppState, row: Claimed, slot: Option<OwnedSemaphorePermi
     };
     // The time of the outcome, kept across retries of its write.
     let at = state.now_ms();
-    let mut wait = RECORD_RETRY_FIRST_WAIT;
-    let started = tokio::time::Instant::now();
-    while let Err(err) = record_once(state, at, &row, &finished).await {
-        state.metrics.record_failures.inc();
-        if started.elapsed() + wait > RECORD_RETRY_FOR {
-            tracing::error!(delivery_id = %row.id, error = %err,
-                "could not record a push's outcome; it goes out again when its lease runs out");
-            break;
-        }
-        tracing::warn!(delivery_id = %row.id, error = %err,
-            "could not record a push's outcome; retrying");
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(RECORD_RETRY_MAX_WAIT);
-    }
+    recorder.record(at, row, finished).await;
     drop(slot);
 }
 
@@ -316,16 +308,18 @@ pub async fn run_once(state: &AppState) -> Result<usize, sqlx::Error> {
     let claimed = load(state, &ids).await?;
     let handled = claimed.len();
     let slots = Slots::new(state);
+    let recorder = Recorder::start(state);
     let mut sends = JoinSet::new();
     for row in claimed {
         let slots = slots.of(&row.provider);
         let state = state.clone();
+        let recorder = recorder.clone();
         sends.spawn(async move {
             let slot = match slots {
                 Some(slots) => slots.acquire_owned().await.ok(),
                 None => None,
             };
-            handle(&state, row, slot).await;
+            handle(&state, &recorder, row, slot).await;
         });
     }
     while sends.join_next().await.is_some() {}
@@ -349,6 +343,7 @@ pub async fn run_until_idle(state: &AppState) -> Result<usize, sqlx::Error> {
 async fn start_due(
     state: &AppState,
     slots: &Slots,
+    recorder: &Recorder,
     sends: &mut JoinSet<()>,
 ) -> Result<usize, sqlx::Error> {
     let mut started = 0;
@@ -362,7 +357,8 @@ async fn start_due(
             // Only this loop takes slots, so the ones counted are still free.
             let slot = free.clone().try_acquire_owned().ok();
             let state = state.clone();
-            sends.spawn(async move { handle(&state, row, slot).await });
+            let recorder = recorder.clone();
+            sends.spawn(async move { handle(&state, &recorder, row, slot).await });
             started += 1;
         }
     }
@@ -376,9 +372,10 @@ async fn start_due(
 /// recording retries).
 pub async fn run(state: AppState, cancel: CancellationToken) {
     let slots = Slots::new(&state);
+    let recorder = Recorder::start(&state);
     let mut sends = JoinSet::new();
     while !cancel.is_cancelled() {
-        let started = match start_due(&state, &slots, &mut sends).await {
+        let started = match start_due(&state, &slots, &recorder, &mut sends).await {
             Ok(n) => n,
             Err(err) => {
                 tracing::warn!(error = %err, "claiming deliveries failed; will retry");
@@ -427,33 +424,116 @@ fn report(state: &AppState, row: &Claimed, provider_name: &str, attempt: &Attemp
     }
 }
 
-/// Writes one outcome: a single-row UPDATE, or a short transaction where it
-/// touches more (a dead token, a provider pause). Safe to repeat.
-async fn record_once(
-    state: &AppState,
+/// The most outcomes one transaction records.
+const RECORD_CHUNK: usize = 50;
+
+/// Outcomes written together (group commit). Each send hands its outcome
+/// here and waits until it is committed, holding its slot. The recorder
+/// writes whatever is waiting, up to [`RECORD_CHUNK`], in one transaction:
+/// a burst costs a commit per chunk instead of one per push. A refused
+/// transaction is written again outcome by outcome, each retried from memory
+/// with backoff for up to [`RECORD_RETRY_FOR`], so one failure never resends
+/// a push that was delivered, and one outcome that cannot be written holds
+/// back no other.
+#[derive(Clone)]
+struct Recorder(mpsc::UnboundedSender<Pending>);
+
+struct Pending {
     at: i64,
-    row: &Claimed,
-    finished: &Finished,
-) -> Result<(), sqlx::Error> {
-    match finished {
-        Finished::Skipped(status) => {
-            let mut conn = state.store.pool().acquire().await?;
-            finish(&mut conn, at, &row.id, status, "skipped", None).await
+    row: Claimed,
+    finished: Finished,
+    done: oneshot::Sender<()>,
+}
+
+impl Recorder {
+    /// Starts the recorder; it ends when every handle to it is dropped and
+    /// what was handed to it is written.
+    fn start(state: &AppState) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Pending>();
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(RECORD_CHUNK);
+            while rx.recv_many(&mut batch, RECORD_CHUNK).await > 0 {
+                write_batch(&state, &batch).await;
+                for pending in batch.drain(..) {
+                    let _ = pending.done.send(());
+                }
+            }
+        });
+        Self(tx)
+    }
+
+    /// Hands over an outcome and waits until it is written (or given up).
+    async fn record(&self, at: i64, row: Claimed, finished: Finished) {
+        let (done, written) = oneshot::channel();
+        let pending = Pending {
+            at,
+            row,
+            finished,
+            done,
+        };
+        if self.0.send(pending).is_ok() {
+            let _ = written.await;
         }
-        Finished::Sent(attempt)
-            if matches!(
-                attempt.outcome,
-                Outcome::DropToken | Outcome::FixCredentials
-            ) =>
-        {
+    }
+}
+
+async fn write_batch(state: &AppState, batch: &[Pending]) {
+    match write_all(state, batch).await {
+        Ok(()) => {}
+        Err(err) => {
+            state.metrics.record_failures.inc();
+            tracing::warn!(error = %err, outcomes = batch.len(),
+                "could not record push outcomes together; writing them one by one");
+            for pending in batch {
+                write_with_retries(state, pending).await;
+            }
+        }
+    }
+}
+
+async fn write_all(state: &AppState, batch: &[Pending]) -> Result<(), sqlx::Error> {
+    let mut tx = state.store.begin().await?;
+    for pending in batch {
+        write_one(&mut tx, pending).await?;
+    }
+    tx.commit().await
+}
+
+/// One outcome, retried from memory while the database refuses it.
+async fn write_with_retries(state: &AppState, pending: &Pending) {
+    let mut wait = RECORD_RETRY_FIRST_WAIT;
+    let started = tokio::time::Instant::now();
+    loop {
+        let result = async {
             let mut tx = state.store.begin().await?;
-            record(&mut tx, at, row, attempt).await?;
+            write_one(&mut tx, pending).await?;
             tx.commit().await
         }
-        Finished::Sent(attempt) => {
-            let mut conn = state.store.pool().acquire().await?;
-            record(&mut conn, at, row, attempt).await
+        .await;
+        let Err(err) = result else {
+            return;
+        };
+        state.metrics.record_failures.inc();
+        if started.elapsed() + wait > RECORD_RETRY_FOR {
+            tracing::error!(delivery_id = %pending.row.id, error = %err,
+                "could not record a push's outcome; it goes out again when its lease runs out");
+            return;
         }
+        tracing::warn!(delivery_id = %pending.row.id, error = %err,
+            "could not record a push's outcome; retrying");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RECORD_RETRY_MAX_WAIT);
+    }
+}
+
+/// Writes one outcome in the caller's transaction. Safe to repeat.
+async fn write_one(conn: &mut AnyConnection, pending: &Pending) -> Result<(), sqlx::Error> {
+    match &pending.finished {
+        Finished::Skipped(status) => {
+            finish(conn, pending.at, &pending.row.id, status, "skipped", None).await
+        }
+        Finished::Sent(attempt) => record(conn, pending.at, &pending.row, attempt).await,
     }
 }
 
