@@ -518,16 +518,10 @@ pub async fn update_circle(
             .execute(&mut *tx)
             .await?;
     }
-    if let Some(p) = &policy {
+    if let Some(p) = policy {
+        // The engine writes the policy and reschedules every member with it.
         let json = serde_json::to_string(&p).map_err(|e| ApiError::Internal(e.to_string()))?;
-        set_text(
-            &mut tx,
-            "UPDATE circles SET escalation_policy = $1, updated_at = $2 WHERE id = $3",
-            &json,
-            now,
-            id,
-        )
-        .await?;
+        crate::silence::engine::set_policy(&mut tx, id, &json, now).await?;
     }
     if let Some(Some(text)) = agreement {
         sqlx::query(
@@ -539,11 +533,6 @@ pub async fn update_circle(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    }
-    if policy.is_some() {
-        // Progress maps onto the new policy by time; past-due steps wait
-        // for each member's next allowed moment from now.
-        crate::silence::engine::policy_changed(&mut tx, id, now).await?;
     }
     let circle = load_circle(&mut tx, id, &caller.account_id).await?;
     tx.commit().await?;

@@ -264,17 +264,21 @@ pub async fn reschedule_account(
     Ok(())
 }
 
-/// The circle's escalation policy changed: steps already past due count
-/// from now, and every membership is rescheduled (its progress maps onto
-/// the new policy by time).
-pub async fn policy_changed(
+/// Sets a circle's escalation policy (validated JSON): steps already past
+/// due count from now, and every membership is rescheduled (its progress
+/// maps onto the new policy by time).
+pub async fn set_policy(
     conn: &mut AnyConnection,
     circle_id: &str,
+    policy_json: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE circles SET policy_changed_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(circle_id)
+    sqlx::query(
+        "UPDATE circles SET escalation_policy = $1, policy_changed_at = $2, updated_at = $2 WHERE id = $3",
+    )
+    .bind(policy_json)
+    .bind(now)
+    .bind(circle_id)
         .execute(&mut *conn)
         .await?;
     let ids: Vec<String> =

@@ -24,4 +24,5 @@ mod sessions;
 mod silence;
 mod silence_rules;
 mod simulation;
+mod spending;
 mod sync_tokens;
