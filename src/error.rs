@@ -90,6 +90,10 @@ pub enum ApiError {
         detail: String,
         retry_after_secs: u64,
     },
+    /// A copy of this request with the same `Idempotency-Key` committed
+    /// first; the idempotency layer answers with its stored response.
+    #[error("a request with this Idempotency-Key is still being processed; retry shortly")]
+    KeyTaken,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("internal error: {0}")]
@@ -150,7 +154,7 @@ impl ApiError {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::KeyTaken => StatusCode::CONFLICT,
             Self::Gone { .. } => StatusCode::GONE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -174,6 +178,7 @@ impl ApiError {
             | Self::Gone { code, .. }
             | Self::Unavailable { code, .. } => code,
             Self::NotFound(_) => "not_found",
+            Self::KeyTaken => "idempotency_in_progress",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -233,6 +238,11 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Unauthorized { .. } => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::KeyTaken => {
+                response
+                    .extensions_mut()
+                    .insert(crate::http::idempotency::KeyTaken);
             }
             Self::TooManyRequests { retry_after_secs }
             | Self::Unavailable {

@@ -29,6 +29,29 @@ pub struct AppState {
     pub caches: Arc<ReadCaches>,
     /// Testing only (`KRING_TEST_CLOCK`): the clock `POST /test/clock` moves.
     pub test_clock: Option<crate::clock::ManualClock>,
+    /// Testing only: faults a test arms to see what a crash or an outage at
+    /// one point does. Nothing outside the tests sets them.
+    pub faults: Arc<Faults>,
+}
+
+/// Faults the integration tests inject at points no database trigger can
+/// reach. All off unless a test turns one on.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// The next idempotent request's answer is lost after its handler
+    /// returned (its instance died before the client heard back): the
+    /// client gets a 500 and nothing after the handler runs.
+    pub lose_next_answer: std::sync::atomic::AtomicBool,
+    /// The next caller lookup of the idempotency layer fails as a brief
+    /// database outage would.
+    pub fail_next_caller_lookup: std::sync::atomic::AtomicBool,
+}
+
+impl Faults {
+    /// Whether `fault` was armed; disarms it.
+    pub fn take(fault: &std::sync::atomic::AtomicBool) -> bool {
+        fault.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 impl AppState {
@@ -43,6 +66,7 @@ impl AppState {
             push: Arc::new(Providers::log_only()),
             metrics: Arc::new(Metrics::default()),
             test_clock: None,
+            faults: Arc::default(),
         }
     }
 

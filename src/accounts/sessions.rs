@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use crate::accounts::me::{Me, load_me};
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
-use crate::http::idempotency::{HoldsSecret, IdempotencyKey};
+use crate::http::idempotency::{HoldsSecret, IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json};
 use crate::openapi::{Internal, TooManyRequests, Unauthorized, ValidationFailed};
 use crate::secrets::{
@@ -639,6 +639,7 @@ pub async fn create_code(
 )]
 pub async fn setup(
     State(state): State<AppState>,
+    idem: Idempotent,
     Json(req): Json<SetupRequest>,
 ) -> ApiResult<Response> {
     let mut v = Validator::default();
@@ -651,7 +652,7 @@ pub async fn setup(
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(ApiError::Internal)?;
     let now = state.now_ms();
-    let mut tx = state.store.begin().await?;
+    let mut tx = idem.begin(&state.store).await?;
     let account_id = spend_code(&mut tx, now, &req.code, "setup").await?;
     sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
         .bind(&hash)
@@ -660,9 +661,12 @@ pub async fn setup(
         .await?;
     let tokens = open_session(&mut tx, &state, &account_id).await?;
     let account = load_me(&mut tx, &account_id).await?;
-    tx.commit().await?;
-    Ok(AuthResponse { account, tokens }
-        .into_response_with(StatusCode::OK, "Sign in with the password you chose."))
+    idem.commit(
+        tx,
+        AuthResponse { account, tokens }
+            .into_response_with(StatusCode::OK, "Sign in with the password you chose."),
+    )
+    .await
 }
 
 pub fn validate_password(password: &str) -> Result<String, String> {
@@ -702,10 +706,11 @@ pub struct RecoverRequest {
 )]
 pub async fn recover(
     State(state): State<AppState>,
+    idem: Idempotent,
     Json(req): Json<RecoverRequest>,
 ) -> ApiResult<Response> {
     let now = state.now_ms();
-    let mut tx = state.store.begin().await?;
+    let mut tx = idem.begin(&state.store).await?;
     let account_id = spend_code(&mut tx, now, &req.code, "recovery").await?;
     revoke_sessions(&mut tx, now, &account_id, None, "recovered").await?;
     // The member hears of it in the same transaction, so a takeover is
@@ -728,7 +733,10 @@ pub async fn recover(
     .await?;
     let tokens = open_session(&mut tx, &state, &account_id).await?;
     let account = load_me(&mut tx, &account_id).await?;
-    tx.commit().await?;
-    Ok(AuthResponse { account, tokens }
-        .into_response_with(StatusCode::OK, "Ask your worker for a new recovery code."))
+    idem.commit(
+        tx,
+        AuthResponse { account, tokens }
+            .into_response_with(StatusCode::OK, "Ask your worker for a new recovery code."),
+    )
+    .await
 }

@@ -4,6 +4,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -12,12 +13,13 @@ use utoipa_axum::routes;
 use crate::circles::{CircleAccess, cached_access, record_activity};
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
-use crate::http::idempotency::IdempotencyKey;
+use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::sync::{SyncList, SyncQuery};
 use crate::http::{Caller, Json, Query};
 use crate::openapi::{Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::secrets::new_id;
 use crate::state::AppState;
+use crate::store::Tx;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -146,22 +148,41 @@ pub struct CreateCheckin {
     pub wants_contact: bool,
 }
 
-async fn insert(
-    state: &AppState,
-    caller: &Caller,
-    circle_id: &str,
-    kind: &str,
+/// What a member checks in with.
+struct Entry {
+    kind: &'static str,
     mood: Option<Mood>,
     note: Option<String>,
     wants_contact: bool,
+}
+
+/// The one-tap "I'm OK".
+const IM_OK: Entry = Entry {
+    kind: "ok",
+    mood: None,
+    note: None,
+    wants_contact: false,
+};
+
+async fn insert(
+    state: &AppState,
+    tx: &mut Tx,
+    caller: &Caller,
+    circle_id: &str,
+    entry: Entry,
 ) -> ApiResult<Checkin> {
+    let Entry {
+        kind,
+        mood,
+        note,
+        wants_contact,
+    } = entry;
     // Access comes from the read cache, before the write lock is taken; the
     // insert itself requires the membership to still be active.
     let access = cached_access(state, caller, circle_id).await?;
     let membership_id = access.member_membership_id()?.to_owned();
     let now = state.now_ms();
     let id = new_id();
-    let mut tx = state.store.begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO checkins (id, circle_id, membership_id, kind, mood, note, wants_contact, created_at)
          SELECT $1, $2, $3, $4, $5, $6, $7, $8
@@ -175,18 +196,17 @@ async fn insert(
     .bind(note.as_deref())
     .bind(i64::from(wants_contact))
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?
     .rows_affected();
     if inserted == 0 {
         // They left the circle a moment ago.
         return Err(ApiError::NotFound("circle"));
     }
-    record_activity(&mut tx, &membership_id, now).await?;
+    record_activity(tx, &membership_id, now).await?;
     if wants_contact {
-        crate::silence::engine::contact_request(&mut tx, &membership_id, now).await?;
+        crate::silence::engine::contact_request(tx, &membership_id, now).await?;
     }
-    tx.commit().await?;
     Ok(CheckinRow {
         id,
         circle_id: access.circle_id,
@@ -221,9 +241,10 @@ async fn insert(
 pub async fn create_checkin(
     State(state): State<AppState>,
     caller: Caller,
+    idem: Idempotent,
     Path(circle_id): Path<String>,
     Json(req): Json<CreateCheckin>,
-) -> ApiResult<(StatusCode, axum::Json<Checkin>)> {
+) -> ApiResult<Response> {
     let mut v = Validator::default();
     let mood = v.check("mood", Mood::parse(req.mood));
     // At most 1000 characters as sent (`crate::openapi::Note`), then trimmed.
@@ -238,17 +259,22 @@ pub async fn create_checkin(
     let (Some(mood), Some(note)) = (mood, note) else {
         return Err(v.into_error());
     };
+    let mut tx = idem.begin(&state.store).await?;
     let checkin = insert(
         &state,
+        &mut tx,
         &caller,
         &circle_id,
-        "mood",
-        Some(mood),
-        note,
-        req.wants_contact,
+        Entry {
+            kind: "mood",
+            mood: Some(mood),
+            note,
+            wants_contact: req.wants_contact,
+        },
     )
     .await?;
-    Ok((StatusCode::CREATED, axum::Json(checkin)))
+    idem.commit(tx, (StatusCode::CREATED, axum::Json(checkin)))
+        .await
 }
 
 /// Members: the one-tap "I'm OK", also sent straight from a reminder's
@@ -268,10 +294,13 @@ pub async fn create_checkin(
 pub async fn im_ok(
     State(state): State<AppState>,
     caller: Caller,
+    idem: Idempotent,
     Path(circle_id): Path<String>,
-) -> ApiResult<(StatusCode, axum::Json<Checkin>)> {
-    let checkin = insert(&state, &caller, &circle_id, "ok", None, None, false).await?;
-    Ok((StatusCode::CREATED, axum::Json(checkin)))
+) -> ApiResult<Response> {
+    let mut tx = idem.begin(&state.store).await?;
+    let checkin = insert(&state, &mut tx, &caller, &circle_id, IM_OK).await?;
+    idem.commit(tx, (StatusCode::CREATED, axum::Json(checkin)))
+        .await
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -295,7 +324,8 @@ pub struct CheckinList {
 pub async fn im_ok_everywhere(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<(StatusCode, axum::Json<CheckinList>)> {
+    idem: Idempotent,
+) -> ApiResult<Response> {
     if caller.role != crate::http::Role::Member {
         return Err(crate::error::ApiError::forbidden(
             "members_only",
@@ -310,11 +340,14 @@ pub async fn im_ok_everywhere(
     .bind(&caller.account_id)
     .fetch_all(state.store.pool())
     .await?;
+    // One transaction: "I'm OK" lands in every circle or in none.
+    let mut tx = idem.begin(&state.store).await?;
     let mut items = Vec::with_capacity(circles.len());
     for circle_id in circles {
-        items.push(insert(&state, &caller, &circle_id, "ok", None, None, false).await?);
+        items.push(insert(&state, &mut tx, &caller, &circle_id, IM_OK).await?);
     }
-    Ok((StatusCode::CREATED, axum::Json(CheckinList { items })))
+    idem.commit(tx, (StatusCode::CREATED, axum::Json(CheckinList { items })))
+        .await
 }
 
 /// Check-ins in the circle, newest first. With `since` (a `sync_token`):

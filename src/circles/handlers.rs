@@ -2,6 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
@@ -13,7 +14,7 @@ use crate::circles::policy::EscalationPolicy;
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::cursor::{Cursor, CursorQuery, next_cursor};
-use crate::http::idempotency::IdempotencyKey;
+use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json, Query, Role};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::secrets::new_id;
@@ -306,9 +307,10 @@ pub struct CreateCircle {
 )]
 pub async fn create_circle(
     State(state): State<AppState>,
+    idem: Idempotent,
     caller: Caller,
     Json(req): Json<CreateCircle>,
-) -> ApiResult<(StatusCode, axum::Json<Circle>)> {
+) -> ApiResult<Response> {
     caller.require_staff()?;
     let mut v = Validator::default();
     let name = v.check("name", validate_name(&req.name));
@@ -338,7 +340,7 @@ pub async fn create_circle(
 
     let now = state.now_ms();
     let id = new_id();
-    let mut tx = state.store.begin().await?;
+    let mut tx = idem.begin(&state.store).await?;
     sqlx::query(
         "INSERT INTO circles (id, organisation_id, name, theme, language, rhythm_days, escalation_policy,
                               checkin_visibility, agreement_version, agreement_text, created_at, updated_at)
@@ -360,8 +362,8 @@ pub async fn create_circle(
         add_worker_membership(&mut tx, &id, &caller.account_id, None, now).await?;
     }
     let circle = load_circle(&mut tx, &id, &caller.account_id).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, axum::Json(circle)))
+    idem.commit(tx, (StatusCode::CREATED, axum::Json(circle)))
+        .await
 }
 
 /// One circle.
@@ -583,16 +585,17 @@ pub struct AddWorker {
 )]
 pub async fn add_worker(
     State(state): State<AppState>,
+    idem: Idempotent,
     caller: Caller,
     Path(circle_id): Path<String>,
     Json(req): Json<AddWorker>,
-) -> ApiResult<(StatusCode, axum::Json<MemberView>)> {
+) -> ApiResult<Response> {
     let pseudonym = match &req.pseudonym {
         Some(p) => Some(Pseudonym::parse(p).map_err(|m| ApiError::field("pseudonym", m))?),
         None => None,
     };
     let now = state.now_ms();
-    let mut tx = state.store.begin().await?;
+    let mut tx = idem.begin(&state.store).await?;
     // Visibility first: a circle the caller cannot see is 404 whatever their role.
     let access = access(&mut tx, &caller, &circle_id).await?;
     caller.require_coordinator()?;
@@ -611,8 +614,8 @@ pub async fn add_worker(
     let membership_id =
         add_worker_membership(&mut tx, &access.circle_id, &req.account_id, pseudonym, now).await?;
     let member = load_member(&mut tx, &membership_id, now).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, axum::Json(member)))
+    idem.commit(tx, (StatusCode::CREATED, axum::Json(member)))
+        .await
 }
 
 /// Makes an account a worker of a circle (or brings a former one back).

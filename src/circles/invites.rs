@@ -16,7 +16,7 @@ use crate::circles::members::{MemberView, Pseudonym, load_member};
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::auth::MaybeCaller;
-use crate::http::idempotency::{HoldsSecret, IdempotencyKey};
+use crate::http::idempotency::{HoldsSecret, IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json, Role};
 use crate::openapi::{Forbidden, Gone, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::secrets::{canonical_code, hash_password, hash_token, new_code, new_id};
@@ -121,6 +121,7 @@ pub struct CreateInvite {
 )]
 pub async fn create_invite(
     State(state): State<AppState>,
+    idem: Idempotent,
     caller: Caller,
     Path(circle_id): Path<String>,
     Json(req): Json<CreateInvite>,
@@ -136,7 +137,7 @@ pub async fn create_invite(
     }
     v.finish()?;
     let now = state.now_ms();
-    let mut tx = state.store.begin().await?;
+    let mut tx = idem.begin(&state.store).await?;
     let access = access(&mut tx, &caller, &circle_id).await?;
     access.require_staff()?;
     let code = new_code(3);
@@ -158,22 +159,25 @@ pub async fn create_invite(
     .bind(max_uses)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
     let advice = "Revoke that invite and create a new one.";
-    Ok(HoldsSecret(advice).mark((
-        StatusCode::CREATED,
-        axum::Json(Invite {
-            id,
-            circle_id: access.circle_id,
-            code: Some(code),
-            code_hint: hint,
-            expires_at: from_ms(now + hours * 3_600_000),
-            max_uses,
-            uses: 0,
-            revoked: false,
-            created_at: from_ms(now),
-        }),
-    )))
+    idem.commit(
+        tx,
+        HoldsSecret(advice).mark((
+            StatusCode::CREATED,
+            axum::Json(Invite {
+                id,
+                circle_id: access.circle_id,
+                code: Some(code),
+                code_hint: hint,
+                expires_at: from_ms(now + hours * 3_600_000),
+                max_uses,
+                uses: 0,
+                revoked: false,
+                created_at: from_ms(now),
+            }),
+        )),
+    )
+    .await
 }
 
 /// Staff of the circle: its invites, newest first.
@@ -435,6 +439,7 @@ pub struct JoinResponse {
 )]
 pub async fn join(
     State(state): State<AppState>,
+    idem: Idempotent,
     MaybeCaller(caller): MaybeCaller,
     Json(req): Json<JoinRequest>,
 ) -> ApiResult<Response> {
@@ -491,7 +496,7 @@ pub async fn join(
     };
 
     let now = state.now_ms();
-    let mut tx = state.store.begin().await?;
+    let mut tx = idem.begin(&state.store).await?;
     let invite = find_invite(&mut tx, &req.code, now).await?;
     if req.consent_version != invite.agreement_version {
         return Err(ApiError::conflict(
@@ -621,7 +626,6 @@ pub async fn join(
     };
     let account = load_me(&mut tx, &account_id).await?;
     let membership = load_member(&mut tx, &membership_id, now).await?;
-    tx.commit().await?;
 
     let issued = tokens.is_some();
     let response = (
@@ -632,15 +636,19 @@ pub async fn join(
             tokens,
         }),
     );
-    Ok(if issued {
-        HoldsSecret(
-            "You are in the circle: sign in with your login name, or ask the circle's worker \
+    idem.commit(
+        tx,
+        if issued {
+            HoldsSecret(
+                "You are in the circle: sign in with your login name, or ask the circle's worker \
              for a recovery code.",
-        )
-        .mark(response)
-    } else {
-        response.into_response()
-    })
+            )
+            .mark(response)
+        } else {
+            response.into_response()
+        },
+    )
+    .await
 }
 
 fn validate_login_name(name: &str) -> Result<String, String> {

@@ -15,7 +15,7 @@ use crate::circles::access;
 use crate::clock::{from_ms, opt_from_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::http::Caller;
-use crate::http::idempotency::{HoldsSecret, IdempotencyKey};
+use crate::http::idempotency::{HoldsSecret, IdempotencyKey, Idempotent};
 use crate::notifications::produce::{Outgoing, notify};
 use crate::notifications::texts::TextParams;
 use crate::openapi::{Forbidden, Internal, NotFound, Unauthorized};
@@ -69,11 +69,12 @@ pub struct RecoveryCode {
 )]
 pub async fn recovery_code(
     State(state): State<AppState>,
+    idem: Idempotent,
     caller: Caller,
     Path((circle_id, membership_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let now = state.now_ms();
-    let mut tx = state.store.begin().await?;
+    let mut tx = idem.begin(&state.store).await?;
     let access = access(&mut tx, &caller, &circle_id).await?;
     access.require_staff()?;
     let account_id: Option<String> = sqlx::query_scalar(
@@ -126,17 +127,20 @@ pub async fn recovery_code(
         },
     )
     .await?;
-    tx.commit().await?;
+    let response = idem
+        .commit(
+            tx,
+            HoldsSecret("Issue another recovery code; it replaces this one.").mark((
+                StatusCode::CREATED,
+                axum::Json(RecoveryCode {
+                    code,
+                    expires_at: from_ms(expires),
+                }),
+            )),
+        )
+        .await?;
     tracing::info!(membership_id = %membership_id, "recovery code issued");
-    Ok(
-        HoldsSecret("Issue another recovery code; it replaces this one.").mark((
-            StatusCode::CREATED,
-            axum::Json(RecoveryCode {
-                code,
-                expires_at: from_ms(expires),
-            }),
-        )),
-    )
+    Ok(response)
 }
 
 /// Where a recovery code stands.

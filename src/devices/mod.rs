@@ -4,6 +4,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
-use crate::http::idempotency::IdempotencyKey;
+use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json};
 use crate::openapi::{Conflict, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::push::DeviceKind;
@@ -378,9 +379,10 @@ pub async fn list_devices(
 )]
 pub async fn register_device(
     State(state): State<AppState>,
+    idem: Idempotent,
     caller: Caller,
     Json(req): Json<RegisterDevice>,
-) -> ApiResult<(StatusCode, axum::Json<Device>)> {
+) -> ApiResult<Response> {
     let p = parse(
         &req,
         &state.config.webpush_host_allowlist(),
@@ -388,7 +390,7 @@ pub async fn register_device(
     )?;
     let now = state.now_ms();
     let key = hash_token(&p.token);
-    let mut tx = state.store.begin().await?;
+    let mut tx = idem.begin(&state.store).await?;
     let existing: Option<(String, String)> = sqlx::query_as(
         "SELECT id, account_id FROM devices WHERE kind = $1 AND token_key = $2 AND removed_at IS NULL",
     )
@@ -424,8 +426,7 @@ pub async fn register_device(
         }
     };
     let device = load(&mut tx, &id).await?;
-    tx.commit().await?;
-    Ok((status, axum::Json(device)))
+    idem.commit(tx, (status, axum::Json(device))).await
 }
 
 async fn write_fields(

@@ -2,13 +2,14 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::circles::access;
 use crate::clock::{from_ms, opt_from_ms};
 use crate::error::{ApiError, ApiResult};
-use crate::http::idempotency::IdempotencyKey;
+use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::sync::{SyncList, SyncQuery};
 use crate::http::{Caller, Json, Query};
 use crate::notifications::produce::{Outgoing, notify, preferences};
@@ -399,10 +400,11 @@ pub struct PersonalMessageSent {
 )]
 pub async fn personal_message(
     State(state): State<AppState>,
+    idem: Idempotent,
     caller: Caller,
     Path((circle_id, membership_id)): Path<(String, String)>,
     Json(req): Json<PersonalMessage>,
-) -> ApiResult<(StatusCode, axum::Json<PersonalMessageSent>)> {
+) -> ApiResult<Response> {
     // At most 500 characters as sent (`crate::openapi::MessageText`), then trimmed.
     let len = req.text.chars().count();
     let text = req.text.trim().to_owned();
@@ -410,7 +412,7 @@ pub async fn personal_message(
         return Err(ApiError::field("text", "must be 1 to 500 characters"));
     }
     let now = state.now_ms();
-    let mut tx = state.store.begin().await?;
+    let mut tx = idem.begin(&state.store).await?;
     let access = access(&mut tx, &caller, &circle_id).await?;
     access.require_staff()?;
     let sender = match access.membership_id() {
@@ -454,9 +456,12 @@ pub async fn personal_message(
         inbox_only: false,
     };
     let notification_id = notify(&mut tx, now, &out).await?;
-    tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(PersonalMessageSent { notification_id }),
-    ))
+    idem.commit(
+        tx,
+        (
+            StatusCode::CREATED,
+            axum::Json(PersonalMessageSent { notification_id }),
+        ),
+    )
+    .await
 }

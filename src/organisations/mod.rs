@@ -14,7 +14,7 @@ use crate::accounts::sessions::create_code;
 use crate::accounts::types::{Locale, TimeZoneName};
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
-use crate::http::idempotency::{HoldsSecret, IdempotencyKey};
+use crate::http::idempotency::{HoldsSecret, IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json, Role};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::secrets::new_id;
@@ -201,6 +201,7 @@ pub struct StaffCreated {
 )]
 pub async fn create_staff(
     State(state): State<AppState>,
+    idem: Idempotent,
     caller: Caller,
     Json(req): Json<CreateStaff>,
 ) -> ApiResult<Response> {
@@ -228,7 +229,7 @@ pub async fn create_staff(
         return Err(v.into_error());
     };
     let now = state.now_ms();
-    let mut tx = state.store.begin().await?;
+    let mut tx = idem.begin(&state.store).await?;
     let id = new_id();
     insert_staff(
         &mut tx,
@@ -252,24 +253,27 @@ pub async fn create_staff(
         None,
     )
     .await?;
-    tx.commit().await?;
     let advice = "Issue the staff member a new setup code \
                   (POST /v1/organisation/staff/{account_id}/setup-code).";
-    Ok(HoldsSecret(advice).mark((
-        StatusCode::CREATED,
-        axum::Json(StaffCreated {
-            account: StaffMember {
-                id,
-                role: req.role,
-                display_name: Some(name),
-                email: Some(email),
-                has_password: false,
-                created_at: from_ms(now),
-            },
-            setup_code: code,
-            setup_code_expires_at: from_ms(expires),
-        }),
-    )))
+    idem.commit(
+        tx,
+        HoldsSecret(advice).mark((
+            StatusCode::CREATED,
+            axum::Json(StaffCreated {
+                account: StaffMember {
+                    id,
+                    role: req.role,
+                    display_name: Some(name),
+                    email: Some(email),
+                    has_password: false,
+                    created_at: from_ms(now),
+                },
+                setup_code: code,
+                setup_code_expires_at: from_ms(expires),
+            }),
+        )),
+    )
+    .await
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -301,12 +305,13 @@ pub struct SetupCode {
 )]
 pub async fn setup_code(
     State(state): State<AppState>,
+    idem: Idempotent,
     caller: Caller,
     Path(account_id): Path<String>,
 ) -> ApiResult<Response> {
     caller.require_coordinator()?;
     let now = state.now_ms();
-    let mut tx = state.store.begin().await?;
+    let mut tx = idem.begin(&state.store).await?;
     let found: Option<String> = sqlx::query_scalar(
         "SELECT id FROM accounts WHERE id = $1 AND organisation_id = $2
          AND role IN ('coordinator', 'worker') AND deactivated_at IS NULL",
@@ -328,8 +333,8 @@ pub async fn setup_code(
         None,
     )
     .await?;
-    tx.commit().await?;
-    Ok(
+    idem.commit(
+        tx,
         HoldsSecret("Issue another setup code; it replaces this one.").mark((
             StatusCode::CREATED,
             axum::Json(SetupCode {
@@ -338,6 +343,7 @@ pub async fn setup_code(
             }),
         )),
     )
+    .await
 }
 
 /// Coordinators: remove a staff member from the organisation.

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::circles::{access, cached_access, record_activity};
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::cursor::parse_limit;
-use crate::http::idempotency::IdempotencyKey;
+use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json, Query};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::posts::{
@@ -328,16 +328,17 @@ pub struct CreatePost {
 pub async fn create_post(
     State(state): State<AppState>,
     caller: Caller,
+    idem: Idempotent,
     Path(circle_id): Path<String>,
     Json(req): Json<CreatePost>,
-) -> ApiResult<(StatusCode, axum::Json<Post>)> {
+) -> ApiResult<Response> {
     let mut v = Validator::default();
     let body = v.check("body", validate_body(&req.body));
     let Some(body) = body else {
         return Err(v.into_error());
     };
     let now = state.now_ms();
-    let mut tx = state.store.begin().await?;
+    let mut tx = idem.begin(&state.store).await?;
     let access = access(&mut tx, &caller, &circle_id).await?;
     let membership_id = access.membership_id()?.to_owned();
     if let Some(reply_to) = &req.reply_to_id {
@@ -379,8 +380,8 @@ pub async fn create_post(
     record_activity(&mut tx, &membership_id, now).await?;
     crate::notifications::on_post_created(&mut tx, now, &id, req.reply_to_id.as_deref()).await?;
     let post = load_post(&mut tx, &caller, &id).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, axum::Json(post)))
+    idem.commit(tx, (StatusCode::CREATED, axum::Json(post)))
+        .await
 }
 
 /// One post.
