@@ -156,6 +156,40 @@ pub struct Config {
     )]
     pub login_window_secs: u32,
 
+    /// Failed sign-ins from one client address within the throttle window
+    /// (whatever names they try) before further attempts from it are
+    /// refused. Behind a reverse proxy set `KRING_CLIENT_ADDRESS_HEADER`,
+    /// or every client shares the proxy's address.
+    #[arg(
+        long,
+        env = "KRING_LOGIN_MAX_FAILURES_PER_ADDRESS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub login_max_failures_per_address: u32,
+
+    /// A header your reverse proxy sets to the client's address (e.g.
+    /// `X-Forwarded-For`; the last address in it is used, the one your
+    /// proxy appended). Unset: the connection's peer address. Set it only
+    /// behind a proxy that always sets it, or clients can pick their own.
+    #[arg(long, env = "KRING_CLIENT_ADDRESS_HEADER", global = true)]
+    pub client_address_header: Option<String>,
+
+    /// Password hashes (Argon2id, 19 MiB each) computed at once; 0: one per
+    /// CPU core. More sign-ins wait their turn.
+    #[arg(
+        long,
+        env = "KRING_HASH_CONCURRENCY",
+        default_value_t = 0,
+        global = true
+    )]
+    pub hash_concurrency: usize,
+
+    /// Sign-ins that may wait for a password hash at once; one more, or one
+    /// that waited 10 seconds, is answered 503 `busy` with `Retry-After`.
+    #[arg(long, env = "KRING_HASH_QUEUE", default_value_t = 256, global = true)]
+    pub hash_queue: usize,
+
     /// Hosts of push services that Web Push endpoints may point at
     /// (comma-separated; `*.example.com` matches its subdomains).
     #[arg(

@@ -32,6 +32,10 @@ pub struct Metrics {
     pub credential_failures: Family<ProviderLabels, Counter>,
     /// Failed attempts to record a push's outcome (each is retried).
     pub record_failures: Counter,
+    /// Password hashes computed (sign-ins, set-ups, joins with a password).
+    pub password_hashes: Counter,
+    /// Sign-ins refused with 503 `busy` while hashing was at its limit.
+    pub password_hashes_refused: Counter,
     outbox_pending: Family<ProviderLabels, Gauge>,
     oldest_pending_seconds: Gauge,
     provider_paused: Family<ProviderLabels, Gauge>,
@@ -43,6 +47,18 @@ impl Default for Metrics {
         let deliveries = Family::<DeliveryLabels, Counter>::default();
         let credential_failures = Family::<ProviderLabels, Counter>::default();
         let record_failures = Counter::default();
+        let password_hashes = Counter::default();
+        let password_hashes_refused = Counter::default();
+        registry.register(
+            "password_hashes",
+            "Password hashes computed (Argon2id; a few at a time, see KRING_HASH_CONCURRENCY)",
+            password_hashes.clone(),
+        );
+        registry.register(
+            "password_hashes_refused",
+            "Sign-ins answered 503 busy because too many waited for a password hash",
+            password_hashes_refused.clone(),
+        );
         let outbox_pending = Family::<ProviderLabels, Gauge>::default();
         let oldest_pending_seconds = Gauge::default();
         let provider_paused = Family::<ProviderLabels, Gauge>::default();
@@ -81,6 +97,8 @@ impl Default for Metrics {
             deliveries,
             credential_failures,
             record_failures,
+            password_hashes,
+            password_hashes_refused,
             outbox_pending,
             oldest_pending_seconds,
             provider_paused,

@@ -5,6 +5,8 @@
 //! people and get Argon2id.
 
 use argon2::Argon2;
+
+use crate::error::ApiError;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
@@ -129,6 +131,106 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Runs password hashes (Argon2id: 19 MiB and tens of milliseconds of CPU
+/// each) a few at a time, so a burst of sign-ins cannot take the process's
+/// memory: at most `concurrency` hashes hold their memory at once, up to
+/// `queue` more requests wait their turn, and the rest, or one that waited
+/// [`Hashing::MAX_WAIT`], get 503 `busy` with `Retry-After`.
+pub struct Hashing {
+    permits: tokio::sync::Semaphore,
+    waiting: std::sync::atomic::AtomicUsize,
+    queue: usize,
+    /// Hashes computed (`kring_password_hashes_total`).
+    hashed: prometheus_client::metrics::counter::Counter,
+    /// Requests refused as busy (`kring_password_hashes_refused_total`).
+    refused: prometheus_client::metrics::counter::Counter,
+}
+
+impl Hashing {
+    /// The longest a request waits for its turn.
+    pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// `concurrency` 0: one per CPU core.
+    pub fn new(concurrency: usize, queue: usize, metrics: &crate::metrics::Metrics) -> Self {
+        let concurrency = if concurrency == 0 {
+            std::thread::available_parallelism().map_or(2, usize::from)
+        } else {
+            concurrency
+        };
+        Self {
+            permits: tokio::sync::Semaphore::new(concurrency),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            queue,
+            hashed: metrics.password_hashes.clone(),
+            refused: metrics.password_hashes_refused.clone(),
+        }
+    }
+
+    /// An Argon2id hash of `password`, in PHC string form.
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        self.run(move || hash_password(&password))
+            .await?
+            .map_err(ApiError::Internal)
+    }
+
+    /// Whether `password` matches the stored hash. Without one (no such
+    /// account, or no password set) it is checked against a dummy hash and
+    /// fails, so that case takes as long as a wrong password.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
+        self.run(move || match stored {
+            Some(stored) => verify_password(&password, &stored),
+            None => {
+                verify_password(&password, dummy_password_hash());
+                false
+            }
+        })
+        .await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        use std::sync::atomic::Ordering;
+        let permit = match self.permits.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // Count ourselves into the queue, or leave if it is full.
+                let queued = self
+                    .waiting
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+                        (w < self.queue).then_some(w + 1)
+                    })
+                    .is_ok();
+                if !queued {
+                    return Err(self.busy());
+                }
+                let waited = tokio::time::timeout(Self::MAX_WAIT, self.permits.acquire()).await;
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                match waited {
+                    Ok(Ok(permit)) => permit,
+                    _ => return Err(self.busy()),
+                }
+            }
+        };
+        let result = tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()));
+        drop(permit);
+        self.hashed.inc();
+        result
+    }
+
+    fn busy(&self) -> ApiError {
+        self.refused.inc();
+        ApiError::Unavailable {
+            code: "busy",
+            detail: "Too many sign-ins at this moment; try again in a few seconds".into(),
+            retry_after_secs: 2,
+        }
+    }
+}
+
 /// A hash to verify against when the account does not exist, so that a login
 /// for an unknown name costs as much time as one with a wrong password.
 pub fn dummy_password_hash() -> &'static str {
@@ -139,6 +241,67 @@ pub fn dummy_password_hash() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// However many ask at once, at most `concurrency` hashes run, and the
+    /// ones that fit in the queue all get their turn.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn hashing_runs_a_few_at_a_time() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let metrics = crate::metrics::Metrics::default();
+        let gate = Arc::new(Hashing::new(2, 100, &metrics));
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..12)
+            .map(|_| {
+                let (gate, running, most) = (gate.clone(), running.clone(), most.clone());
+                tokio::spawn(async move {
+                    gate.run(move || {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task").expect("got its turn");
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+        assert_eq!(metrics.password_hashes.get(), 12);
+        assert_eq!(metrics.password_hashes_refused.get(), 0);
+    }
+
+    /// Beyond the queue, a request is refused at once with 503 `busy`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn hashing_refuses_beyond_its_queue() {
+        use std::sync::Arc;
+        let metrics = crate::metrics::Metrics::default();
+        let gate = Arc::new(Hashing::new(1, 1, &metrics));
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let first = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.run(move || hold.recv().ok()).await })
+        };
+        while gate.permits.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let second = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.run(|| ()).await })
+        };
+        while gate.waiting.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let third = gate.run(|| ()).await;
+        assert!(matches!(third, Err(ApiError::Unavailable { code: "busy", .. })));
+        release.send(()).expect("release");
+        first.await.expect("first").expect("ran");
+        second.await.expect("second").expect("waited its turn");
+        assert_eq!(metrics.password_hashes_refused.get(), 1);
+    }
 
     #[test]
     fn codes_round_trip_through_canonical_form() {

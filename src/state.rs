@@ -25,6 +25,8 @@ pub struct AppState {
     pub push: Arc<Providers>,
     /// Counters and gauges for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Password hashing, a few at a time (see [`crate::secrets::Hashing`]).
+    pub hashing: Arc<crate::secrets::Hashing>,
     /// The read caches (see [`crate::store::cache`]).
     pub caches: Arc<ReadCaches>,
     /// Testing only (`KRING_TEST_CLOCK`): the clock `POST /test/clock` moves.
@@ -58,13 +60,20 @@ impl AppState {
     /// State with the log push provider and fresh metrics.
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
         store.set_read_cache(config.read_cache.enabled_for(store.backend()));
+        let metrics = Arc::new(Metrics::default());
+        let hashing = Arc::new(crate::secrets::Hashing::new(
+            config.hash_concurrency,
+            config.hash_queue,
+            &metrics,
+        ));
         Self {
+            hashing,
             caches: Arc::new(ReadCaches::default()),
             store,
             clock,
             config: Arc::new(config),
             push: Arc::new(Providers::log_only()),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             test_clock: None,
             faults: Arc::default(),
         }

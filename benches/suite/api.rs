@@ -344,7 +344,7 @@ fn duration_ms(s: &str) -> f64 {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("a free port")
         .local_addr()
@@ -352,7 +352,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn wait_ready(url: &str) {
+pub async fn wait_ready(url: &str) {
     let client = reqwest::Client::new();
     for _ in 0..200 {
         if client
@@ -368,7 +368,7 @@ async fn wait_ready(url: &str) {
     panic!("{url} did not answer");
 }
 
-fn stop(child: &mut Child) {
+pub fn stop(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -11,11 +11,14 @@
 //!   aes128gcm, VAPID and OAuth), beside their raw capacity and, for Web
 //!   Push, the Node `web-push` library.
 //! - **scheduler**: the silence engine's tick at 100k (and more) memberships.
+//! - **signin**: 200 logins at once and the server's memory during and a
+//!   minute after; 200 wrong logins from one address against its throttle.
 //!
-//! Settings: `KRING_BENCH_ONLY=api,delivery,scheduler`, `KRING_BENCH_ROUNDS`
+//! Settings: `KRING_BENCH_ONLY=api,delivery,scheduler,signin`, `KRING_BENCH_ROUNDS`
 //! (default 3; medians are reported), `KRING_BENCH_SECONDS` (per wrk run,
 //! default 5), `KRING_BENCH_MESSAGES` (per delivery run, default 5000),
 //! `KRING_BENCH_SIZES` (scheduler, default 100000),
+//! `KRING_BENCH_SIGNIN_SETTLE_SECS` (signin, default 60),
 //! `KRING_BENCH_POSTGRES_URL` (also run the API load and the scheduler on
 //! PostgreSQL).
 
@@ -26,6 +29,7 @@ mod delivery;
 mod report;
 mod scheduler;
 mod seed;
+mod signin;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -40,8 +44,8 @@ fn main() {
         api::trivial_server(&bind);
         return;
     }
-    let only =
-        std::env::var("KRING_BENCH_ONLY").unwrap_or_else(|_| "api,delivery,scheduler".into());
+    let only = std::env::var("KRING_BENCH_ONLY")
+        .unwrap_or_else(|_| "api,delivery,scheduler,signin".into());
     let rounds: usize = env_or("KRING_BENCH_ROUNDS", 3).max(1);
     let runtime = tokio::runtime::Runtime::new().expect("tokio");
     let mut report = report::Report::default();
@@ -54,6 +58,9 @@ fn main() {
     }
     if only.contains("scheduler") {
         runtime.block_on(scheduler::run(&mut report));
+    }
+    if only.contains("signin") {
+        runtime.block_on(signin::run(&mut report));
     }
     report.print();
 }

@@ -18,11 +18,9 @@ use crate::accounts::me::{Me, load_me};
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::idempotency::{HoldsSecret, IdempotencyKey, Idempotent};
-use crate::http::{Caller, Json};
+use crate::http::{Caller, ClientAddress, Json};
 use crate::openapi::{Internal, TooManyRequests, Unauthorized, ValidationFailed};
-use crate::secrets::{
-    canonical_code, hash_password, hash_token, new_id, new_token, verify_password,
-};
+use crate::secrets::{canonical_code, hash_token, new_id, new_token};
 use crate::state::AppState;
 use crate::store::Tx;
 use crate::store::cache::Scope;
@@ -203,6 +201,7 @@ pub struct LoginRequest {
 )]
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
     let login = req.login.trim().to_lowercase();
@@ -216,8 +215,17 @@ pub async fn login(
     v.finish()?;
 
     let now = state.now_ms();
+    // The address first: a client trying many names is stopped there
+    // before any name's count is touched.
+    let mut attempts = Vec::with_capacity(2);
+    if let Some(address) = address {
+        let identifier = format!("address:{address}");
+        let limit = state.config.login_max_failures_per_address;
+        attempts.push(claim_attempt(&state, &identifier, limit, now).await?);
+    }
     let identifier = format!("login:{login}");
-    let attempt = claim_attempt(&state, &identifier, now).await?;
+    let limit = state.config.login_max_failures;
+    attempts.push(claim_attempt(&state, &identifier, limit, now).await?);
 
     let account: Option<(String, Option<String>)> = sqlx::query_as(
         "SELECT id, password_hash FROM accounts
@@ -226,24 +234,20 @@ pub async fn login(
     .bind(&login)
     .fetch_optional(state.store.pool())
     .await?;
-    let stored_hash = account
-        .as_ref()
-        .and_then(|(_, h)| h.clone())
-        .unwrap_or_else(|| crate::secrets::dummy_password_hash().to_owned());
-    let password = req.password;
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let stored_hash = account.as_ref().and_then(|(_, h)| h.clone());
+    let ok = state.hashing.verify(req.password, stored_hash).await?;
 
     match account {
         Some((account_id, Some(_))) if ok => {
             let mut tx = state.store.begin().await?;
-            // The right password gives its own slot back; earlier failures
+            // The right password gives its own slots back; earlier failures
             // stay in the window, so a sign-in does not reopen guessing.
-            sqlx::query("DELETE FROM login_failures WHERE id = $1")
-                .bind(&attempt)
-                .execute(&mut *tx)
-                .await?;
+            for attempt in &attempts {
+                sqlx::query("DELETE FROM login_failures WHERE id = $1")
+                    .bind(attempt)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let tokens = open_session(&mut tx, &state, &account_id).await?;
             let account = load_me(&mut tx, &account_id).await?;
             tx.commit().await?;
@@ -263,7 +267,12 @@ pub async fn login(
 /// else a failure is recorded now and its id returned (a right password
 /// removes it). Attempts for one name take turns on its `login_throttles`
 /// row, so however many arrive at once, at most the limit are checked.
-async fn claim_attempt(state: &AppState, identifier: &str, now: i64) -> ApiResult<String> {
+async fn claim_attempt(
+    state: &AppState,
+    identifier: &str,
+    limit: u32,
+    now: i64,
+) -> ApiResult<String> {
     let window_ms = i64::from(state.config.login_window_secs) * 1000;
     let mut tx = state.store.begin().await?;
     sqlx::query(
@@ -281,7 +290,7 @@ async fn claim_attempt(state: &AppState, identifier: &str, now: i64) -> ApiResul
     .bind(now - window_ms)
     .fetch_all(&mut *tx)
     .await?;
-    if failures.len() >= state.config.login_max_failures as usize {
+    if failures.len() >= limit as usize {
         let oldest = failures.first().copied().unwrap_or(now);
         let retry_after_secs = u64::try_from((oldest + window_ms - now + 999) / 1000)
             .unwrap_or(1)
@@ -528,12 +537,14 @@ pub async fn revoke_codes(
 }
 
 /// Finds and spends a one-time account code, or says why it cannot be used.
-async fn spend_code(
+/// The account a code of `purpose` opens, if the code is live (known, not
+/// used, not expired, its account not removed), and its canonical form.
+async fn live_code(
     conn: &mut AnyConnection,
     now: i64,
     code: &str,
     purpose: &str,
-) -> ApiResult<String> {
+) -> ApiResult<(String, String)> {
     let invalid = || ApiError::field("code", "is not a valid code");
     let canonical = canonical_code(code).map_err(|_| invalid())?;
     let row: Option<CodeRow> = sqlx::query_as(
@@ -566,6 +577,18 @@ async fn spend_code(
             "This code has expired; ask for a new one",
         ));
     }
+    Ok((row.account_id, canonical))
+}
+
+/// Spends a live code of `purpose` (once, also under concurrent requests)
+/// and returns the account it opens.
+async fn spend_code(
+    conn: &mut AnyConnection,
+    now: i64,
+    code: &str,
+    purpose: &str,
+) -> ApiResult<String> {
+    let (account_id, canonical) = live_code(conn, now, code, purpose).await?;
     let spent = sqlx::query(
         "UPDATE account_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
     )
@@ -580,7 +603,7 @@ async fn spend_code(
             "This code has already been used",
         ));
     }
-    Ok(row.account_id)
+    Ok(account_id)
 }
 
 /// Creates a one-time code for an account and returns it (shown once).
@@ -647,11 +670,16 @@ pub async fn setup(
     let Some(password) = password else {
         return Err(v.into_error());
     };
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(ApiError::Internal)?;
     let now = state.now_ms();
+    // A wrong code costs no hash.
+    live_code(
+        &mut *state.store.pool().acquire().await?,
+        now,
+        &req.code,
+        "setup",
+    )
+    .await?;
+    let hash = state.hashing.hash(password).await?;
     let mut tx = idem.begin(&state.store).await?;
     let account_id = spend_code(&mut tx, now, &req.code, "setup").await?;
     sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")

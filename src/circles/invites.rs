@@ -19,7 +19,7 @@ use crate::http::auth::MaybeCaller;
 use crate::http::idempotency::{HoldsSecret, IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json, Role};
 use crate::openapi::{Forbidden, Gone, Internal, NotFound, Unauthorized, ValidationFailed};
-use crate::secrets::{canonical_code, hash_password, hash_token, new_code, new_id};
+use crate::secrets::{canonical_code, hash_token, new_code, new_id};
 use crate::state::AppState;
 use crate::store::cache::Scope;
 use crate::store::is_unique_violation;
@@ -485,17 +485,14 @@ pub async fn join(
             "Staff are added to circles by a coordinator, not with an invite",
         ));
     }
+    let now = state.now_ms();
+    // A wrong, used or expired code costs no hash.
+    find_invite(&mut *state.store.pool().acquire().await?, &req.code, now).await?;
     let password_hash = match password {
-        Some(p) => Some(
-            tokio::task::spawn_blocking(move || hash_password(&p))
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?
-                .map_err(ApiError::Internal)?,
-        ),
+        Some(p) => Some(state.hashing.hash(p).await?),
         None => None,
     };
 
-    let now = state.now_ms();
     let mut tx = idem.begin(&state.store).await?;
     let invite = find_invite(&mut tx, &req.code, now).await?;
     if req.consent_version != invite.agreement_version {

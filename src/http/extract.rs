@@ -614,3 +614,39 @@ mod tests {
         assert_eq!(err.code(), "malformed_json");
     }
 }
+
+/// The client's address, for throttles: the peer of the connection, or the
+/// last address in the header named by `KRING_CLIENT_ADDRESS_HEADER` (the
+/// one the reverse proxy appended). `None` when neither is known (requests
+/// served without the connection layer, as in some tests).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub Option<std::net::IpAddr>);
+
+impl axum::extract::FromRequestParts<crate::state::AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &crate::state::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(name) = &state.config.client_address_header {
+            let forwarded = parts
+                .headers
+                .get_all(name.as_str())
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|a| a.trim().parse().ok())
+                .next_back();
+            if forwarded.is_some() {
+                return Ok(Self(forwarded));
+            }
+        }
+        Ok(Self(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}

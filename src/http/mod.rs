@@ -14,4 +14,4 @@ pub mod text;
 pub mod time;
 
 pub use auth::{Caller, Role};
-pub use extract::{Json, Query};
+pub use extract::{ClientAddress, Json, Query};

@@ -21,6 +21,7 @@ mod push_failures;
 mod read_cache;
 mod recovery;
 mod sessions;
+mod signin_limits;
 mod silence;
 mod silence_rules;
 mod simulation;
