@@ -54,6 +54,11 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
 }
 
+/// Marks the answer of [`ApiError::KeyTaken`], for the idempotency layer
+/// to replace with the stored response.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyTaken;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("the request has invalid fields")]
@@ -240,9 +245,7 @@ impl IntoResponse for ApiError {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             Self::KeyTaken => {
-                response
-                    .extensions_mut()
-                    .insert(crate::http::idempotency::KeyTaken);
+                response.extensions_mut().insert(KeyTaken);
             }
             Self::TooManyRequests { retry_after_secs }
             | Self::Unavailable {

@@ -2,7 +2,9 @@
 //!
 //! - [`config`]: command line and `KRING_*` environment.
 //! - [`store`]: the database (SQLite or PostgreSQL through one set of queries).
-//! - [`http`]: extractors, auth, idempotency, the router.
+//! - [`http`]: a toolkit of extractors, auth, idempotency, cursors and the
+//!   connection layer; [`app`]: the application that puts features together;
+//!   [`ops`]: health, readiness, the spec, metrics.
 //! - features, each with its routes: [`accounts`], [`organisations`],
 //!   [`circles`] (with invites and memberships), [`posts`], [`checkins`],
 //!   [`devices`], [`notifications`] (the inbox and its producers).
@@ -15,6 +17,7 @@
 //! their own state and a port-0 listener.
 
 pub mod accounts;
+pub mod app;
 pub mod checkins;
 pub mod circles;
 pub mod clock;
@@ -26,6 +29,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod notifications;
 pub mod openapi;
+pub mod ops;
 pub mod organisations;
 pub mod posts;
 pub mod push;
@@ -47,6 +51,14 @@ use crate::config::Config;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
+/// Applies every pending migration, then brings up to date, once, the
+/// stored data that SQL cannot compute (recorded in `data_upgrades`).
+pub async fn migrate(store: &Store) -> Result<(), StoreError> {
+    store.migrate_sql().await?;
+    circles::members::rekey_pseudonyms(store).await?;
+    Ok(())
+}
+
 /// Connects to the database, applies migrations and serves until `shutdown`.
 pub async fn run(
     config: Config,
@@ -54,7 +66,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let store = Store::connect(&config.database_url()).await?;
-    store.migrate().await?;
+    migrate(&store).await?;
     let providers = push::Providers::from_config(&config).map_err(RunError::Push)?;
     let test_clock = config
         .test_clock
@@ -108,7 +120,7 @@ pub async fn serve(
     }
 
     let config = state.config.clone();
-    let app = http::router::app(state);
+    let app = app::app(state);
     let stop = cancel.clone();
     let result = http::server::serve(listener, app, &config, async move {
         tokio::select! {

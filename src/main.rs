@@ -44,10 +44,10 @@ async fn execute(cli: Cli) -> Result<(), String> {
         }
         Command::Migrate => {
             let store = connect(&config.database_url()).await?;
-            store.migrate().await.map_err(|e| e.to_string())?;
+            kring::migrate(&store).await.map_err(|e| e.to_string())?;
             out("migrations applied\n")
         }
-        Command::Openapi => out(&kring::http::router::spec_json()),
+        Command::Openapi => out(&kring::app::spec_json()),
         Command::PushPayloadSchema => out(&kring::push::payload::json_schema()),
         Command::VapidKeys => {
             let (private, public) = kring::push::webpush::generate_vapid_keys()?;
@@ -58,7 +58,7 @@ async fn execute(cli: Cli) -> Result<(), String> {
         }
         Command::Admin(AdminCommand::CreateOrganisation(cmd)) => {
             let store = connect(&config.database_url()).await?;
-            store.migrate().await.map_err(|e| e.to_string())?;
+            kring::migrate(&store).await.map_err(|e| e.to_string())?;
             let made = kring::organisations::bootstrap(&store, SystemClock.now_ms(), &cmd)
                 .await
                 .map_err(|e| match e {

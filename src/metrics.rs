@@ -1,18 +1,14 @@
-//! Prometheus metrics at `/metrics`: deliveries by provider and outcome,
-//! credential failures, outcomes the database refused to record, and, read from the database at scrape time, the
-//! outbox depth, the oldest pending delivery's age and paused providers.
+//! The Prometheus metrics one instance keeps: deliveries by provider and
+//! outcome, credential failures, outcomes the database refused to record,
+//! password hashes, and the gauges `/metrics` (in [`crate::ops`]) reads
+//! from the database at scrape time: the outbox depth, the oldest pending
+//! delivery's age and paused providers.
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeliveryLabels {
@@ -117,56 +113,27 @@ impl Metrics {
     }
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(
-    get, path = "/metrics", tag = "operations",
-    security(()),
-    responses(
-        (status = 200, description = "Metrics in Prometheus text format", content_type = "text/plain"),
-        (status = 500, response = crate::openapi::Internal),
-    )
-)]
-pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
-    let now = state.now_ms();
-    let pool = state.store.pool();
-    let m = &state.metrics;
-    for kind in ["apns", "fcm", "webpush"] {
+impl Metrics {
+    /// A provider's outbox depth and whether it is paused, read at scrape time.
+    pub fn set_provider_state(&self, provider: &str, pending: i64, paused: bool) {
         let labels = ProviderLabels {
-            provider: kind.to_owned(),
+            provider: provider.to_owned(),
         };
-        let pending: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND provider = $1",
-        )
-        .bind(kind)
-        .fetch_one(pool)
-        .await?;
-        m.outbox_pending.get_or_create(&labels).set(pending);
-        let paused: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM provider_pauses WHERE provider = $1 AND paused_until > $2",
-        )
-        .bind(kind)
-        .bind(now)
-        .fetch_one(pool)
-        .await?;
-        m.provider_paused.get_or_create(&labels).set(paused.min(1));
+        self.outbox_pending.get_or_create(&labels).set(pending);
+        self.provider_paused
+            .get_or_create(&labels)
+            .set(i64::from(paused));
     }
-    let oldest: Option<i64> = sqlx::query_scalar(
-        "SELECT MIN(not_before) FROM deliveries WHERE status = 'pending' AND not_before <= $1",
-    )
-    .bind(now)
-    .fetch_one(pool)
-    .await?;
-    m.oldest_pending_seconds
-        .set(oldest.map(|t| (now - t) / 1000).unwrap_or(0));
-    let mut body = String::new();
-    prometheus_client::encoding::text::encode(&mut body, &m.registry)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response())
+
+    /// The age of the oldest due delivery, in seconds.
+    pub fn set_oldest_pending(&self, seconds: i64) {
+        self.oldest_pending_seconds.set(seconds);
+    }
+
+    /// Everything, in the Prometheus text format.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut body = String::new();
+        prometheus_client::encoding::text::encode(&mut body, &self.registry)?;
+        Ok(body)
+    }
 }

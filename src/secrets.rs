@@ -150,8 +150,14 @@ impl Hashing {
     /// The longest a request waits for its turn.
     pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-    /// `concurrency` 0: one per CPU core.
-    pub fn new(concurrency: usize, queue: usize, metrics: &crate::metrics::Metrics) -> Self {
+    /// `concurrency` 0: one per CPU core. `hashed` and `refused` count
+    /// hashes computed and requests refused as busy.
+    pub fn new(
+        concurrency: usize,
+        queue: usize,
+        hashed: prometheus_client::metrics::counter::Counter,
+        refused: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
         let concurrency = if concurrency == 0 {
             std::thread::available_parallelism().map_or(2, usize::from)
         } else {
@@ -161,8 +167,8 @@ impl Hashing {
             permits: tokio::sync::Semaphore::new(concurrency),
             waiting: std::sync::atomic::AtomicUsize::new(0),
             queue,
-            hashed: metrics.password_hashes.clone(),
-            refused: metrics.password_hashes_refused.clone(),
+            hashed,
+            refused,
         }
     }
 
@@ -249,7 +255,12 @@ mod tests {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicUsize, Ordering};
         let metrics = crate::metrics::Metrics::default();
-        let gate = Arc::new(Hashing::new(2, 100, &metrics));
+        let gate = Arc::new(Hashing::new(
+            2,
+            100,
+            metrics.password_hashes.clone(),
+            metrics.password_hashes_refused.clone(),
+        ));
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = (0..12)
@@ -279,7 +290,12 @@ mod tests {
     async fn hashing_refuses_beyond_its_queue() {
         use std::sync::Arc;
         let metrics = crate::metrics::Metrics::default();
-        let gate = Arc::new(Hashing::new(1, 1, &metrics));
+        let gate = Arc::new(Hashing::new(
+            1,
+            1,
+            metrics.password_hashes.clone(),
+            metrics.password_hashes_refused.clone(),
+        ));
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let first = {
             let gate = gate.clone();
@@ -296,7 +312,10 @@ mod tests {
             tokio::task::yield_now().await;
         }
         let third = gate.run(|| ()).await;
-        assert!(matches!(third, Err(ApiError::Unavailable { code: "busy", .. })));
+        assert!(matches!(
+            third,
+            Err(ApiError::Unavailable { code: "busy", .. })
+        ));
         release.send(()).expect("release");
         first.await.expect("first").expect("ran");
         second.await.expect("second").expect("waited its turn");

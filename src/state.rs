@@ -1,17 +1,13 @@
 //! The state every handler gets: the store, the clock and the configuration.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::circles::CircleAccess;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::http::auth::CachedCaller;
 use crate::metrics::Metrics;
-use crate::posts::FirstPage;
 use crate::push::Providers;
 use crate::store::Store;
-use crate::store::cache::Shelf;
+use crate::store::cache::Caches;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -27,8 +23,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Password hashing, a few at a time (see [`crate::secrets::Hashing`]).
     pub hashing: Arc<crate::secrets::Hashing>,
-    /// The read caches (see [`crate::store::cache`]).
-    pub caches: Arc<ReadCaches>,
+    /// The read caches, one per kind of hot read, each made by its feature
+    /// (see [`crate::store::cache`]).
+    pub caches: Arc<Caches>,
     /// Testing only (`KRING_TEST_CLOCK`): the clock `POST /test/clock` moves.
     pub test_clock: Option<crate::clock::ManualClock>,
     /// Testing only: faults a test arms to see what a crash or an outage at
@@ -64,11 +61,12 @@ impl AppState {
         let hashing = Arc::new(crate::secrets::Hashing::new(
             config.hash_concurrency,
             config.hash_queue,
-            &metrics,
+            metrics.password_hashes.clone(),
+            metrics.password_hashes_refused.clone(),
         ));
         Self {
             hashing,
-            caches: Arc::new(ReadCaches::default()),
+            caches: Arc::new(Caches::default()),
             store,
             clock,
             config: Arc::new(config),
@@ -81,31 +79,5 @@ impl AppState {
 
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
-    }
-}
-
-/// The hot reads worth keeping in memory. Each entry is checked against the
-/// store's generations on every hit.
-pub struct ReadCaches {
-    /// Access token hash → the caller (at most 50,000).
-    pub tokens: Shelf<String, CachedCaller>,
-    /// (account, circle) → the account's access to the circle (at most
-    /// 50,000).
-    pub access: Shelf<(String, String), CircleAccess>,
-    /// (circle, limit) → the circle's newest posts, as the feed's first page
-    /// (at most 64 MiB: posts are up to 4,000 characters and a page up to
-    /// 100 posts).
-    pub first_pages: Shelf<(String, i64), Arc<FirstPage>>,
-}
-
-impl Default for ReadCaches {
-    fn default() -> Self {
-        // A backstop only: writes invalidate entries as they commit.
-        let ttl = Duration::from_secs(60);
-        Self {
-            tokens: Shelf::new(50_000, ttl),
-            access: Shelf::new(50_000, ttl),
-            first_pages: Shelf::new(64 << 20, ttl),
-        }
     }
 }

@@ -88,7 +88,7 @@ async fn load(report: &mut Report, rounds: usize, dir: &Path, trivial_port: u16,
     eprintln!("{area}: seeding {CIRCLES} circles, {MEMBERS} members, {POSTS} posts");
     let started = std::time::Instant::now();
     let store = Store::connect(&db.url).await.expect("connect");
-    store.migrate().await.expect("migrate");
+    kring::migrate(&store).await.expect("migrate");
     let sessions = seed(&store).await;
     if store.backend() == kring::store::Backend::Postgres {
         sqlx::query("ANALYZE")

@@ -153,7 +153,7 @@ async fn kring_rate(config: &Config, kind: Kind<'_>, mocks: &Mocks, messages: us
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("delivery.db").display());
     let store = Store::connect(&url).await.expect("connect");
-    store.migrate().await.expect("migrate");
+    kring::migrate(&store).await.expect("migrate");
     let mut config = config.clone();
     config.database_url = Some(url);
     let mut state = AppState::new(

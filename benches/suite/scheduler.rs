@@ -40,7 +40,7 @@ pub async fn run(report: &mut Report) {
 
 async fn measure(report: &mut Report, backend: &'static str, url: &str, n: i64) {
     let store = Store::connect(url).await.expect("connect");
-    store.migrate().await.expect("migrate");
+    kring::migrate(&store).await.expect("migrate");
     let clock = ManualClock::new("2026-03-04T12:00:00Z".parse().expect("time"));
     let now = clock.now_ms();
     eprintln!("scheduler: seeding {n} memberships on {backend}");

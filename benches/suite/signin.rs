@@ -20,7 +20,7 @@ pub async fn run(report: &mut Report) {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("signin.db").display());
     let store = Store::connect(&url).await.expect("connect");
-    store.migrate().await.expect("migrate");
+    kring::migrate(&store).await.expect("migrate");
     let now = jiff::Timestamp::now().as_millisecond();
     let hash = kring::secrets::hash_password(PASSWORD).expect("hash");
     sqlx::query("INSERT INTO organisations (id, name, created_at) VALUES ('o', 'Bench', $1)")

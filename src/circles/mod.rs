@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Caller, Role};
 use crate::state::AppState;
-use crate::store::cache::Scope;
+use crate::store::cache::{Loaded, Scope, Shelf};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -157,23 +157,34 @@ pub async fn cached_access(
     caller: &Caller,
     circle_id: &str,
 ) -> ApiResult<CircleAccess> {
-    let generations = state.store.generations();
     let key = (caller.account_id.clone(), circle_id.to_owned());
-    if let Some(access) = state.caches.access.get(generations, &key) {
-        return Ok(access);
-    }
-    let read_at = generations.before_read();
-    let mut conn = state.store.pool().acquire().await?;
-    let found = access(&mut conn, caller, circle_id).await?;
-    let scopes = vec![
-        Scope::Circle(found.circle_id.clone()),
-        Scope::Account(caller.account_id.clone()),
-    ];
     state
         .caches
-        .access
-        .put(generations, key, read_at, scopes, 1, found.clone());
-    Ok(found)
+        .shelf::<AccessCache>()
+        .0
+        .get_or_load(state.store.generations(), key, async || {
+            let mut conn = state.store.pool().acquire().await?;
+            let found = access(&mut conn, caller, circle_id).await?;
+            Ok::<_, ApiError>(Loaded {
+                scopes: vec![
+                    Scope::Circle(found.circle_id.clone()),
+                    Scope::Account(caller.account_id.clone()),
+                ],
+                cost: 1,
+                value: found,
+            })
+        })
+        .await
+}
+
+/// (account, circle) → the account's access to the circle (at most 50,000).
+pub struct AccessCache(pub Shelf<(String, String), CircleAccess>);
+
+impl Default for AccessCache {
+    fn default() -> Self {
+        // A backstop only: writes invalidate entries as they commit.
+        Self(Shelf::new(50_000, std::time::Duration::from_secs(60)))
+    }
 }
 
 /// Records activity by a member: it ends their silence. Call in the same

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use crate::error::ApiError;
 use crate::secrets::hash_token;
 use crate::state::AppState;
-use crate::store::cache::Scope;
+use crate::store::cache::{Loaded, Scope, Shelf};
 
 /// What an account is within its organisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -81,11 +81,10 @@ impl Caller {
     /// Looks up the account behind an access token.
     pub async fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
         let hash = hash_token(token);
-        let generations = state.store.generations();
-        let row = match state.caches.tokens.get(generations, &hash) {
-            Some(row) => row,
-            None => {
-                let read_at = generations.before_read();
+        let tokens = state.caches.shelf::<TokenCache>();
+        let row = tokens
+            .0
+            .get_or_load(state.store.generations(), hash.clone(), async || {
                 let row: Option<CachedCaller> = sqlx::query_as(
                     "SELECT a.id AS account_id, a.organisation_id, a.role, s.id AS session_id, t.expires_at
                      FROM access_tokens t
@@ -100,14 +99,13 @@ impl Caller {
                     ApiError::unauthorized("invalid_token", "The access token is not valid")
                 })?;
                 // Revoking a session or deactivating an account touches it.
-                let scopes = vec![Scope::Account(row.account_id.clone())];
-                state
-                    .caches
-                    .tokens
-                    .put(generations, hash, read_at, scopes, 1, row.clone());
-                row
-            }
-        };
+                Ok::<_, ApiError>(Loaded {
+                    scopes: vec![Scope::Account(row.account_id.clone())],
+                    cost: 1,
+                    value: row,
+                })
+            })
+            .await?;
         if row.expires_at <= state.now_ms() {
             return Err(ApiError::unauthorized(
                 "token_expired",
@@ -184,5 +182,15 @@ impl FromRequestParts<AppState> for MaybeCaller {
         Caller::from_request_parts(parts, state)
             .await
             .map(|c| Self(Some(c)))
+    }
+}
+
+/// Access token hash → the caller (at most 50,000).
+pub struct TokenCache(pub Shelf<String, CachedCaller>);
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        // A backstop only: writes invalidate entries as they commit.
+        Self(Shelf::new(50_000, std::time::Duration::from_secs(60)))
     }
 }

@@ -650,3 +650,22 @@ impl axum::extract::FromRequestParts<crate::state::AppState> for ClientAddress {
         ))
     }
 }
+
+/// No id, path or query value in Kring contains control characters; a URI
+/// that decodes to one cannot name anything (and NUL cannot reach the database).
+pub async fn reject_control_characters(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let uri = req.uri();
+    if has_encoded_control(uri.path()) {
+        return axum::response::IntoResponse::into_response(ApiError::NotFound("route"));
+    }
+    if uri.query().is_some_and(has_encoded_control) {
+        return axum::response::IntoResponse::into_response(ApiError::bad_request(
+            "invalid_query",
+            "The query string holds control characters",
+        ));
+    }
+    next.run(req).await
+}

@@ -32,7 +32,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, KeyTaken};
 use crate::http::auth::{Caller, bearer_token};
 use crate::state::{AppState, Faults};
 use crate::store::{Store, Tx};
@@ -42,9 +42,6 @@ pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// How long a key is remembered.
 pub const RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
-/// The POSTs that work without a bearer token. Anywhere else a request
-/// without one is answered by the handler (401) before any key is looked at.
-const PUBLIC_POSTS: &[&str] = &["/v1/join", "/v1/auth/setup", "/v1/auth/recover"];
 
 /// The largest response body that is stored for replay.
 const MAX_STORED_RESPONSE: usize = 1024 * 1024;
@@ -111,11 +108,6 @@ struct Claim {
 /// transaction: nothing is left to store.
 #[derive(Debug, Clone, Copy)]
 struct StoredInTx;
-
-/// Set on the answer of a handler whose key turned out to be taken by a
-/// request that committed first: the middleware replays that one.
-#[derive(Debug, Clone, Copy)]
-pub struct KeyTaken;
 
 /// Extractor for creating handlers: the request's `Idempotency-Key`, if it
 /// has one. Begin the write with [`Idempotent::begin`] and finish it with
@@ -281,8 +273,10 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
             // running it without its key could store it twice.
             Err(err) => return Err(err),
         },
-        None if PUBLIC_POSTS.contains(&parts.uri.path()) => "anonymous".to_owned(),
-        None => return Ok(next.run(Request::from_parts(parts, body)).await),
+        // Callers without a token share one scope. A route that needs a
+        // token answers 401, which is never stored, so the scope only ever
+        // holds the answers of routes open to everyone.
+        None => "anonymous".to_owned(),
     };
     let bytes = to_bytes(body, state.config.max_body_bytes)
         .await
@@ -312,9 +306,10 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
             .await?
             .unwrap_or_else(|| in_progress().into_response()));
     }
-    if response.status().is_server_error() {
+    if response.status().is_server_error() || response.status() == StatusCode::UNAUTHORIZED {
         // Nothing was stored: the handler's transaction (and its claim)
-        // rolled back, so a retry runs again.
+        // rolled back, so a retry runs again. A 401 is not an outcome
+        // either: it says who may ask, not what the request did.
         return Ok(response);
     }
     let (mut resp_parts, resp_body) = response.into_parts();

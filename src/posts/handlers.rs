@@ -23,7 +23,7 @@ use crate::posts::{
 use crate::secrets::new_id;
 use crate::state::AppState;
 use crate::store::Backend;
-use crate::store::cache::Scope;
+use crate::store::cache::{Loaded, Scope, Shelf};
 
 /// The longest post, in characters.
 pub const MAX_BODY_CHARS: usize = 4000;
@@ -224,48 +224,59 @@ struct PostPageJson<'a> {
 /// A circle's first feed page of `limit` posts, cached until a post,
 /// reaction or membership of the circle changes.
 async fn first_page(state: &AppState, circle_id: &str, limit: i64) -> ApiResult<Arc<FirstPage>> {
-    let generations = state.store.generations();
     let key = (circle_id.to_owned(), limit);
-    if let Some(page) = state.caches.first_pages.get(generations, &key) {
-        return Ok(page);
+    state
+        .caches
+        .shelf::<FirstPageCache>()
+        .0
+        .get_or_load(state.store.generations(), key, async || {
+            let backend = state.store.backend();
+            let mut conn = state.store.pool().acquire().await?;
+            // The first page reads the sync position in the same statement, so the
+            // two agree.
+            let rows = listing_page(&mut conn, backend, circle_id, i64::MAX, limit + 1).await?;
+            let (rows, sync, reactions) = match rows.first() {
+                Some(first) => {
+                    let sync = first.sync_seq;
+                    let reactions = reactions_of(&mut conn, &rows).await?;
+                    (rows, sync, reactions)
+                }
+                // No row carries the position: read both in one snapshot.
+                None => {
+                    drop(conn);
+                    let mut tx = state.store.begin_snapshot().await?;
+                    let sync: i64 =
+                        sqlx::query_scalar("SELECT change_seq FROM circles WHERE id = $1")
+                            .bind(circle_id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    let rows =
+                        listing_page(&mut tx, backend, circle_id, i64::MAX, limit + 1).await?;
+                    let reactions = reactions_of(&mut tx, &rows).await?;
+                    tx.commit().await?;
+                    (rows, sync, reactions)
+                }
+            };
+            let page = Arc::new(FirstPage::new(rows, reactions, sync)?);
+            Ok::<_, ApiError>(Loaded {
+                scopes: vec![Scope::Circle(circle_id.to_owned())],
+                cost: page.bytes(),
+                value: page,
+            })
+        })
+        .await
+}
+
+/// (circle, page size) → the circle's newest posts, as the feed's first
+/// page (at most 64 MiB: posts are up to 4,000 characters and a page up to
+/// 100 posts, so a count bound could hold gigabytes).
+pub struct FirstPageCache(pub Shelf<(String, i64), Arc<FirstPage>>);
+
+impl Default for FirstPageCache {
+    fn default() -> Self {
+        // A backstop only: writes invalidate entries as they commit.
+        Self(Shelf::new(64 << 20, std::time::Duration::from_secs(60)))
     }
-    let read_at = generations.before_read();
-    let backend = state.store.backend();
-    let mut conn = state.store.pool().acquire().await?;
-    // The first page reads the sync position in the same statement, so the
-    // two agree.
-    let rows = listing_page(&mut conn, backend, circle_id, i64::MAX, limit + 1).await?;
-    let (rows, sync, reactions) = match rows.first() {
-        Some(first) => {
-            let sync = first.sync_seq;
-            let reactions = reactions_of(&mut conn, &rows).await?;
-            (rows, sync, reactions)
-        }
-        // No row carries the position: read both in one snapshot.
-        None => {
-            drop(conn);
-            let mut tx = state.store.begin_snapshot().await?;
-            let sync: i64 = sqlx::query_scalar("SELECT change_seq FROM circles WHERE id = $1")
-                .bind(circle_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            let rows = listing_page(&mut tx, backend, circle_id, i64::MAX, limit + 1).await?;
-            let reactions = reactions_of(&mut tx, &rows).await?;
-            tx.commit().await?;
-            (rows, sync, reactions)
-        }
-    };
-    let page = Arc::new(FirstPage::new(rows, reactions, sync)?);
-    let scopes = vec![Scope::Circle(circle_id.to_owned())];
-    state.caches.first_pages.put(
-        generations,
-        key,
-        read_at,
-        scopes,
-        page.bytes(),
-        page.clone(),
-    );
-    Ok(page)
 }
 
 /// Posts of a circle created before `before`, newest first, not deleted,

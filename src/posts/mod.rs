@@ -4,6 +4,8 @@
 pub mod handlers;
 pub mod reactions;
 
+pub use handlers::FirstPageCache;
+
 use std::borrow::Cow;
 
 use base64::Engine;
@@ -313,7 +315,7 @@ pub(crate) async fn reactions_of(
 /// A circle's newest posts with their reactions: the feed's first page as
 /// read from the database, and each post already serialized for a member
 /// and for staff who gave none of its reactions (everyone else's "mine" is
-/// false). Cached per circle and page size (see [`crate::state::ReadCaches`]).
+/// false). Cached per circle and page size (see [`handlers::FirstPageCache`]).
 #[derive(Debug)]
 pub struct FirstPage {
     /// Up to the page size plus one (whether there is more).

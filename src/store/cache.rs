@@ -14,10 +14,12 @@
 //! PostgreSQL, so the caches are on by default for SQLite only
 //! (`KRING_READ_CACHE`).
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 /// What a cached entry depends on, and what a write changes.
@@ -166,6 +168,34 @@ impl<K: Eq + Hash, V: Clone> Shelf<K, V> {
         entries.map.insert(key, entry);
     }
 
+    /// The valid entry for `key`, or else what `load` reads, kept when
+    /// nothing it depends on changed while it was read. The one way to read
+    /// through a cache: the generation is noted before the read.
+    pub async fn get_or_load<E, Fut>(
+        &self,
+        generations: &Generations,
+        key: K,
+        load: impl FnOnce() -> Fut,
+    ) -> Result<V, E>
+    where
+        Fut: Future<Output = Result<Loaded<V>, E>>,
+    {
+        if let Some(value) = self.get(generations, &key) {
+            return Ok(value);
+        }
+        let read_at = generations.before_read();
+        let loaded = load().await?;
+        self.put(
+            generations,
+            key,
+            read_at,
+            loaded.scopes,
+            loaded.cost,
+            loaded.value.clone(),
+        );
+        Ok(loaded.value)
+    }
+
     pub fn len(&self) -> usize {
         self.lock().map.len()
     }
@@ -181,6 +211,47 @@ impl<K: Eq + Hash, V: Clone> Shelf<K, V> {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries<K, V>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What a read through a cache found: the value, the scopes whose change
+/// makes it stale, and its cost against the shelf's budget.
+pub struct Loaded<V> {
+    pub value: V,
+    pub scopes: Vec<Scope>,
+    pub cost: usize,
+}
+
+/// The read caches of one application: one shelf per type, made by the
+/// feature that reads through it (its `Default`) on first use. `AppState`
+/// holds this and names no feature's cache.
+#[derive(Default)]
+pub struct Caches {
+    shelves: RwLock<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl Caches {
+    /// The cache of type `T`, made on first use.
+    pub fn shelf<T: Any + Send + Sync + Default>(&self) -> Arc<T> {
+        let id = TypeId::of::<T>();
+        let found = self
+            .shelves
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned();
+        let any = match found {
+            Some(any) => any,
+            None => self
+                .shelves
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(id)
+                .or_insert_with(|| Arc::new(T::default()))
+                .clone(),
+        };
+        // Keyed by its own TypeId, so the downcast always succeeds.
+        any.downcast::<T>().unwrap_or_else(|_| Arc::new(T::default()))
     }
 }
 

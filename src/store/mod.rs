@@ -174,11 +174,11 @@ impl Store {
         }
     }
 
-    /// Applies every pending migration.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    /// Applies every pending SQL migration. Data that SQL cannot compute
+    /// is brought up to date by the application afterwards
+    /// ([`crate::migrate`]).
+    pub async fn migrate_sql(&self) -> Result<(), StoreError> {
         self.migrator().run(&self.pool).await?;
-        // Stored data that SQL cannot compute again, once (`data_upgrades`).
-        crate::circles::members::rekey_pseudonyms(self).await?;
         Ok(())
     }
 

@@ -12,6 +12,7 @@ mod checkins;
 mod circles;
 mod errors;
 mod idempotency;
+mod layout;
 mod limits;
 mod names;
 mod openapi;

@@ -25,7 +25,7 @@ async fn served_spec_matches_the_committed_file() {
         served == COMMITTED,
         "openapi/openapi.json is out of date: run `cargo run -- openapi > openapi/openapi.json`"
     );
-    assert_eq!(kring::http::router::spec_json(), COMMITTED);
+    assert_eq!(kring::app::spec_json(), COMMITTED);
     app.stop().await;
 }
 

@@ -3,6 +3,9 @@
 //! on for both databases: every write is followed at once by the read it
 //! changes, from a reader whose earlier read filled the cache.
 
+use kring::circles::AccessCache;
+use kring::http::auth::TokenCache;
+use kring::posts::FirstPageCache;
 use serde_json::{Value, json};
 
 use crate::both_backends;
@@ -71,9 +74,18 @@ async fn writes_are_seen_at_once_through_the_caches(backend: Backend) {
     // Reading fills the caches.
     assert!(items(&feed(zon.token()).await).is_empty());
     let caches = &app.state.caches;
-    assert!(!caches.tokens.is_empty(), "the token was cached");
-    assert!(!caches.access.is_empty(), "the access was cached");
-    assert!(!caches.first_pages.is_empty(), "the first page was cached");
+    assert!(
+        !caches.shelf::<TokenCache>().0.is_empty(),
+        "the token was cached"
+    );
+    assert!(
+        !caches.shelf::<AccessCache>().0.is_empty(),
+        "the access was cached"
+    );
+    assert!(
+        !caches.shelf::<FirstPageCache>().0.is_empty(),
+        "the first page was cached"
+    );
 
     // A new post.
     let post = app
@@ -252,7 +264,7 @@ async fn caches_are_off_by_default_on_postgresql(backend: Backend) {
         .expect(200);
     // Several instances may share PostgreSQL; their writes would go unseen.
     assert_eq!(
-        app.state.caches.tokens.is_empty(),
+        app.state.caches.shelf::<TokenCache>().0.is_empty(),
         backend == Backend::Postgres
     );
     app.stop().await;

@@ -185,7 +185,7 @@ impl TestApp {
         config.run_jobs = false;
         configure(&mut config);
         let store = Store::connect(&url).await.expect("connect");
-        store.migrate().await.expect("migrate");
+        kring::migrate(&store).await.expect("migrate");
         let clock = ManualClock::new(start_time());
         let mut state = AppState::new(store, Arc::new(clock.clone()) as Arc<dyn Clock>, config);
         if push_from_config {
