@@ -19,8 +19,10 @@ use crate::http::{Caller, Json, Query, Role};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::secrets::new_id;
 use crate::state::AppState;
-use crate::store::cache::Scope;
-use crate::store::is_unique_violation;
+use crate::store::Tx;
+
+use super::membership::{self, EnrolAs};
+use super::settings::{self, CircleChanges};
 
 /// Who sees members' check-ins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -466,95 +468,25 @@ pub async fn update_circle(
         .map(|t| v.check("agreement_text", validate_agreement(t)));
     v.finish()?;
 
+    let changes = CircleChanges {
+        name: name.flatten(),
+        theme: theme.flatten(),
+        language: language.flatten().map(|l| l.as_str()),
+        checkin_visibility: req.checkin_visibility.map(|v| v.as_str()),
+        rhythm_days: rhythm.flatten(),
+        escalation_policy: policy,
+        agreement_text: agreement.flatten(),
+    };
+
     let now = state.now_ms();
     let mut tx = state.store.begin().await?;
     let access = access(&mut tx, &caller, &circle_id).await?;
     access.require_staff()?;
-    tx.touch(Scope::Circle(access.circle_id.clone()));
     let id = access.circle_id.as_str();
-    if let Some(Some(name)) = name {
-        set_text(
-            &mut tx,
-            "UPDATE circles SET name = $1, updated_at = $2 WHERE id = $3",
-            &name,
-            now,
-            id,
-        )
-        .await?;
-    }
-    if let Some(Some(theme)) = theme {
-        set_text(
-            &mut tx,
-            "UPDATE circles SET theme = $1, updated_at = $2 WHERE id = $3",
-            &theme,
-            now,
-            id,
-        )
-        .await?;
-    }
-    if let Some(Some(language)) = language {
-        set_text(
-            &mut tx,
-            "UPDATE circles SET language = $1, updated_at = $2 WHERE id = $3",
-            language.as_str(),
-            now,
-            id,
-        )
-        .await?;
-    }
-    if let Some(vis) = req.checkin_visibility {
-        set_text(
-            &mut tx,
-            "UPDATE circles SET checkin_visibility = $1, updated_at = $2 WHERE id = $3",
-            vis.as_str(),
-            now,
-            id,
-        )
-        .await?;
-    }
-    if let Some(Some(r)) = rhythm {
-        sqlx::query("UPDATE circles SET rhythm_days = $1, updated_at = $2 WHERE id = $3")
-            .bind(r)
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if let Some(p) = policy {
-        // The engine writes the policy and reschedules every member with it.
-        let json = serde_json::to_string(&p).map_err(|e| ApiError::Internal(e.to_string()))?;
-        crate::silence::engine::set_policy(&mut tx, id, &json, now).await?;
-    }
-    if let Some(Some(text)) = agreement {
-        sqlx::query(
-            "UPDATE circles SET agreement_text = $1, agreement_version = agreement_version + 1, updated_at = $2
-             WHERE id = $3 AND agreement_text <> $1",
-        )
-        .bind(&text)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    }
+    settings::change(&mut tx, id, changes, now).await?;
     let circle = load_circle(&mut tx, id, &caller.account_id).await?;
     tx.commit().await?;
     Ok(axum::Json(circle))
-}
-
-async fn set_text(
-    conn: &mut AnyConnection,
-    sql: &'static str,
-    value: &str,
-    now: i64,
-    id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(sql)
-        .bind(value)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -599,7 +531,6 @@ pub async fn add_worker(
     // Visibility first: a circle the caller cannot see is 404 whatever their role.
     let access = access(&mut tx, &caller, &circle_id).await?;
     caller.require_coordinator()?;
-    tx.touch(Scope::Circle(access.circle_id.clone()));
     let staff: Option<String> = sqlx::query_scalar(
         "SELECT id FROM accounts WHERE id = $1 AND organisation_id = $2
          AND role IN ('worker', 'coordinator') AND deactivated_at IS NULL",
@@ -618,9 +549,10 @@ pub async fn add_worker(
         .await
 }
 
-/// Makes an account a worker of a circle (or brings a former one back).
+/// Makes an account a worker of a circle (or brings a former one back),
+/// by default under their display name.
 async fn add_worker_membership(
-    conn: &mut AnyConnection,
+    tx: &mut Tx,
     circle_id: &str,
     account_id: &str,
     pseudonym: Option<Pseudonym>,
@@ -632,62 +564,14 @@ async fn add_worker_membership(
             let name: Option<String> =
                 sqlx::query_scalar("SELECT display_name FROM accounts WHERE id = $1")
                     .bind(account_id)
-                    .fetch_one(&mut *conn)
+                    .fetch_one(&mut **tx)
                     .await?;
             Pseudonym::parse(name.as_deref().unwrap_or("Begeleider"))
                 .or_else(|_| Pseudonym::parse("Begeleider"))
                 .map_err(ApiError::Internal)?
         }
     };
-    let existing: Option<(String, Option<i64>)> = sqlx::query_as(
-        "SELECT id, left_at FROM memberships WHERE circle_id = $1 AND account_id = $2",
-    )
-    .bind(circle_id)
-    .bind(account_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let result = match existing {
-        Some((_, None)) => {
-            return Err(ApiError::conflict("already_in_circle", "This person is already in the circle"));
-        }
-        Some((id, Some(_))) => sqlx::query(
-            "UPDATE memberships SET left_at = NULL, role = 'worker', pseudonym = $1, pseudonym_key = $2,
-                    updated_at = $3, last_activity_at = $3, last_read_at = $3
-             WHERE id = $4",
-        )
-        .bind(pseudonym.as_str())
-        .bind(pseudonym.key())
-        .bind(now)
-        .bind(&id)
-        .execute(&mut *conn)
-        .await
-        .map(|_| id),
-        None => {
-            let id = new_id();
-            sqlx::query(
-                "INSERT INTO memberships (id, circle_id, account_id, role, pseudonym, pseudonym_key,
-                                          last_activity_at, last_read_at, joined_at, updated_at)
-                 VALUES ($1, $2, $3, 'worker', $4, $5, $6, $6, $6, $6)",
-            )
-            .bind(&id)
-            .bind(circle_id)
-            .bind(account_id)
-            .bind(pseudonym.as_str())
-            .bind(pseudonym.key())
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map(|_| id)
-        }
-    };
-    match result {
-        Ok(id) => Ok(id),
-        Err(e) if is_unique_violation(&e) => Err(ApiError::conflict(
-            "pseudonym_taken",
-            "Someone in this circle already uses this name",
-        )),
-        Err(e) => Err(e.into()),
-    }
+    membership::enrol(tx, circle_id, account_id, &pseudonym, EnrolAs::Worker, now).await
 }
 
 /// Coordinators: a worker leaves this circle.
@@ -715,20 +599,18 @@ pub async fn remove_worker(
     let mut tx = state.store.begin().await?;
     let access = access(&mut tx, &caller, &circle_id).await?;
     caller.require_coordinator()?;
-    tx.touch(Scope::Circle(access.circle_id.clone()));
-    let removed = sqlx::query(
-        "UPDATE memberships SET left_at = $1, updated_at = $1
-         WHERE circle_id = $2 AND account_id = $3 AND role = 'worker' AND left_at IS NULL",
+    let worker: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM memberships
+         WHERE circle_id = $1 AND account_id = $2 AND role = 'worker' AND left_at IS NULL",
     )
-    .bind(now)
     .bind(&access.circle_id)
     .bind(&account_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if removed == 0 {
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(worker) = worker else {
         return Err(ApiError::NotFound("worker"));
-    }
+    };
+    membership::leave(&mut tx, &access.circle_id, &worker, now).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

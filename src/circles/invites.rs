@@ -21,7 +21,8 @@ use crate::http::{Caller, Json, Role};
 use crate::openapi::{Forbidden, Gone, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::secrets::{canonical_code, hash_token, new_code, new_id};
 use crate::state::AppState;
-use crate::store::cache::Scope;
+
+use super::membership::{self, EnrolAs};
 use crate::store::is_unique_violation;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -560,63 +561,17 @@ pub async fn join(
         }
     };
 
-    // A returning member comes back with a new pseudonym on their posts.
-    tx.touch(Scope::Circle(invite.circle_id.clone()));
-    let existing: Option<(String, Option<i64>)> = sqlx::query_as(
-        "SELECT id, left_at FROM memberships WHERE circle_id = $1 AND account_id = $2",
+    let membership_id = membership::enrol(
+        &mut tx,
+        &invite.circle_id,
+        &account_id,
+        &pseudonym,
+        EnrolAs::Member {
+            consent_version: invite.agreement_version,
+        },
+        now,
     )
-    .bind(&invite.circle_id)
-    .bind(&account_id)
-    .fetch_optional(&mut *tx)
     .await?;
-    let membership = match existing {
-        Some((_, None)) => {
-            return Err(ApiError::conflict("already_in_circle", "You are already in this circle"));
-        }
-        Some((id, Some(_))) => sqlx::query(
-            "UPDATE memberships SET left_at = NULL, pseudonym = $1, pseudonym_key = $2, consent_version = $3,
-                    consented_at = $4, away_until = NULL, last_activity_at = $4, last_read_at = $4,
-                    joined_at = $4, updated_at = $4
-             WHERE id = $5",
-        )
-        .bind(pseudonym.as_str())
-        .bind(pseudonym.key())
-        .bind(invite.agreement_version)
-        .bind(now)
-        .bind(&id)
-        .execute(&mut *tx)
-        .await
-        .map(|_| id),
-        None => {
-            let id = new_id();
-            sqlx::query(
-                "INSERT INTO memberships (id, circle_id, account_id, role, pseudonym, pseudonym_key,
-                    consent_version, consented_at, last_activity_at, last_read_at, joined_at, updated_at)
-                 VALUES ($1, $2, $3, 'member', $4, $5, $6, $7, $7, $7, $7, $7)",
-            )
-            .bind(&id)
-            .bind(&invite.circle_id)
-            .bind(&account_id)
-            .bind(pseudonym.as_str())
-            .bind(pseudonym.key())
-            .bind(invite.agreement_version)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map(|_| id)
-        }
-    };
-    let membership_id = match membership {
-        Ok(id) => id,
-        Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::conflict(
-                "pseudonym_taken",
-                "Someone in this circle already uses this name",
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    crate::silence::engine::reschedule(&mut tx, &membership_id, now).await?;
     let tokens = match caller {
         Some(_) => None,
         None => Some(open_session(&mut tx, &state, &account_id).await?),

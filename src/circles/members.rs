@@ -14,8 +14,8 @@ use crate::http::time::parse_timestamp;
 use crate::http::{Caller, Json};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::state::AppState;
-use crate::store::cache::Scope;
-use crate::store::is_unique_violation;
+
+use super::membership::{self, Changes};
 
 /// The furthest ahead a member can set "away until".
 const MAX_AWAY_MS: i64 = 366 * 86_400_000;
@@ -414,44 +414,15 @@ pub async fn update_membership(
     });
     v.finish()?;
 
+    let changes = Changes {
+        pseudonym: pseudonym.flatten(),
+        nudges_enabled: req.nudges_enabled,
+        away_until: away.flatten(),
+    };
     let mut tx = state.store.begin().await?;
     let access = access(&mut tx, &caller, &circle_id).await?;
     let id = access.membership_id()?.to_owned();
-    if let Some(Some(p)) = pseudonym {
-        // Posts show the pseudonym.
-        tx.touch(Scope::Circle(access.circle_id.clone()));
-        let result = sqlx::query("UPDATE memberships SET pseudonym = $1, pseudonym_key = $2, updated_at = $3 WHERE id = $4")
-            .bind(p.as_str())
-            .bind(p.key())
-            .bind(now)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await;
-        match result {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(ApiError::conflict(
-                    "pseudonym_taken",
-                    "Someone in this circle already uses this name",
-                ));
-            }
-            other => {
-                other?;
-            }
-        }
-    }
-    if let Some(enabled) = req.nudges_enabled {
-        sqlx::query("UPDATE memberships SET nudges_enabled = $1, updated_at = $2 WHERE id = $3")
-            .bind(i64::from(enabled))
-            .bind(now)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    match away {
-        // A break begins, moves or ends; the engine restarts the silence.
-        Some(Some(until)) => crate::silence::engine::set_away(&mut tx, &id, until, now).await?,
-        _ => crate::silence::engine::reschedule(&mut tx, &id, now).await?,
-    }
+    membership::change(&mut tx, &access.circle_id, &id, changes, now).await?;
     let view = load_member(&mut tx, &id, now).await?;
     tx.commit().await?;
     Ok(axum::Json(view))
@@ -500,12 +471,7 @@ pub async fn consent(
             ),
         ));
     }
-    sqlx::query("UPDATE memberships SET consent_version = $1, consented_at = $2, updated_at = $2 WHERE id = $3")
-        .bind(req.version)
-        .bind(now)
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
+    membership::consent(&mut tx, &access.circle_id, &id, req.version, now).await?;
     let view = load_member(&mut tx, &id, now).await?;
     tx.commit().await?;
     Ok(axum::Json(view))
@@ -533,13 +499,7 @@ pub async fn leave(
     let mut tx = state.store.begin().await?;
     let access = access(&mut tx, &caller, &circle_id).await?;
     let id = access.membership_id()?.to_owned();
-    tx.touch(Scope::Circle(access.circle_id.clone()));
-    sqlx::query("UPDATE memberships SET left_at = $1, updated_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
-    crate::silence::engine::reschedule(&mut tx, &id, now).await?;
+    membership::leave(&mut tx, &access.circle_id, &id, now).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,8 +9,10 @@
 pub mod handlers;
 pub mod invites;
 pub mod members;
+pub mod membership;
 pub mod policy;
 pub mod recovery;
+pub mod settings;
 
 use sqlx::AnyConnection;
 use utoipa_axum::router::OpenApiRouter;

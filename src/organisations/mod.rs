@@ -390,11 +390,7 @@ pub async fn remove_staff(
     if removed == 0 {
         return Err(ApiError::NotFound("staff member"));
     }
-    sqlx::query("UPDATE memberships SET left_at = $1, updated_at = $1 WHERE account_id = $2 AND left_at IS NULL")
-        .bind(now)
-        .bind(&account_id)
-        .execute(&mut *tx)
-        .await?;
+    crate::circles::membership::leave_all(&mut tx, &account_id, now).await?;
     crate::accounts::sessions::revoke_sessions(&mut tx, now, &account_id, None, "removed").await?;
     crate::accounts::sessions::revoke_codes(&mut tx, now, &account_id).await?;
     tx.commit().await?;

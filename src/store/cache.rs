@@ -251,7 +251,8 @@ impl Caches {
                 .clone(),
         };
         // Keyed by its own TypeId, so the downcast always succeeds.
-        any.downcast::<T>().unwrap_or_else(|_| Arc::new(T::default()))
+        any.downcast::<T>()
+            .unwrap_or_else(|_| Arc::new(T::default()))
     }
 }
 
