@@ -161,7 +161,7 @@ async fn kring_rate(config: &Config, kind: Kind<'_>, mocks: &Mocks, messages: us
         Arc::new(SystemClock) as Arc<dyn Clock>,
         config.clone(),
     );
-    state.push = Arc::new(Providers::from_config(&config).expect("providers"));
+    state.push = Arc::new(Providers::from_config(&config, state.clock.clone()).expect("providers"));
     let now = state.now_ms();
     seed_devices(&store, kind, now).await;
     let mut tx = store.begin().await.expect("tx");

@@ -7,12 +7,21 @@
 //!   account's RS256 assertion, and `messages:send` that checks the bearer
 //!   token it issued.
 //!
+//! - APNs ([`apns`]): HTTP/2 over TLS (a CA made at test time), provider
+//!   tokens (ES256 JWT) verified with the team's key, Apple's headers,
+//!   payload rules and reason codes.
+//!
 //! Each answers with a script of failures per device, then with success,
 //! and keeps what it accepted for the test to read.
 //!
 //! The crate knows nothing of Kring's types: the contract tests use it too.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod apns;
+pub mod tls;
+
+pub use apns::{ApnsReceived, MockApns};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -34,6 +43,9 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone)]
 pub enum Script {
     Status(u16),
+    /// This status with this reason code (APNs: `{"reason": …}`); other
+    /// services answer as for `Status`.
+    Refuse(u16, &'static str),
     RetryAfter(u16, u64),
     /// Never answers in time (the client's timeout fires).
     Hang,
@@ -94,7 +106,7 @@ async fn scripted(
             gate.wait().await;
             ok
         }
-        Some(Script::Status(s)) => {
+        Some(Script::Status(s) | Script::Refuse(s, _)) => {
             let status = StatusCode::from_u16(s).unwrap();
             if status.is_success() {
                 ok
