@@ -84,9 +84,14 @@ impl ApnsProvider {
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout);
         if let Some(pem) = settings.extra_ca_pem {
-            let ca = reqwest::Certificate::from_pem(pem)
-                .map_err(|e| format!("the APNs extra CA file is not a PEM certificate: {e}"))?;
-            builder = builder.add_root_certificate(ca);
+            let bad = || "the APNs extra CA file holds no PEM certificate".to_owned();
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|_| bad())?;
+            if certs.is_empty() {
+                return Err(bad());
+            }
+            for ca in certs {
+                builder = builder.add_root_certificate(ca);
+            }
         }
         let client = builder
             .build()

@@ -220,7 +220,7 @@ both_backends!(retries_stop_at_the_ttl);
 
 /// Polls `check` until it holds. The deadline only turns a hang into a
 /// failure; nothing here measures time.
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !check().await {
         assert!(Instant::now() < deadline, "never happened: {what}");
@@ -229,7 +229,7 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 }
 
 /// The lease on the newest delivery to a device (set while a worker holds it).
-async fn lease_until(w: &World, device_id: &str) -> Option<i64> {
+pub async fn lease_until(w: &World, device_id: &str) -> Option<i64> {
     sqlx::query_scalar(
         "SELECT lease_until FROM deliveries WHERE device_id = $1 ORDER BY created_at DESC LIMIT 1",
     )
