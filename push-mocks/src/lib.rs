@@ -81,6 +81,14 @@ fn new_id() -> String {
     format!("{n:x}{nanos:08x}")
 }
 
+/// A request header's value as text, if it has one.
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 async fn serve(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -232,12 +240,7 @@ async fn webpush_receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |name: &str| header(&headers, name);
     let (keys, origin, script) = {
         let mut guard = inner.lock().unwrap();
         let script = guard.scripts.get_mut(&id).and_then(VecDeque::pop_front);

@@ -201,9 +201,14 @@ impl Providers {
                     format!("cannot read the APNs key file {}: {e}", path.display())
                 })?;
                 let extra_ca = match &config.apns_extra_ca_file {
-                    Some(ca) => Some(std::fs::read(ca).map_err(|e| {
-                        format!("cannot read the APNs extra CA file {}: {e}", ca.display())
-                    })?),
+                    Some(ca) => {
+                        tracing::warn!(
+                            "KRING_APNS_EXTRA_CA_FILE is set: APNs also trusts a test CA; never use this in production"
+                        );
+                        Some(std::fs::read(ca).map_err(|e| {
+                            format!("cannot read the APNs extra CA file {}: {e}", ca.display())
+                        })?)
+                    }
                     None => None,
                 };
                 let settings = apns::ApnsSettings {

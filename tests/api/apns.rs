@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::both_backends;
 use crate::push::{World, assert_matches_payload_schema, world_with};
-use crate::push_failures::{eventually, lease_until};
+use crate::push_failures::{assert_paused_then_delivered, eventually, lease_until, metrics};
 use crate::support::{Backend, Person};
 use kring::clock::Clock;
 use kring::config::Config;
@@ -81,12 +81,6 @@ impl Apple {
         let token = self.production.device_token();
         let device = self.register(person, &token, "production").await;
         (token, device)
-    }
-
-    async fn metrics(&self) -> String {
-        let url = format!("{}/metrics", self.w.app.base);
-        let response = self.w.app.client.get(url).send().await.unwrap();
-        response.text().await.unwrap()
     }
 
     /// Nothing reached either APNs that a check refused.
@@ -292,35 +286,13 @@ async fn apns_responses_are_classified(backend: Backend) {
     let tokens: HashSet<_> = received.iter().map(|r| r.token.clone()).collect();
     assert_eq!(tokens.len(), 7);
 
-    // Our credentials refused: pause APNs, keep the token, alarm.
+    // Our credentials refused: pause APNs, keep the token, alarm; deliver after the pause.
     let (token, device) = a.iphone(&w.maan).await;
     a.production
         .script(&token, vec![Script::Refuse(403, "InvalidProviderToken")]);
     w.personal_message(&w.maan, "Alles goed?").await;
     w.deliver().await;
-    let (status, _, attempts) = w.delivery(&device).await;
-    assert_eq!(
-        (status.as_str(), attempts),
-        ("pending", 0),
-        "not the token's fault"
-    );
-    assert_eq!(w.device_ids(&w.maan).await, vec![device.clone()]);
-    let metrics = a.metrics().await;
-    assert!(
-        metrics.contains(r#"kring_push_provider_paused{provider="apns"} 1"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(r#"kring_push_credential_failures_total{provider="apns"} 1"#),
-        "{metrics}"
-    );
-    // While paused nothing is sent; after the pause it goes out.
-    w.app.advance(SignedDuration::from_secs(60));
-    w.deliver().await;
-    assert_eq!(w.delivery(&device).await.0, "pending");
-    w.app.advance(SignedDuration::from_secs(241));
-    w.deliver().await;
-    assert_eq!(w.delivery(&device).await.0, "delivered");
+    assert_paused_then_delivered(w, "apns", &w.maan, &device).await;
     a.w.app.stop().await;
 }
 both_backends!(apns_responses_are_classified);
@@ -400,7 +372,7 @@ async fn the_provider_token_is_reused_and_refreshed(backend: Backend) {
     }
     assert_eq!(w.device_ids(&w.zon).await.len(), 3);
     assert!(
-        a.metrics()
+        metrics(w)
             .await
             .contains(r#"kring_push_provider_paused{provider="apns"} 1"#)
     );

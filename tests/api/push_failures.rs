@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::both_backends;
 use crate::push::{World, world, world_with};
-use crate::support::Backend;
+use crate::support::{Backend, Person};
 use push_mocks::Script;
 
 async fn web_push_responses_are_classified(backend: Backend) {
@@ -93,39 +93,47 @@ async fn web_push_responses_are_classified(backend: Backend) {
     let device = w.register_webpush(&w.maan, &sub).await;
     w.personal_message(&w.maan, "Alles goed?").await;
     w.deliver().await;
-    let (status, _, attempts) = w.delivery(&device).await;
+    assert_paused_then_delivered(&w, "webpush", &w.maan, &device).await;
+    w.app.stop().await;
+}
+
+/// After our credentials were refused for the delivery to `device` (of
+/// `person`): the provider is paused (metrics), the token kept and the
+/// attempt not counted; nothing goes out during the 5-minute pause, and
+/// the push after it.
+pub async fn assert_paused_then_delivered(
+    w: &World,
+    provider: &str,
+    person: &Person,
+    device: &str,
+) {
+    let (status, _, attempts) = w.delivery(device).await;
     assert_eq!(
         (status.as_str(), attempts),
         ("pending", 0),
         "not the token's fault"
     );
-    assert_eq!(w.device_ids(&w.maan).await, vec![device.clone()]);
-    let metrics = w
-        .app
-        .client
-        .get(format!("{}/metrics", w.app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains(r#"kring_push_provider_paused{provider="webpush"} 1"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(r#"kring_push_credential_failures_total{provider="webpush"} 1"#),
-        "{metrics}"
-    );
-    // While paused nothing is sent; after the pause it goes out.
+    assert_eq!(w.device_ids(person).await, vec![device.to_owned()]);
+    let metrics = metrics(w).await;
+    for line in [
+        format!(r#"kring_push_provider_paused{{provider="{provider}"}} 1"#),
+        format!(r#"kring_push_credential_failures_total{{provider="{provider}"}} 1"#),
+    ] {
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
     w.app.advance(SignedDuration::from_secs(60));
     w.deliver().await;
-    assert_eq!(w.delivery(&device).await.0, "pending");
+    assert_eq!(w.delivery(device).await.0, "pending");
     w.app.advance(SignedDuration::from_secs(241));
     w.deliver().await;
-    assert_eq!(w.delivery(&device).await.0, "delivered");
-    w.app.stop().await;
+    assert_eq!(w.delivery(device).await.0, "delivered");
+}
+
+/// The server's `/metrics` page.
+pub async fn metrics(w: &World) -> String {
+    let url = format!("{}/metrics", w.app.base);
+    let response = w.app.client.get(url).send().await.unwrap();
+    response.text().await.unwrap()
 }
 both_backends!(web_push_responses_are_classified);
 
@@ -241,17 +249,8 @@ pub async fn lease_until(w: &World, device_id: &str) -> Option<i64> {
 
 /// `kring_push_record_failures_total` from `/metrics` (0 when absent).
 async fn record_failures(w: &World) -> u64 {
-    let metrics = w
-        .app
-        .client
-        .get(format!("{}/metrics", w.app.base))
-        .send()
+    metrics(w)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
         .lines()
         .find_map(|l| l.strip_prefix("kring_push_record_failures_total "))
         .map_or(0, |v| v.trim().parse().unwrap())
