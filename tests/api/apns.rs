@@ -5,15 +5,15 @@
 //! provider token's reuse and refresh, and a stalled stream.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use jiff::SignedDuration;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use crate::both_backends;
 use crate::push::{World, assert_matches_payload_schema, world_with};
-use crate::push_failures::{assert_paused_then_delivered, eventually, lease_until, metrics};
+use crate::push_failures::{
+    Held, a_held_push_holds_back_no_other, assert_paused_then_delivered, metrics,
+};
 use crate::support::{Backend, Person};
 use kring::clock::Clock;
 use kring::config::Config;
@@ -396,40 +396,15 @@ async fn a_stalled_stream_does_not_hold_back_the_connection(backend: Backend) {
     let (slow_token, slow_device) = a.iphone(&w.zon).await;
     a.production.script(&slow_token, vec![Script::Stall]);
     let (fast_token, fast_device) = a.iphone(&w.maan).await;
-
-    let cancel = CancellationToken::new();
-    let worker = tokio::spawn(kring::jobs::delivery::run(
-        w.app.state.clone(),
-        cancel.clone(),
-    ));
-    w.personal_message(&w.zon, "Hoe is het?").await;
-    eventually("the slow push reached APNs", async || {
-        a.production.stalled() == 1
-    })
-    .await;
-
-    // Another push goes out on the same connection while that stream stalls.
-    w.personal_message(&w.maan, "Alles goed?").await;
-    eventually("the fast push is delivered", async || {
-        w.delivery(&fast_device).await.0 == "delivered"
-    })
-    .await;
-    assert_eq!(a.production.stalled(), 1);
-    assert_eq!(w.delivery(&slow_device).await.0, "pending");
-    assert!(lease_until(w, &slow_device).await.is_some());
-    assert_eq!(
-        a.production.connections(),
-        1,
-        "multiplexed, not a second connection"
-    );
-
-    cancel.cancel();
-    a.production.release();
-    tokio::time::timeout(Duration::from_secs(20), worker)
-        .await
-        .expect("the worker drains and stops")
-        .unwrap();
-    assert_eq!(w.delivery(&slow_device).await.0, "delivered");
+    let held = Held {
+        slow_device: &slow_device,
+        fast_device: &fast_device,
+        stalled: &|| a.production.stalled(),
+        received: &|| a.production.received_count(),
+        release: &|| a.production.release(),
+    };
+    a_held_push_holds_back_no_other(w, held).await;
+    // Both streams on the one connection: multiplexed, not a second one.
     let received: Vec<_> = a
         .production
         .received()
@@ -437,6 +412,7 @@ async fn a_stalled_stream_does_not_hold_back_the_connection(backend: Backend) {
         .map(|r| (r.token, r.connection))
         .collect();
     assert_eq!(received, vec![(fast_token, 1), (slow_token, 1)]);
+    assert_eq!(a.production.connections(), 1);
     a.w.app.stop().await;
 }
 both_backends!(a_stalled_stream_does_not_hold_back_the_connection);

@@ -228,7 +228,7 @@ both_backends!(retries_stop_at_the_ttl);
 
 /// Polls `check` until it holds. The deadline only turns a hang into a
 /// failure; nothing here measures time.
-pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !check().await {
         assert!(Instant::now() < deadline, "never happened: {what}");
@@ -237,7 +237,7 @@ pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 }
 
 /// The lease on the newest delivery to a device (set while a worker holds it).
-pub async fn lease_until(w: &World, device_id: &str) -> Option<i64> {
+async fn lease_until(w: &World, device_id: &str) -> Option<i64> {
     sqlx::query_scalar(
         "SELECT lease_until FROM deliveries WHERE device_id = $1 ORDER BY created_at DESC LIMIT 1",
     )
@@ -344,45 +344,14 @@ async fn a_hanging_endpoint_does_not_hold_back_other_pushes(backend: Backend) {
     let slow_device = w.register_webpush(&w.zon, &slow).await;
     let fast = w.webpush.subscribe();
     let fast_device = w.register_webpush(&w.maan, &fast).await;
-
-    let cancel = CancellationToken::new();
-    let worker = tokio::spawn(kring::jobs::delivery::run(
-        w.app.state.clone(),
-        cancel.clone(),
-    ));
-    w.personal_message(&w.zon, "Hoe is het?").await;
-    eventually("the slow push reached its endpoint", async || {
-        w.webpush.stalled() == 1
-    })
-    .await;
-
-    // A newer push to another device goes out while the slow one hangs.
-    w.personal_message(&w.maan, "Alles goed?").await;
-    eventually(
-        "the fast push is delivered while the slow one is in flight",
-        async || w.delivery(&fast_device).await.0 == "delivered",
-    )
-    .await;
-    assert_eq!(w.webpush.stalled(), 1, "the slow push still hangs");
-    assert_eq!(w.delivery(&slow_device).await.0, "pending");
-    assert!(
-        lease_until(&w, &slow_device).await.is_some(),
-        "the slow push is still leased, not recorded"
-    );
-    let received = w.webpush.received();
-    assert_eq!(received.len(), 1);
-    assert_eq!(received[0].subscription, fast.id);
-
-    // Cancelled, the worker lets the slow send finish and records it
-    // before it returns (dropping it would abort the send unrecorded).
-    cancel.cancel();
-    w.webpush.release();
-    tokio::time::timeout(Duration::from_secs(20), worker)
-        .await
-        .expect("the worker drains and stops")
-        .unwrap();
-    assert_eq!(w.delivery(&slow_device).await.0, "delivered");
-    assert_eq!(lease_until(&w, &slow_device).await, None);
+    let held = Held {
+        slow_device: &slow_device,
+        fast_device: &fast_device,
+        stalled: &|| w.webpush.stalled(),
+        received: &|| w.webpush.received_count(),
+        release: &|| w.webpush.release(),
+    };
+    a_held_push_holds_back_no_other(&w, held).await;
     let received: Vec<_> = w
         .webpush
         .received()
@@ -393,3 +362,58 @@ async fn a_hanging_endpoint_does_not_hold_back_other_pushes(backend: Backend) {
     w.app.stop().await;
 }
 both_backends!(a_hanging_endpoint_does_not_hold_back_other_pushes);
+
+/// A push service that holds one push (a `Script::Stall`) while another goes
+/// through.
+pub struct Held<'a> {
+    /// Zon's device, whose push the service holds.
+    pub slow_device: &'a str,
+    /// Maan's device, whose push goes through.
+    pub fast_device: &'a str,
+    /// How many requests the service holds.
+    pub stalled: &'a dyn Fn() -> usize,
+    /// How many pushes the service has accepted.
+    pub received: &'a dyn Fn() -> usize,
+    /// Lets the held request through.
+    pub release: &'a dyn Fn(),
+}
+
+/// The running worker sends Zon a push that the service holds; a newer push
+/// to Maan is delivered and recorded while the first is still leased. Then
+/// the worker, cancelled, lets the held send finish and records it before
+/// it returns (dropping it would abort the send unrecorded).
+pub async fn a_held_push_holds_back_no_other(w: &World, held: Held<'_>) {
+    let cancel = CancellationToken::new();
+    let worker = tokio::spawn(kring::jobs::delivery::run(
+        w.app.state.clone(),
+        cancel.clone(),
+    ));
+    w.personal_message(&w.zon, "Hoe is het?").await;
+    eventually("the slow push reached the service", async || {
+        (held.stalled)() == 1
+    })
+    .await;
+
+    w.personal_message(&w.maan, "Alles goed?").await;
+    eventually(
+        "the fast push is delivered while the slow one is in flight",
+        async || w.delivery(held.fast_device).await.0 == "delivered",
+    )
+    .await;
+    assert_eq!((held.stalled)(), 1, "the slow push still hangs");
+    assert_eq!((held.received)(), 1);
+    assert_eq!(w.delivery(held.slow_device).await.0, "pending");
+    assert!(
+        lease_until(w, held.slow_device).await.is_some(),
+        "the slow push is still leased, not recorded"
+    );
+
+    cancel.cancel();
+    (held.release)();
+    tokio::time::timeout(Duration::from_secs(20), worker)
+        .await
+        .expect("the worker drains and stops")
+        .unwrap();
+    assert_eq!(w.delivery(held.slow_device).await.0, "delivered");
+    assert_eq!(lease_until(w, held.slow_device).await, None);
+}
