@@ -103,7 +103,7 @@ pub async fn run(report: &mut Report, rounds: usize) {
             1,
             "Kring multiplexes every APNs request over one HTTP/2 connection"
         );
-        apns_raw.push(raw_apns(&mocks.apns, &apns_tokens, concurrency, messages).await);
+        apns_raw.push(raw_apns(&mocks.apns, concurrency, messages).await);
         eprintln!(
             "delivery round {}: webpush {:.0}/s (raw {:.0}/s, node {}), fcm {:.0}/s (raw {:.0}/s), apns {:.0}/s (raw {:.0}/s)",
             round + 1,
@@ -355,7 +355,8 @@ async fn raw_fcm(fcm: &MockFcm, concurrency: usize, messages: usize) -> f64 {
 
 /// APNs's capacity: the same request Kring makes (headers, body, one
 /// provider token) to each device in turn, over one HTTP/2 connection.
-async fn raw_apns(apns: &MockApns, tokens: &[String], concurrency: usize, messages: usize) -> f64 {
+async fn raw_apns(apns: &MockApns, concurrency: usize, messages: usize) -> f64 {
+    let tokens: Vec<String> = (0..ACCOUNTS).map(|_| apns.device_token()).collect();
     let ca = std::fs::read(&apns.ca_file).expect("the CA file");
     let client = reqwest::Client::builder()
         .http2_prior_knowledge()
@@ -370,7 +371,7 @@ async fn raw_apns(apns: &MockApns, tokens: &[String], concurrency: usize, messag
     let base = apns.base.clone();
     replay(client.clone(), concurrency, messages, move |i| {
         let mut request = client
-            .post(format!("{base}/3/device/{}", tokens[i % tokens.len()]))
+            .post(format!("{base}/3/device/{}", tokens[i % ACCOUNTS]))
             .header("authorization", &bearer)
             .body(body.clone());
         for (name, value) in &headers {

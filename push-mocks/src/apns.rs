@@ -5,8 +5,8 @@
 //!
 //! It checks what Apple checks: the provider token (an ES256 JWT signed by
 //! the team's key, with `kid`, `iss` = team id and `iat`; refused as
-//! expired after an hour, and refused when replaced more often than every
-//! 20 minutes), the `apns-*` headers, that the device token was issued for
+//! expired after an hour, and refused when replaced on a connection more
+//! often than every 20 minutes), the `apns-*` headers, that the device token was issued for
 //! this environment and topic, and the payload (an `aps` dictionary, 4 KB
 //! at most). It answers with Apple's statuses and reason codes, and keeps
 //! what it accepted for the test to read, with the connection it came on.
@@ -88,12 +88,18 @@ struct Inner {
     rejected: Vec<String>,
     /// Provider tokens whose signature was verified → `(kid, iat)`.
     verified: HashMap<String, (String, i64)>,
-    /// The provider token in use, and its `iat`.
-    current: Option<(String, i64)>,
-    /// Whether the current token was refused as expired (then a new one
-    /// is welcome at once).
-    current_expired: bool,
+    /// The provider token in use on each connection.
+    current: HashMap<u64, InUse>,
     clock: Clock,
+}
+
+/// A connection's provider token. Apple counts token updates per
+/// connection: several servers with tokens of their own are fine.
+struct InUse {
+    jwt: String,
+    iat: i64,
+    /// Refused as expired: a new one is welcome at once.
+    expired: bool,
 }
 
 #[derive(Clone)]
@@ -192,8 +198,7 @@ impl MockApns {
             received: Vec::new(),
             rejected: Vec::new(),
             verified: HashMap::new(),
-            current: None,
-            current_expired: false,
+            current: HashMap::new(),
             clock: system_clock(),
         }));
         let gate = Arc::new(Gate::default());
@@ -431,8 +436,10 @@ async fn receive(
         guard.verified.insert(jwt.clone(), (kid.clone(), iat));
         let now = (guard.clock)();
         if now - iat > TOKEN_LIFETIME {
-            if guard.current.as_ref().is_some_and(|(t, _)| *t == jwt) {
-                guard.current_expired = true;
+            if let Some(in_use) = guard.current.get_mut(&connection)
+                && in_use.jwt == jwt
+            {
+                in_use.expired = true;
             }
             drop(guard);
             return reject(
@@ -441,12 +448,10 @@ async fn receive(
                 format!("iat {iat} is {}s old", now - iat),
             );
         }
-        match &guard.current {
-            Some((current, _)) if *current == jwt => {}
-            Some((_, previous_iat))
-                if iat < previous_iat + TOKEN_MIN_INTERVAL && !guard.current_expired =>
-            {
-                let previous = *previous_iat;
+        match guard.current.get(&connection) {
+            Some(in_use) if in_use.jwt == jwt => {}
+            Some(in_use) if iat < in_use.iat + TOKEN_MIN_INTERVAL && !in_use.expired => {
+                let previous = in_use.iat;
                 drop(guard);
                 return reject(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -455,8 +460,12 @@ async fn receive(
                 );
             }
             _ => {
-                guard.current = Some((jwt.clone(), iat));
-                guard.current_expired = false;
+                let in_use = InUse {
+                    jwt: jwt.clone(),
+                    iat,
+                    expired: false,
+                };
+                guard.current.insert(connection, in_use);
             }
         }
         now
@@ -545,7 +554,9 @@ async fn receive(
     if let Some(response) = scripted(script, &gate, now).await {
         if expires {
             // As when the token really expired: a new one is welcome at once.
-            inner.lock().unwrap().current_expired = true;
+            if let Some(in_use) = inner.lock().unwrap().current.get_mut(&connection) {
+                in_use.expired = true;
+            }
         }
         return response;
     }
