@@ -221,6 +221,7 @@ impl MockApns {
                     handshakes.clone(),
                 );
                 tokio::spawn(async move {
+                    let _ = tcp.set_nodelay(true);
                     let stream = match tls.accept(tcp).await {
                         Ok(s) => s,
                         Err(e) => {
