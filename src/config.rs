@@ -257,6 +257,31 @@ pub struct Config {
     #[arg(long, env = "KRING_APNS_TEAM_ID", global = true)]
     pub apns_team_id: Option<String>,
 
+    /// APNs: the base URL for devices registered with environment
+    /// `production` (App Store and TestFlight builds).
+    #[arg(
+        long,
+        env = "KRING_APNS_BASE_URL",
+        default_value = crate::push::apns::PRODUCTION_URL,
+        global = true
+    )]
+    pub apns_base_url: String,
+
+    /// APNs: the base URL for devices registered with environment `sandbox`
+    /// (development builds).
+    #[arg(
+        long,
+        env = "KRING_APNS_SANDBOX_BASE_URL",
+        default_value = crate::push::apns::SANDBOX_URL,
+        global = true
+    )]
+    pub apns_sandbox_base_url: String,
+
+    /// APNs, testing only: a PEM file with one more CA certificate to trust
+    /// (a local APNs stand-in). Apple's hosts never need it.
+    #[arg(long, env = "KRING_APNS_EXTRA_CA_FILE", global = true)]
+    pub apns_extra_ca_file: Option<PathBuf>,
+
     /// FCM: path to the Firebase service-account JSON key file.
     #[arg(long, env = "KRING_FCM_SERVICE_ACCOUNT_FILE", global = true)]
     pub fcm_service_account_file: Option<PathBuf>,

@@ -67,7 +67,10 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let store = Store::connect(&config.database_url()).await?;
     migrate(&store).await?;
-    let providers = push::Providers::from_config(&config).map_err(RunError::Push)?;
+    // Provider tokens carry the real time even on a test clock: Apple
+    // compares them with its own.
+    let providers =
+        push::Providers::from_config(&config, Arc::new(SystemClock)).map_err(RunError::Push)?;
     let test_clock = config
         .test_clock
         .then(|| clock::ManualClock::new(jiff::Timestamp::now()));

@@ -1,6 +1,7 @@
 //! Delivery throughput: messages written to the outbox by the real producer,
 //! then sent by the real delivery workers to local push services (real
-//! aes128gcm, VAPID and OAuth), every outcome recorded in the database.
+//! aes128gcm, VAPID, OAuth, and APNs over HTTP/2 with TLS and provider
+//! tokens), every outcome recorded in the database.
 //! Beside: the services' raw capacity (prepared requests replayed at the same
 //! concurrency) and, for Web Push, the Node `web-push` library.
 
@@ -16,7 +17,7 @@ use kring::push::Providers;
 use kring::push::payload::NotificationKind;
 use kring::state::AppState;
 use kring::store::Store;
-use push_mocks::{MockFcm, MockWebPush, Subscription};
+use push_mocks::{MockApns, MockFcm, MockWebPush, Subscription};
 use serde_json::json;
 
 use crate::report::{Line, Report, median};
@@ -27,6 +28,7 @@ const ACCOUNTS: usize = 100;
 struct Mocks {
     webpush: MockWebPush,
     fcm: MockFcm,
+    apns: MockApns,
 }
 
 /// The push services run on a runtime of their own, as they would in
@@ -43,6 +45,7 @@ fn start_mocks() -> Mocks {
             let mocks = Mocks {
                 webpush: MockWebPush::start().await,
                 fcm: MockFcm::start().await,
+                apns: MockApns::start().await,
             };
             tx.send(mocks).expect("hand over");
             std::future::pending::<()>().await;
@@ -67,10 +70,17 @@ pub async fn run(report: &mut Report, rounds: usize) {
     config.fcm_service_account_file = Some(mocks.fcm.key_file.clone());
     config.fcm_token_url = Some(format!("{}/token", mocks.fcm.base));
     config.fcm_base_url = mocks.fcm.base.clone();
+    config.apns_key_file = Some(mocks.apns.key_file.clone());
+    config.apns_key_id = Some(mocks.apns.key_id.clone());
+    config.apns_team_id = Some(mocks.apns.team_id.clone());
+    config.apns_base_url = mocks.apns.base.clone();
+    config.apns_extra_ca_file = Some(mocks.apns.ca_file.clone());
+    let apns_tokens: Vec<String> = (0..ACCOUNTS).map(|_| mocks.apns.device_token()).collect();
     let concurrency = config.push_concurrency;
 
     let (mut web_kring, mut web_raw, mut web_node) = (Vec::new(), Vec::new(), Vec::new());
     let (mut fcm_kring, mut fcm_raw) = (Vec::new(), Vec::new());
+    let (mut apns_kring, mut apns_raw) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         web_kring.push(kring_rate(&config, Kind::WebPush(&subscriptions), &mocks, messages).await);
         web_raw.push(raw_webpush(&config, &subscriptions, messages).await);
@@ -86,8 +96,16 @@ pub async fn run(report: &mut Report, rounds: usize) {
         }
         fcm_kring.push(kring_rate(&config, Kind::Fcm, &mocks, messages).await);
         fcm_raw.push(raw_fcm(&mocks.fcm, concurrency, messages).await);
+        let connections = mocks.apns.connections();
+        apns_kring.push(kring_rate(&config, Kind::Apns(&apns_tokens), &mocks, messages).await);
+        assert_eq!(
+            mocks.apns.connections() - connections,
+            1,
+            "Kring multiplexes every APNs request over one HTTP/2 connection"
+        );
+        apns_raw.push(raw_apns(&mocks.apns, concurrency, messages).await);
         eprintln!(
-            "delivery round {}: webpush {:.0}/s (raw {:.0}/s, node {}), fcm {:.0}/s (raw {:.0}/s)",
+            "delivery round {}: webpush {:.0}/s (raw {:.0}/s, node {}), fcm {:.0}/s (raw {:.0}/s), apns {:.0}/s (raw {:.0}/s)",
             round + 1,
             web_kring[round],
             web_raw[round],
@@ -95,7 +113,9 @@ pub async fn run(report: &mut Report, rounds: usize) {
                 .get(round)
                 .map_or_else(|| "skipped".to_owned(), |r: &f64| format!("{r:.0}/s")),
             fcm_kring[round],
-            fcm_raw[round]
+            fcm_raw[round],
+            apns_kring[round],
+            apns_raw[round]
         );
     }
     let rejected = mocks.webpush.rejected();
@@ -103,6 +123,8 @@ pub async fn run(report: &mut Report, rounds: usize) {
         rejected.is_empty(),
         "the Web Push service refused: {rejected:?}"
     );
+    let rejected = mocks.apns.rejected();
+    assert!(rejected.is_empty(), "APNs refused: {rejected:?}");
 
     let web = median(&web_kring);
     let raw = median(&web_raw);
@@ -138,12 +160,27 @@ pub async fn run(report: &mut Report, rounds: usize) {
         target: "≥ 5,000/s".into(),
         met: Some(fcm >= 5000.0),
     });
+    let apns = median(&apns_kring);
+    let raw = median(&apns_raw);
+    report.add(Line {
+        area: "delivery",
+        what: format!(
+            "APNs (HTTP/2, one connection), {messages} messages, concurrency {concurrency}"
+        ),
+        value: format!("{apns:.0}/s"),
+        baseline: format!("mock raw capacity {raw:.0}/s"),
+        ratio: Some(apns / raw),
+        target: "≥ 5,000/s".into(),
+        met: Some(apns >= 5000.0),
+    });
 }
 
 #[derive(Clone, Copy)]
 enum Kind<'a> {
     WebPush(&'a [Subscription]),
     Fcm,
+    /// Device tokens the APNs mock issued.
+    Apns(&'a [String]),
 }
 
 /// Deliveries per second through Kring: a fresh database, `messages`
@@ -161,7 +198,7 @@ async fn kring_rate(config: &Config, kind: Kind<'_>, mocks: &Mocks, messages: us
         Arc::new(SystemClock) as Arc<dyn Clock>,
         config.clone(),
     );
-    state.push = Arc::new(Providers::from_config(&config).expect("providers"));
+    state.push = Arc::new(Providers::from_config(&config, state.clock.clone()).expect("providers"));
     let now = state.now_ms();
     seed_devices(&store, kind, now).await;
     let mut tx = store.begin().await.expect("tx");
@@ -187,10 +224,12 @@ async fn kring_rate(config: &Config, kind: Kind<'_>, mocks: &Mocks, messages: us
         notify(&mut tx, now, &out).await.expect("notify");
     }
     tx.commit().await.expect("commit");
-    let before = match kind {
+    let received = || match kind {
         Kind::WebPush(_) => mocks.webpush.received_count(),
         Kind::Fcm => mocks.fcm.received_count(),
+        Kind::Apns(_) => mocks.apns.received_count(),
     };
+    let before = received();
     let started = Instant::now();
     let sent = kring::jobs::delivery::run_until_idle(&state)
         .await
@@ -201,10 +240,7 @@ async fn kring_rate(config: &Config, kind: Kind<'_>, mocks: &Mocks, messages: us
             .fetch_one(store.pool())
             .await
             .expect("count");
-    let received = match kind {
-        Kind::WebPush(_) => mocks.webpush.received_count(),
-        Kind::Fcm => mocks.fcm.received_count(),
-    } - before;
+    let received = received() - before;
     assert_eq!(
         (sent, usize::try_from(delivered).unwrap_or(0), received),
         (messages, messages, messages),
@@ -239,11 +275,16 @@ async fn seed_devices(store: &Store, kind: Kind<'_>, now: i64) {
                 Some(subs[i].auth.clone()),
             ),
             Kind::Fcm => ("fcm", format!("fcm-registration-token-{i:04}"), None, None),
+            Kind::Apns(tokens) => ("apns", tokens[i].clone(), None, None),
+        };
+        let (topic, environment) = match kind {
+            Kind::Apns(_) => (Some("nl.kring.app"), Some("production")),
+            _ => (None, None),
         };
         sqlx::query(
             "INSERT INTO devices (id, account_id, kind, token_key, token, webpush_p256dh, webpush_auth,
-                                  created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                                  apns_topic, apns_environment, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
         )
         .bind(format!("d{i}"))
         .bind(format!("a{i}"))
@@ -252,6 +293,8 @@ async fn seed_devices(store: &Store, kind: Kind<'_>, now: i64) {
         .bind(&token)
         .bind(p256dh)
         .bind(auth)
+        .bind(topic)
+        .bind(environment)
         .bind(now)
         .execute(&mut *tx)
         .await
@@ -278,11 +321,16 @@ async fn raw_webpush(config: &Config, subscriptions: &[Subscription], messages: 
                 .expect("request")
         })
         .collect();
-    replay(config.push_concurrency, messages, move |i| {
-        prepared[i % prepared.len()]
-            .try_clone()
-            .expect("a byte body")
-    })
+    replay(
+        reqwest::Client::new(),
+        config.push_concurrency,
+        messages,
+        move |i| {
+            prepared[i % prepared.len()]
+                .try_clone()
+                .expect("a byte body")
+        },
+    )
     .await
 }
 
@@ -291,7 +339,7 @@ async fn raw_fcm(fcm: &MockFcm, concurrency: usize, messages: usize) -> f64 {
     let client = reqwest::Client::new();
     let token = fcm.issue_token();
     let url = format!("{}/v1/projects/kring-test/messages:send", fcm.base);
-    replay(concurrency, messages, move |i| {
+    replay(client.clone(), concurrency, messages, move |i| {
         client
             .post(&url)
             .bearer_auth(&token)
@@ -305,13 +353,42 @@ async fn raw_fcm(fcm: &MockFcm, concurrency: usize, messages: usize) -> f64 {
     .await
 }
 
+/// APNs's capacity: the same request Kring makes (headers, body, one
+/// provider token) to each device in turn, over one HTTP/2 connection.
+async fn raw_apns(apns: &MockApns, concurrency: usize, messages: usize) -> f64 {
+    let tokens: Vec<String> = (0..ACCOUNTS).map(|_| apns.device_token()).collect();
+    let ca = std::fs::read(&apns.ca_file).expect("the CA file");
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("a PEM certificate"))
+        .build()
+        .expect("client");
+    let now = jiff::Timestamp::now().as_second();
+    let bearer = format!("bearer {}", apns.provider_token(now));
+    let message = sample_message();
+    let headers = kring::push::apns::apns_headers(&message, &apns.topic, now);
+    let body = serde_json::to_vec(&kring::push::apns::apns_body(&message)).expect("body");
+    let base = apns.base.clone();
+    replay(client.clone(), concurrency, messages, move |i| {
+        let mut request = client
+            .post(format!("{base}/3/device/{}", tokens[i % ACCOUNTS]))
+            .header("authorization", &bearer)
+            .body(body.clone());
+        for (name, value) in &headers {
+            request = request.header(*name, value);
+        }
+        request.build().expect("request")
+    })
+    .await
+}
+
 /// Sends `messages` requests, `concurrency` at a time; returns requests/s.
 async fn replay(
+    client: reqwest::Client,
     concurrency: usize,
     messages: usize,
     make: impl Fn(usize) -> reqwest::Request,
 ) -> f64 {
-    let client = reqwest::Client::new();
     let started = Instant::now();
     let mut in_flight = tokio::task::JoinSet::new();
     for i in 0..messages {

@@ -7,9 +7,9 @@
 //!   binary on a seeded SQLite file (1,000 circles, 10,000 members, 200,000
 //!   posts), and PostgreSQL when given, beside a trivial axum handler; and
 //!   the server's memory.
-//! - **delivery**: the outbox to local Web Push and FCM services (real
-//!   aes128gcm, VAPID and OAuth), beside their raw capacity and, for Web
-//!   Push, the Node `web-push` library.
+//! - **delivery**: the outbox to local Web Push, FCM and APNs services (real
+//!   aes128gcm, VAPID, OAuth, and HTTP/2 over TLS with provider tokens),
+//!   beside their raw capacity and, for Web Push, the Node `web-push` library.
 //! - **scheduler**: the silence engine's tick at 100k (and more) memberships.
 //! - **signin**: 200 logins at once and the server's memory during and a
 //!   minute after; 200 wrong logins from one address against its throttle.

@@ -7,9 +7,11 @@
 //!   must match the documented schema.
 //! - [`App`] is the client: it makes requests and checks each response.
 //! - [`PushInbox`] is a phone's view of push: a Web Push subscription on a
-//!   local push service (real VAPID and aes128gcm, from the `push-mocks`
-//!   crate) whose every message is checked against the committed push payload
-//!   schema, `openapi/push-payload.schema.json`.
+//!   local push service (real VAPID and aes128gcm), or an iPhone's device
+//!   token on a local APNs (HTTP/2, TLS, provider tokens), both from the
+//!   `push-mocks` crate. Every message is checked against the committed push
+//!   payload schema, `openapi/push-payload.schema.json` (for APNs: the keys
+//!   beside `aps`, and `aps` against the payload).
 //!
 //! Nothing here imports Kring's Rust types: the spec is the contract.
 
@@ -173,9 +175,10 @@ impl PushPayloadSchema {
     }
 }
 
-/// A local Web Push service the server may send to.
+/// A local Web Push service and a local APNs the server may send to.
 pub struct PushService {
     mock: push_mocks::MockWebPush,
+    apns: push_mocks::MockApns,
     schema: PushPayloadSchema,
 }
 
@@ -183,63 +186,155 @@ impl PushService {
     pub async fn start() -> Self {
         Self {
             mock: push_mocks::MockWebPush::start().await,
+            apns: push_mocks::MockApns::start().await,
             schema: PushPayloadSchema::load(),
         }
     }
 
-    /// A new phone: its subscription on this push service.
+    /// A new phone (a PWA): its subscription on the Web Push service.
     pub fn phone(&self) -> PushInbox<'_> {
         PushInbox {
             service: self,
-            subscription: self.mock.subscribe(),
+            device: Phone::WebPush(self.mock.subscribe()),
             seen: std::cell::Cell::new(0),
         }
     }
+
+    /// A new iPhone: its production device token for the app `nl.kring.app`.
+    pub fn iphone(&self) -> PushInbox<'_> {
+        PushInbox {
+            service: self,
+            device: Phone::Apns(self.apns.device_token()),
+            seen: std::cell::Cell::new(0),
+        }
+    }
+
+    /// What the server needs to reach both services.
+    fn server_env(&self, vapid_private_key: String) -> Vec<(&'static str, String)> {
+        let path = |p: &std::path::Path| p.display().to_string();
+        vec![
+            ("KRING_VAPID_PRIVATE_KEY", vapid_private_key),
+            ("KRING_VAPID_SUBJECT", "mailto:ops@kring.example".into()),
+            ("KRING_WEBPUSH_ALLOWED_HOSTS", "127.0.0.1".into()),
+            ("KRING_WEBPUSH_ALLOW_HTTP", "true".into()),
+            ("KRING_APNS_KEY_FILE", path(&self.apns.key_file)),
+            ("KRING_APNS_KEY_ID", self.apns.key_id.clone()),
+            ("KRING_APNS_TEAM_ID", self.apns.team_id.clone()),
+            ("KRING_APNS_BASE_URL", self.apns.base.clone()),
+            ("KRING_APNS_SANDBOX_BASE_URL", self.apns.base.clone()),
+            ("KRING_APNS_EXTRA_CA_FILE", path(&self.apns.ca_file)),
+        ]
+    }
+}
+
+enum Phone {
+    WebPush(push_mocks::Subscription),
+    /// The device token.
+    Apns(String),
 }
 
 /// One phone's pushes, as its app receives them.
 pub struct PushInbox<'a> {
     service: &'a PushService,
-    subscription: push_mocks::Subscription,
+    device: Phone,
     seen: std::cell::Cell<usize>,
 }
 
 impl PushInbox<'_> {
     /// The body of `POST /v1/devices` for this phone.
     pub fn device(&self) -> Value {
-        json!({
-            "kind": "webpush",
-            "endpoint": self.subscription.endpoint,
-            "keys": {"p256dh": self.subscription.p256dh, "auth": self.subscription.auth},
-            "label": "Contract test phone",
-        })
+        match &self.device {
+            Phone::WebPush(subscription) => json!({
+                "kind": "webpush",
+                "endpoint": subscription.endpoint,
+                "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth},
+                "label": "Contract test phone",
+            }),
+            Phone::Apns(token) => json!({
+                "kind": "apns",
+                "token": token,
+                "topic": self.service.apns.topic,
+                "environment": "production",
+                "label": "Contract test iPhone",
+            }),
+        }
     }
 
-    /// Pushes that arrived since the last call, decrypted, each checked
-    /// against the push payload schema.
+    /// Pushes that arrived since the last call, each checked against the
+    /// push payload schema: the decrypted Web Push body, or the APNs JSON
+    /// (`aps` and the payload beside it).
     pub fn take(&self) -> Vec<Value> {
-        let mine: Vec<Value> = self
-            .service
-            .mock
-            .received()
-            .into_iter()
-            .filter(|m| m.subscription == self.subscription.id)
-            .map(|m| m.payload)
-            .collect();
-        let rejected = self.service.mock.rejected();
-        assert!(
-            rejected.is_empty(),
-            "the push service refused messages: {rejected:?}"
-        );
+        let mine: Vec<Value> = match &self.device {
+            Phone::WebPush(subscription) => {
+                let rejected = self.service.mock.rejected();
+                assert!(
+                    rejected.is_empty(),
+                    "the push service refused messages: {rejected:?}"
+                );
+                self.service
+                    .mock
+                    .received()
+                    .into_iter()
+                    .filter(|m| m.subscription == subscription.id)
+                    .map(|m| m.payload)
+                    .collect()
+            }
+            Phone::Apns(token) => {
+                let rejected = self.service.apns.rejected();
+                assert!(rejected.is_empty(), "APNs refused messages: {rejected:?}");
+                self.service
+                    .apns
+                    .received()
+                    .into_iter()
+                    .filter(|m| m.token == *token)
+                    .map(|m| m.payload)
+                    .collect()
+            }
+        };
         let new = mine[self.seen.get()..].to_vec();
         self.seen.set(mine.len());
         for payload in &new {
-            if let Err(e) = self.service.schema.check(payload) {
+            let checked = match &self.device {
+                Phone::WebPush(_) => self.service.schema.check(payload),
+                Phone::Apns(_) => check_apns(&self.service.schema, payload),
+            };
+            if let Err(e) = checked {
                 panic!("push payload does not conform: {e}\npayload: {payload}");
             }
         }
         new
     }
+}
+
+/// An APNs body: the keys beside `aps` are the documented payload, and
+/// `aps` shows it (alert, badge, the circle as thread, "I'm OK" category).
+fn check_apns(schema: &PushPayloadSchema, body: &Value) -> Result<(), String> {
+    let mut payload = body.clone();
+    let aps = payload
+        .as_object_mut()
+        .and_then(|o| o.remove("aps"))
+        .ok_or("no aps")?;
+    schema.check(&payload)?;
+    let expect = |what: &str, got: &Value, want: &Value| {
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("aps {what} is {got}, the payload says {want}"))
+        }
+    };
+    expect("alert.title", &aps["alert"]["title"], &payload["title"])?;
+    expect("alert.body", &aps["alert"]["body"], &payload["body"])?;
+    expect("badge", &aps["badge"], &payload["badge"])?;
+    expect("thread-id", &aps["thread-id"], &payload["circle_id"])?;
+    let im_ok = payload["actions"]
+        .as_array()
+        .is_some_and(|a| a.contains(&json!("im_ok")));
+    let category = if im_ok {
+        json!("KRING_IM_OK")
+    } else {
+        Value::Null
+    };
+    expect("category", &aps["category"], &category)
 }
 
 /// A running `kring serve`.
@@ -332,7 +427,8 @@ impl Server {
     }
 
     /// A server that sends Web Push to `push` (allowed over http on
-    /// 127.0.0.1, with fresh VAPID keys).
+    /// 127.0.0.1, with fresh VAPID keys) and APNs to its local APNs
+    /// (trusting its test CA).
     pub async fn start_with_push(backend: Backend, push: &PushService) -> Self {
         Self::start_with(backend, Some(push)).await
     }
@@ -360,12 +456,8 @@ impl Server {
             }
         };
         let mut command = tokio::process::Command::new(kring_binary());
-        if push.is_some() {
-            command
-                .env("KRING_VAPID_PRIVATE_KEY", vapid_private_key())
-                .env("KRING_VAPID_SUBJECT", "mailto:ops@kring.example")
-                .env("KRING_WEBPUSH_ALLOWED_HOSTS", "127.0.0.1")
-                .env("KRING_WEBPUSH_ALLOW_HTTP", "true");
+        if let Some(push) = push {
+            command.envs(push.server_env(vapid_private_key()));
         }
         // Port 0: the server takes a free port and logs the address it got.
         let mut child = command

@@ -414,6 +414,42 @@ async fn silence_nudge_and_im_ok(backend: Backend) {
 }
 both_backends!(silence_nudge_and_im_ok);
 
+/// A member with an iPhone: the nudge arrives over APNs, in their
+/// language, with the "I'm OK" category, in the circle's thread; the tap
+/// answers it.
+async fn an_iphone_gets_its_nudge(backend: Backend) {
+    let push = PushService::start().await;
+    let (server, app, s, member, _) = a_week_with_push(backend, &push).await;
+    let iphone = push.iphone();
+    let device = app
+        .post("/v1/devices", Some(&member), iphone.device())
+        .await;
+    assert_eq!(device.status, 201);
+    assert_eq!(device.body["kind"], "apns");
+    let posts = format!("/v1/circles/{}/posts", s.circle);
+    let post = app
+        .post(&posts, Some(&member), json!({"body": "Tot gauw!"}))
+        .await;
+    assert_eq!(post.status, 201);
+
+    app.advance(DAY).await;
+    assert_eq!(iphone.take(), Vec::<serde_json::Value>::new());
+    app.advance(DAY + 60).await;
+    let pushes = iphone.take();
+    assert_eq!(kinds(&pushes), ["nudge"], "{pushes:?}");
+    let nudge = &pushes[0];
+    assert_eq!(nudge["aps"]["category"], "KRING_IM_OK");
+    assert_eq!(nudge["aps"]["thread-id"], s.circle.as_str());
+    assert_eq!(nudge["locale"], "nl");
+    let inbox = app.get("/v1/notifications", Some(&member)).await;
+    assert_eq!(inbox.body["items"][0]["id"], nudge["notification_id"]);
+
+    let ok = app.post("/v1/me/im-ok", Some(&member), json!({})).await;
+    assert_eq!(ok.status, 201);
+    server.stop().await;
+}
+both_backends!(an_iphone_gets_its_nudge);
+
 /// Four quiet days: the worker's phone gets the alert, and the worker
 /// acknowledges and resolves it.
 async fn alert_reaches_the_worker(backend: Backend) {

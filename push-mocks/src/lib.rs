@@ -7,12 +7,21 @@
 //!   account's RS256 assertion, and `messages:send` that checks the bearer
 //!   token it issued.
 //!
+//! - APNs ([`apns`]): HTTP/2 over TLS (a CA made at test time), provider
+//!   tokens (ES256 JWT) verified with the team's key, Apple's headers,
+//!   payload rules and reason codes.
+//!
 //! Each answers with a script of failures per device, then with success,
 //! and keeps what it accepted for the test to read.
 //!
 //! The crate knows nothing of Kring's types: the contract tests use it too.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod apns;
+pub mod tls;
+
+pub use apns::{ApnsReceived, MockApns};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -34,6 +43,9 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone)]
 pub enum Script {
     Status(u16),
+    /// This status with this reason code (APNs: `{"reason": …}`); other
+    /// services answer as for `Status`.
+    Refuse(u16, &'static str),
     RetryAfter(u16, u64),
     /// Never answers in time (the client's timeout fires).
     Hang,
@@ -69,6 +81,14 @@ fn new_id() -> String {
     format!("{n:x}{nanos:08x}")
 }
 
+/// A request header's value as text, if it has one.
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 async fn serve(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -94,7 +114,7 @@ async fn scripted(
             gate.wait().await;
             ok
         }
-        Some(Script::Status(s)) => {
+        Some(Script::Status(s) | Script::Refuse(s, _)) => {
             let status = StatusCode::from_u16(s).unwrap();
             if status.is_success() {
                 ok
@@ -220,12 +240,7 @@ async fn webpush_receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |name: &str| header(&headers, name);
     let (keys, origin, script) = {
         let mut guard = inner.lock().unwrap();
         let script = guard.scripts.get_mut(&id).and_then(VecDeque::pop_front);

@@ -4,7 +4,7 @@
 //! - [`log`]: the default when nothing is configured; logs that it would send.
 //! - [`webpush`]: Web Push (aes128gcm, VAPID) with the `web-push` crate.
 //! - [`fcm`]: FCM HTTP v1 with OAuth2 service-account tokens.
-//! - [`apns`]: APNs with the `a2` crate (token auth).
+//! - [`apns`]: APNs over HTTP/2 with token (.p8) authentication.
 
 pub mod apns;
 pub mod classify;
@@ -176,8 +176,12 @@ impl Providers {
     }
 
     /// The providers the configuration has credentials for; the log provider
-    /// for the rest.
-    pub fn from_config(config: &crate::config::Config) -> Result<Self, String> {
+    /// for the rest. `clock`: the time in APNs provider tokens and
+    /// expirations, which Apple checks against its own clock.
+    pub fn from_config(
+        config: &crate::config::Config,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Result<Self, String> {
         let mut providers = Self::log_only();
         let timeout = Duration::from_millis(config.push_timeout_ms);
         if let Some(key) = &config.vapid_private_key {
@@ -196,7 +200,27 @@ impl Providers {
                 let pem = std::fs::read(path).map_err(|e| {
                     format!("cannot read the APNs key file {}: {e}", path.display())
                 })?;
-                providers.apns = Arc::new(apns::ApnsProvider::new(&pem, key_id, team_id, timeout)?);
+                let extra_ca = match &config.apns_extra_ca_file {
+                    Some(ca) => {
+                        tracing::warn!(
+                            "KRING_APNS_EXTRA_CA_FILE is set: APNs also trusts a test CA; never use this in production"
+                        );
+                        Some(std::fs::read(ca).map_err(|e| {
+                            format!("cannot read the APNs extra CA file {}: {e}", ca.display())
+                        })?)
+                    }
+                    None => None,
+                };
+                let settings = apns::ApnsSettings {
+                    key_pem: &pem,
+                    key_id,
+                    team_id,
+                    production_url: &config.apns_base_url,
+                    sandbox_url: &config.apns_sandbox_base_url,
+                    extra_ca_pem: extra_ca.as_deref(),
+                    timeout,
+                };
+                providers.apns = Arc::new(apns::ApnsProvider::new(&settings, clock)?);
             }
             (None, None, None) => {}
             _ => return Err(

@@ -7,6 +7,7 @@
 mod support;
 
 mod access_matrix;
+mod apns;
 mod auth;
 mod checkins;
 mod circles;

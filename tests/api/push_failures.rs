@@ -10,59 +10,34 @@ use tokio_util::sync::CancellationToken;
 
 use crate::both_backends;
 use crate::push::{World, world, world_with};
-use crate::support::Backend;
+use crate::support::{Backend, Person};
 use push_mocks::Script;
 
 async fn web_push_responses_are_classified(backend: Backend) {
     let w = world(backend).await;
     let now = w.app.now_ms();
     let cases = [
-        ("ok", vec![]),
-        ("gone", vec![Script::Status(410)]),
-        ("not_found", vec![Script::Status(404)]),
-        ("throttled", vec![Script::RetryAfter(429, 120)]),
-        ("error", vec![Script::Status(500)]),
-        ("unavailable", vec![Script::Status(503)]),
-        ("timeout", vec![Script::Hang]),
+        ("ok", vec![], Expect::Delivered),
+        ("gone", vec![Script::Status(410)], Expect::Dropped),
+        ("not_found", vec![Script::Status(404)], Expect::Dropped),
+        (
+            "throttled",
+            vec![Script::RetryAfter(429, 120)],
+            Expect::RetryAt(now + 120_000),
+        ),
+        ("error", vec![Script::Status(500)], Expect::Backoff),
+        ("unavailable", vec![Script::Status(503)], Expect::Backoff),
+        ("timeout", vec![Script::Hang], Expect::Backoff),
     ];
     let mut devices = Vec::new();
-    for (name, script) in cases {
+    for (name, script, expect) in cases {
         let sub = w.webpush.subscribe();
         w.webpush.script(&sub, script);
-        devices.push((name, w.register_webpush(&w.zon, &sub).await));
+        devices.push((name, w.register_webpush(&w.zon, &sub).await, expect));
     }
     let notification = w.personal_message(&w.zon, "Hoe is het?").await;
     w.deliver().await;
-
-    for (name, device) in &devices {
-        let (status, not_before, _) = w.delivery(device).await;
-        match *name {
-            "ok" => assert_eq!(status, "delivered"),
-            "gone" | "not_found" => assert_eq!(status, "dropped", "{name}"),
-            "throttled" => {
-                assert_eq!(status, "pending");
-                assert_eq!(not_before, now + 120_000, "Retry-After is honoured");
-            }
-            _ => {
-                assert_eq!(status, "pending", "{name}");
-                assert!(
-                    (now + 24_000..=now + 36_000).contains(&not_before),
-                    "{name}: backoff {}",
-                    not_before - now
-                );
-            }
-        }
-    }
-    // Dead subscriptions are forgotten; the others stay.
-    let left = w.device_ids(&w.zon).await;
-    assert_eq!(left.len(), 5);
-    for (name, device) in &devices {
-        assert_eq!(
-            left.contains(device),
-            !matches!(*name, "gone" | "not_found"),
-            "{name}"
-        );
-    }
+    assert_outcomes(&w, &w.zon, now, &devices).await;
 
     // Two minutes later every retry gets through: nothing lost.
     w.app.advance(SignedDuration::from_secs(121));
@@ -77,7 +52,7 @@ async fn web_push_responses_are_classified(backend: Backend) {
     let subscriptions: std::collections::HashSet<_> =
         received.iter().map(|r| r.subscription.clone()).collect();
     assert_eq!(subscriptions.len(), 5, "one push per live subscription");
-    for (name, device) in &devices {
+    for (name, device, _) in &devices {
         let (status, _, _) = w.delivery(device).await;
         let expected = if matches!(*name, "gone" | "not_found") {
             "dropped"
@@ -93,77 +68,37 @@ async fn web_push_responses_are_classified(backend: Backend) {
     let device = w.register_webpush(&w.maan, &sub).await;
     w.personal_message(&w.maan, "Alles goed?").await;
     w.deliver().await;
-    let (status, _, attempts) = w.delivery(&device).await;
-    assert_eq!(
-        (status.as_str(), attempts),
-        ("pending", 0),
-        "not the token's fault"
-    );
-    assert_eq!(w.device_ids(&w.maan).await, vec![device.clone()]);
-    let metrics = w
-        .app
-        .client
-        .get(format!("{}/metrics", w.app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains(r#"kring_push_provider_paused{provider="webpush"} 1"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(r#"kring_push_credential_failures_total{provider="webpush"} 1"#),
-        "{metrics}"
-    );
-    // While paused nothing is sent; after the pause it goes out.
-    w.app.advance(SignedDuration::from_secs(60));
-    w.deliver().await;
-    assert_eq!(w.delivery(&device).await.0, "pending");
-    w.app.advance(SignedDuration::from_secs(241));
-    w.deliver().await;
-    assert_eq!(w.delivery(&device).await.0, "delivered");
+    assert_paused_then_delivered(&w, "webpush", &w.maan, &device).await;
     w.app.stop().await;
 }
+
 both_backends!(web_push_responses_are_classified);
 
 async fn fcm_responses_are_classified(backend: Backend) {
     let w = world(backend).await;
     let now = w.app.now_ms();
     let cases = [
-        ("ok", vec![]),
-        ("unregistered", vec![Script::Status(404)]),
-        ("invalid", vec![Script::Status(400)]),
-        ("throttled", vec![Script::RetryAfter(429, 60)]),
-        ("error", vec![Script::Status(500)]),
-        ("unavailable", vec![Script::Status(503)]),
-        ("timeout", vec![Script::Hang]),
+        ("ok", vec![], Expect::Delivered),
+        ("unregistered", vec![Script::Status(404)], Expect::Dropped),
+        ("invalid", vec![Script::Status(400)], Expect::Dropped),
+        (
+            "throttled",
+            vec![Script::RetryAfter(429, 60)],
+            Expect::RetryAt(now + 60_000),
+        ),
+        ("error", vec![Script::Status(500)], Expect::Backoff),
+        ("unavailable", vec![Script::Status(503)], Expect::Backoff),
+        ("timeout", vec![Script::Hang], Expect::Backoff),
     ];
     let mut devices = Vec::new();
-    for (i, (name, script)) in cases.into_iter().enumerate() {
+    for (i, (name, script, expect)) in cases.into_iter().enumerate() {
         let token = format!("fcm-token-{name}-{i:020}");
         w.fcm.script(&token, script);
-        devices.push((name, w.register_fcm(&w.zon, &token).await));
+        devices.push((name, w.register_fcm(&w.zon, &token).await, expect));
     }
     w.personal_message(&w.zon, "Hoe is het?").await;
     w.deliver().await;
-    for (name, device) in &devices {
-        let (status, not_before, _) = w.delivery(device).await;
-        match *name {
-            "ok" => assert_eq!(status, "delivered"),
-            "unregistered" | "invalid" => assert_eq!(status, "dropped", "{name}"),
-            "throttled" => assert_eq!((status.as_str(), not_before), ("pending", now + 60_000)),
-            _ => {
-                assert_eq!(status, "pending", "{name}");
-                assert!(
-                    (now + 24_000..=now + 36_000).contains(&not_before),
-                    "{name}"
-                );
-            }
-        }
-    }
+    assert_outcomes(&w, &w.zon, now, &devices).await;
     assert_eq!(w.device_ids(&w.zon).await.len(), 5);
     w.app.advance(SignedDuration::from_secs(61));
     w.deliver().await;
@@ -241,17 +176,8 @@ async fn lease_until(w: &World, device_id: &str) -> Option<i64> {
 
 /// `kring_push_record_failures_total` from `/metrics` (0 when absent).
 async fn record_failures(w: &World) -> u64 {
-    let metrics = w
-        .app
-        .client
-        .get(format!("{}/metrics", w.app.base))
-        .send()
+    metrics(w)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
         .lines()
         .find_map(|l| l.strip_prefix("kring_push_record_failures_total "))
         .map_or(0, |v| v.trim().parse().unwrap())
@@ -345,45 +271,14 @@ async fn a_hanging_endpoint_does_not_hold_back_other_pushes(backend: Backend) {
     let slow_device = w.register_webpush(&w.zon, &slow).await;
     let fast = w.webpush.subscribe();
     let fast_device = w.register_webpush(&w.maan, &fast).await;
-
-    let cancel = CancellationToken::new();
-    let worker = tokio::spawn(kring::jobs::delivery::run(
-        w.app.state.clone(),
-        cancel.clone(),
-    ));
-    w.personal_message(&w.zon, "Hoe is het?").await;
-    eventually("the slow push reached its endpoint", async || {
-        w.webpush.stalled() == 1
-    })
-    .await;
-
-    // A newer push to another device goes out while the slow one hangs.
-    w.personal_message(&w.maan, "Alles goed?").await;
-    eventually(
-        "the fast push is delivered while the slow one is in flight",
-        async || w.delivery(&fast_device).await.0 == "delivered",
-    )
-    .await;
-    assert_eq!(w.webpush.stalled(), 1, "the slow push still hangs");
-    assert_eq!(w.delivery(&slow_device).await.0, "pending");
-    assert!(
-        lease_until(&w, &slow_device).await.is_some(),
-        "the slow push is still leased, not recorded"
-    );
-    let received = w.webpush.received();
-    assert_eq!(received.len(), 1);
-    assert_eq!(received[0].subscription, fast.id);
-
-    // Cancelled, the worker lets the slow send finish and records it
-    // before it returns (dropping it would abort the send unrecorded).
-    cancel.cancel();
-    w.webpush.release();
-    tokio::time::timeout(Duration::from_secs(20), worker)
-        .await
-        .expect("the worker drains and stops")
-        .unwrap();
-    assert_eq!(w.delivery(&slow_device).await.0, "delivered");
-    assert_eq!(lease_until(&w, &slow_device).await, None);
+    let held = Held {
+        slow_device: &slow_device,
+        fast_device: &fast_device,
+        stalled: &|| w.webpush.stalled(),
+        received: &|| w.webpush.received_count(),
+        release: &|| w.webpush.release(),
+    };
+    a_held_push_holds_back_no_other(&w, held).await;
     let received: Vec<_> = w
         .webpush
         .received()
@@ -394,3 +289,143 @@ async fn a_hanging_endpoint_does_not_hold_back_other_pushes(backend: Backend) {
     w.app.stop().await;
 }
 both_backends!(a_hanging_endpoint_does_not_hold_back_other_pushes);
+
+/// A push service that holds one push (a `Script::Stall`) while another goes
+/// through.
+pub struct Held<'a> {
+    /// Zon's device, whose push the service holds.
+    pub slow_device: &'a str,
+    /// Maan's device, whose push goes through.
+    pub fast_device: &'a str,
+    /// How many requests the service holds.
+    pub stalled: &'a dyn Fn() -> usize,
+    /// How many pushes the service has accepted.
+    pub received: &'a dyn Fn() -> usize,
+    /// Lets the held request through.
+    pub release: &'a dyn Fn(),
+}
+
+/// The running worker sends Zon a push that the service holds; a newer push
+/// to Maan is delivered and recorded while the first is still leased. Then
+/// the worker, cancelled, lets the held send finish and records it before
+/// it returns (dropping it would abort the send unrecorded).
+pub async fn a_held_push_holds_back_no_other(w: &World, held: Held<'_>) {
+    let cancel = CancellationToken::new();
+    let worker = tokio::spawn(kring::jobs::delivery::run(
+        w.app.state.clone(),
+        cancel.clone(),
+    ));
+    w.personal_message(&w.zon, "Hoe is het?").await;
+    eventually("the slow push reached the service", async || {
+        (held.stalled)() == 1
+    })
+    .await;
+
+    w.personal_message(&w.maan, "Alles goed?").await;
+    eventually(
+        "the fast push is delivered while the slow one is in flight",
+        async || w.delivery(held.fast_device).await.0 == "delivered",
+    )
+    .await;
+    assert_eq!((held.stalled)(), 1, "the slow push still hangs");
+    assert_eq!((held.received)(), 1);
+    assert_eq!(w.delivery(held.slow_device).await.0, "pending");
+    assert!(
+        lease_until(w, held.slow_device).await.is_some(),
+        "the slow push is still leased, not recorded"
+    );
+
+    cancel.cancel();
+    (held.release)();
+    tokio::time::timeout(Duration::from_secs(20), worker)
+        .await
+        .expect("the worker drains and stops")
+        .unwrap();
+    assert_eq!(w.delivery(held.slow_device).await.0, "delivered");
+    assert_eq!(lease_until(w, held.slow_device).await, None);
+}
+
+/// After our credentials were refused for the delivery to `device` (of
+/// `person`): the provider is paused (metrics), the token kept and the
+/// attempt not counted; nothing goes out during the 5-minute pause, and
+/// the push after it.
+pub async fn assert_paused_then_delivered(
+    w: &World,
+    provider: &str,
+    person: &Person,
+    device: &str,
+) {
+    let (status, _, attempts) = w.delivery(device).await;
+    assert_eq!(
+        (status.as_str(), attempts),
+        ("pending", 0),
+        "not the token's fault"
+    );
+    assert_eq!(w.device_ids(person).await, vec![device.to_owned()]);
+    let metrics = metrics(w).await;
+    for line in [
+        format!(r#"kring_push_provider_paused{{provider="{provider}"}} 1"#),
+        format!(r#"kring_push_credential_failures_total{{provider="{provider}"}} 1"#),
+    ] {
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
+    w.app.advance(SignedDuration::from_secs(60));
+    w.deliver().await;
+    assert_eq!(w.delivery(device).await.0, "pending");
+    w.app.advance(SignedDuration::from_secs(241));
+    w.deliver().await;
+    assert_eq!(w.delivery(device).await.0, "delivered");
+}
+
+/// The server's `/metrics` page.
+pub async fn metrics(w: &World) -> String {
+    let url = format!("{}/metrics", w.app.base);
+    let response = w.app.client.get(url).send().await.unwrap();
+    response.text().await.unwrap()
+}
+
+/// What the first attempt at a delivery should come to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    Delivered,
+    /// The token is dead: the delivery dropped, the device removed.
+    Dropped,
+    /// Refused for good.
+    Failed,
+    /// Retried at this time (the service's `Retry-After`).
+    RetryAt(i64),
+    /// Retried after the first backoff (30 s ± 20%).
+    Backoff,
+}
+
+/// Each `(name, device, expected)` of `person`'s devices, after the first
+/// attempt made at `now`: the delivery's state and due time, and that
+/// exactly the dropped devices are gone.
+pub async fn assert_outcomes(
+    w: &World,
+    person: &Person,
+    now: i64,
+    devices: &[(&str, String, Expect)],
+) {
+    let left = w.device_ids(person).await;
+    for (name, device, expect) in devices {
+        let (status, not_before, _) = w.delivery(device).await;
+        match expect {
+            Expect::Delivered => assert_eq!(status, "delivered", "{name}"),
+            Expect::Dropped => assert_eq!(status, "dropped", "{name}"),
+            Expect::Failed => assert_eq!(status, "failed", "{name}"),
+            Expect::RetryAt(at) => {
+                assert_eq!((status.as_str(), not_before), ("pending", *at), "{name}");
+            }
+            Expect::Backoff => {
+                assert_eq!(status, "pending", "{name}");
+                assert!(
+                    (now + 24_000..=now + 36_000).contains(&not_before),
+                    "{name}: backoff {}",
+                    not_before - now
+                );
+            }
+        }
+        assert_eq!(left.contains(device), *expect != Expect::Dropped, "{name}");
+    }
+}

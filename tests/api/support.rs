@@ -190,7 +190,8 @@ impl TestApp {
         let mut state = AppState::new(store, Arc::new(clock.clone()) as Arc<dyn Clock>, config);
         if push_from_config {
             state.push = Arc::new(
-                kring::push::Providers::from_config(&state.config).expect("push providers"),
+                kring::push::Providers::from_config(&state.config, state.clock.clone())
+                    .expect("push providers"),
             );
         }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
