@@ -148,6 +148,16 @@ impl ApiError {
         }
     }
 
+    /// A write's error: a unique-constraint violation (the name, address
+    /// or code is already used) is the conflict `code`; anything else stays
+    /// a database error. The one place such violations are told apart.
+    pub fn conflict_if_taken(err: sqlx::Error, code: &'static str, detail: &str) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => Self::conflict(code, detail),
+            _ => Self::Database(err),
+        }
+    }
+
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::new(field, message)])
     }

@@ -1,6 +1,7 @@
 //! Accounts, sign-in and sessions: members who join without e-mail, staff who
 //! sign in with e-mail and password, rotating refresh tokens, recovery codes.
 
+pub mod create;
 pub mod me;
 pub mod sessions;
 pub mod types;

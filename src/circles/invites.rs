@@ -23,7 +23,7 @@ use crate::secrets::{canonical_code, hash_token, new_code, new_id};
 use crate::state::AppState;
 
 use super::membership::{self, EnrolAs};
-use crate::store::is_unique_violation;
+use crate::accounts::create::NewMember;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
@@ -532,32 +532,14 @@ pub async fn join(
             c.account_id.clone()
         }
         None => {
-            let id = new_id();
-            let inserted = sqlx::query(
-                "INSERT INTO accounts (id, organisation_id, role, login_name, password_hash, locale, time_zone, created_at)
-                 VALUES ($1, $2, 'member', $3, $4, $5, $6, $7)",
-            )
-            .bind(&id)
-            .bind(&invite.organisation_id)
-            .bind(login_name.as_deref())
-            .bind(password_hash.as_deref())
-            .bind(locale.as_str())
-            .bind(tz.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await;
-            match inserted {
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(ApiError::conflict(
-                        "login_name_taken",
-                        "This login name is taken; choose another",
-                    ));
-                }
-                other => {
-                    other?;
-                }
-            }
-            id
+            let new = NewMember {
+                organisation_id: &invite.organisation_id,
+                login_name: login_name.as_deref(),
+                password_hash: password_hash.as_deref(),
+                locale,
+                time_zone: &tz,
+            };
+            crate::accounts::create::member(&mut tx, new, now).await?
         }
     };
 

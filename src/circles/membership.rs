@@ -9,7 +9,6 @@ use crate::secrets::new_id;
 use crate::silence::engine;
 use crate::store::Tx;
 use crate::store::cache::Scope;
-use crate::store::is_unique_violation;
 
 use super::members::Pseudonym;
 
@@ -195,14 +194,11 @@ pub async fn leave_all(tx: &mut Tx, account_id: &str, now: i64) -> ApiResult<()>
     Ok(())
 }
 
-/// The one mapping of the pseudonym index's unique violation.
+/// The pseudonym index's unique violation.
 fn pseudonym_taken(err: sqlx::Error) -> ApiError {
-    if is_unique_violation(&err) {
-        ApiError::conflict(
-            "pseudonym_taken",
-            "Someone in this circle already uses this name",
-        )
-    } else {
-        err.into()
-    }
+    ApiError::conflict_if_taken(
+        err,
+        "pseudonym_taken",
+        "Someone in this circle already uses this name",
+    )
 }

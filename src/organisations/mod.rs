@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::accounts::create::{self, NewStaff};
 use crate::accounts::me::validate_display_name;
 use crate::accounts::sessions::create_code;
 use crate::accounts::types::{Locale, TimeZoneName};
@@ -19,7 +20,7 @@ use crate::http::{Caller, Json, Role};
 use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::secrets::new_id;
 use crate::state::AppState;
-use crate::store::{Store, is_unique_violation};
+use crate::store::Store;
 
 /// How long a staff setup code stays valid.
 pub const SETUP_CODE_VALID_MS: i64 = 7 * 86_400_000;
@@ -231,18 +232,15 @@ pub async fn create_staff(
     let now = state.now_ms();
     let mut tx = idem.begin(&state.store).await?;
     let id = new_id();
-    insert_staff(
-        &mut tx,
-        &id,
-        &caller.organisation_id,
-        req.role,
-        &email,
-        &name,
+    let new = NewStaff {
+        organisation_id: &caller.organisation_id,
+        role: req.role,
+        email: &email,
+        display_name: &name,
         locale,
-        &tz,
-        now,
-    )
-    .await?;
+        time_zone: &tz,
+    };
+    create::staff(&mut tx, &id, new, now).await?;
     let (code, expires) = create_code(
         &mut tx,
         now,
@@ -416,42 +414,6 @@ pub fn validate_email(input: &str) -> Result<String, String> {
     Ok(email)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn insert_staff(
-    conn: &mut sqlx::AnyConnection,
-    id: &str,
-    organisation_id: &str,
-    role: Role,
-    email: &str,
-    name: &str,
-    locale: Locale,
-    tz: &TimeZoneName,
-    now: i64,
-) -> ApiResult<()> {
-    let result = sqlx::query(
-        "INSERT INTO accounts (id, organisation_id, role, display_name, email, locale, time_zone, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(id)
-    .bind(organisation_id)
-    .bind(role.as_str())
-    .bind(name)
-    .bind(email)
-    .bind(locale.as_str())
-    .bind(tz.as_str())
-    .bind(now)
-    .execute(&mut *conn)
-    .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if is_unique_violation(&e) => Err(ApiError::conflict(
-            "email_taken",
-            "An account with this e-mail address already exists",
-        )),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// What `kring admin create-organisation` made.
 #[derive(Debug)]
 pub struct Bootstrapped {
@@ -489,18 +451,15 @@ pub async fn bootstrap(
         .execute(&mut *tx)
         .await?;
     let coordinator_id = new_id();
-    insert_staff(
-        &mut tx,
-        &coordinator_id,
-        &organisation_id,
-        Role::Coordinator,
-        &email,
-        &coordinator,
+    let new = NewStaff {
+        organisation_id: &organisation_id,
+        role: Role::Coordinator,
+        email: &email,
+        display_name: &coordinator,
         locale,
-        &tz,
-        now,
-    )
-    .await?;
+        time_zone: &tz,
+    };
+    create::staff(&mut tx, &coordinator_id, new, now).await?;
     let (setup_code, _) = create_code(
         &mut tx,
         now,
