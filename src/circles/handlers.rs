@@ -1,4 +1,5 @@
-//! Circles: create, list, read, change, and staff them with workers.
+//! Circles: create, list, read and change them (staffing is in
+//! [`super::staffing`], the agreement text in [`super::agreement`]).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -9,20 +10,19 @@ use utoipa::ToSchema;
 
 use crate::accounts::types::Locale;
 use crate::circles::access;
-use crate::circles::members::{MemberView, Pseudonym, load_member};
 use crate::circles::policy::EscalationPolicy;
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::cursor::{Cursor, CursorQuery, next_cursor};
 use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json, Query, Role};
-use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::openapi::{Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
 use crate::secrets::new_id;
 use crate::state::AppState;
-use crate::store::Tx;
 
-use super::membership::{self, EnrolAs};
+use super::agreement::{default_agreement, validate_agreement};
 use super::settings::{self, CircleChanges};
+use super::staffing::add_worker_membership;
 
 /// Who sees members' check-ins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -489,132 +489,6 @@ pub async fn update_circle(
     Ok(axum::Json(circle))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct AddWorker {
-    /// A worker or coordinator of the organisation.
-    #[schema(pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$")]
-    pub account_id: String,
-    /// The name members see; default: the worker's display name.
-    #[schema(value_type = Option<Pseudonym>)]
-    pub pseudonym: Option<String>,
-}
-
-/// Coordinators: make a staff member a worker of this circle.
-#[utoipa::path(
-    post, path = "/v1/circles/{circle_id}/workers", tag = "circles",
-    security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The circle's id"), IdempotencyKey),
-    request_body = AddWorker,
-    responses(
-        (status = 201, description = "The worker's membership", body = MemberView),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
-    )
-)]
-pub async fn add_worker(
-    State(state): State<AppState>,
-    idem: Idempotent,
-    caller: Caller,
-    Path(circle_id): Path<String>,
-    Json(req): Json<AddWorker>,
-) -> ApiResult<Response> {
-    let pseudonym = match &req.pseudonym {
-        Some(p) => Some(Pseudonym::parse(p).map_err(|m| ApiError::field("pseudonym", m))?),
-        None => None,
-    };
-    let now = state.now_ms();
-    let mut tx = idem.begin(&state.store).await?;
-    // Visibility first: a circle the caller cannot see is 404 whatever their role.
-    let access = access(&mut tx, &caller, &circle_id).await?;
-    caller.require_coordinator()?;
-    let staff: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM accounts WHERE id = $1 AND organisation_id = $2
-         AND role IN ('worker', 'coordinator') AND deactivated_at IS NULL",
-    )
-    .bind(&req.account_id)
-    .bind(&access.organisation_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if staff.is_none() {
-        return Err(ApiError::NotFound("staff member"));
-    }
-    let membership_id =
-        add_worker_membership(&mut tx, &access.circle_id, &req.account_id, pseudonym, now).await?;
-    let member = load_member(&mut tx, &membership_id, now).await?;
-    idem.commit(tx, (StatusCode::CREATED, axum::Json(member)))
-        .await
-}
-
-/// Makes an account a worker of a circle (or brings a former one back),
-/// by default under their display name.
-async fn add_worker_membership(
-    tx: &mut Tx,
-    circle_id: &str,
-    account_id: &str,
-    pseudonym: Option<Pseudonym>,
-    now: i64,
-) -> ApiResult<String> {
-    let pseudonym = match pseudonym {
-        Some(p) => p,
-        None => {
-            let name: Option<String> =
-                sqlx::query_scalar("SELECT display_name FROM accounts WHERE id = $1")
-                    .bind(account_id)
-                    .fetch_one(&mut **tx)
-                    .await?;
-            Pseudonym::parse(name.as_deref().unwrap_or("Begeleider"))
-                .or_else(|_| Pseudonym::parse("Begeleider"))
-                .map_err(ApiError::Internal)?
-        }
-    };
-    membership::enrol(tx, circle_id, account_id, &pseudonym, EnrolAs::Worker, now).await
-}
-
-/// Coordinators: a worker leaves this circle.
-#[utoipa::path(
-    delete, path = "/v1/circles/{circle_id}/workers/{account_id}", tag = "circles",
-    security(("bearer" = [])),
-    params(
-        ("circle_id" = String, Path, description = "The circle's id"),
-        ("account_id" = String, Path, description = "The worker's account id"),
-    ),
-    responses(
-        (status = 204, description = "Removed"),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 500, response = Internal),
-    )
-)]
-pub async fn remove_worker(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((circle_id, account_id)): Path<(String, String)>,
-) -> ApiResult<StatusCode> {
-    let now = state.now_ms();
-    let mut tx = state.store.begin().await?;
-    let access = access(&mut tx, &caller, &circle_id).await?;
-    caller.require_coordinator()?;
-    let worker: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM memberships
-         WHERE circle_id = $1 AND account_id = $2 AND role = 'worker' AND left_at IS NULL",
-    )
-    .bind(&access.circle_id)
-    .bind(&account_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(worker) = worker else {
-        return Err(ApiError::NotFound("worker"));
-    };
-    membership::leave(&mut tx, &access.circle_id, &worker, now).await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
 // Limits count the characters as sent; the text is trimmed after that (the
 // spec states these rules: `crate::openapi::{Name, Theme, AgreementText}`).
 
@@ -641,114 +515,5 @@ fn validate_rhythm(days: i64) -> Result<i64, String> {
         Ok(days)
     } else {
         Err("must be 1 to 14 days".into())
-    }
-}
-
-fn validate_agreement(text: &str) -> Result<String, String> {
-    let len = text.chars().count();
-    let text = text.trim();
-    if len > 4000 || text.is_empty() {
-        return Err("must be 1 to 4000 characters".into());
-    }
-    Ok(text.to_owned())
-}
-
-/// The standard agreement text, saying in plain words what the policy does.
-pub fn default_agreement(language: Locale, policy: &EscalationPolicy) -> String {
-    use crate::circles::policy::StepAction;
-    let days = |h: i64| {
-        if h % 24 == 0 {
-            match (language, h / 24) {
-                (Locale::Nl, 1) => "1 dag".to_owned(),
-                (Locale::Nl, d) => format!("{d} dagen"),
-                (Locale::En, 1) => "1 day".to_owned(),
-                (Locale::En, d) => format!("{d} days"),
-            }
-        } else {
-            match language {
-                Locale::Nl => format!("{h} uur"),
-                Locale::En => format!("{h} hours"),
-            }
-        }
-    };
-    let mut lines = Vec::new();
-    for step in &policy.steps {
-        lines.push(match (language, step.action) {
-            (Locale::Nl, StepAction::Nudge) => {
-                format!(
-                    "- Na {} stilte krijg je een vriendelijke herinnering.",
-                    days(step.after_hours)
-                )
-            }
-            (Locale::Nl, StepAction::AlertWorker) => {
-                format!(
-                    "- Na {} stilte laten we het je begeleider weten.",
-                    days(step.after_hours)
-                )
-            }
-            (Locale::En, StepAction::Nudge) => {
-                format!(
-                    "- After {} of silence you get a gentle reminder.",
-                    days(step.after_hours)
-                )
-            }
-            (Locale::En, StepAction::AlertWorker) => {
-                format!(
-                    "- After {} of silence we let your worker know.",
-                    days(step.after_hours)
-                )
-            }
-        });
-    }
-    let alerts = policy
-        .steps
-        .iter()
-        .any(|s| s.action == StepAction::AlertWorker);
-    let nudges = policy.steps.iter().any(|s| s.action == StepAction::Nudge);
-    let every = days(policy.realert_after_days * 24);
-    match (language, alerts) {
-        (Locale::Nl, true) => lines.push(format!(
-            "- Blijft het daarna stil, dan laten we het je begeleider elke {every} opnieuw weten."
-        )),
-        (Locale::En, true) => lines.push(format!(
-            "- If it stays quiet after that, your worker is told again every {every}."
-        )),
-        _ => {}
-    }
-    match (language, nudges) {
-        (Locale::Nl, true) => lines.push(
-            "- Herinneringen worden dan zeldzamer: na een week nog een, daarna eens per twee weken."
-                .to_owned(),
-        ),
-        (Locale::En, true) => lines.push(
-            "- Reminders then become rarer: one after a week, then one every two weeks.".to_owned(),
-        ),
-        _ => {}
-    }
-    match language {
-        Locale::Nl => lines.push(
-            "- Tijdens een pauze krijg je geen herinneringen en wordt niemand ingelicht; \
-             daarna begint de stilte opnieuw te tellen."
-                .to_owned(),
-        ),
-        Locale::En => lines.push(
-            "- During a break you get no reminders and nobody is told; \
-             afterwards the silence starts counting again."
-                .to_owned(),
-        ),
-    }
-    match language {
-        Locale::Nl => format!(
-            "Jij bepaalt wanneer je schrijft. Als het een tijd stil is, houden we een oogje in het zeil:\n{}\n\
-             Herinneringen kun je uitzetten, en je kunt een pauze nemen ('afwezig tot'). \
-             Je begeleider wordt wel ingelicht als het lang stil blijft; daar stem je mee in.",
-            lines.join("\n")
-        ),
-        Locale::En => format!(
-            "You decide when you write. When it has been quiet for a while, we keep an eye out:\n{}\n\
-             You can turn reminders off, and you can take a break ('away until'). \
-             Your worker is still told when the silence lasts; that is what you agree to.",
-            lines.join("\n")
-        ),
     }
 }

@@ -6,6 +6,7 @@
 //! workers and to its organisation's coordinators; to anyone else it does not
 //! exist (404).
 
+pub mod agreement;
 pub mod handlers;
 pub mod invites;
 pub mod members;
@@ -13,6 +14,7 @@ pub mod membership;
 pub mod policy;
 pub mod recovery;
 pub mod settings;
+pub mod staffing;
 
 use sqlx::AnyConnection;
 use utoipa_axum::router::OpenApiRouter;
@@ -27,8 +29,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(handlers::list_circles, handlers::create_circle))
         .routes(routes!(handlers::get_circle, handlers::update_circle))
-        .routes(routes!(handlers::add_worker))
-        .routes(routes!(handlers::remove_worker))
+        .routes(routes!(staffing::add_worker))
+        .routes(routes!(staffing::remove_worker))
         .routes(routes!(invites::list_invites, invites::create_invite))
         .routes(routes!(invites::revoke_invite))
         .routes(routes!(invites::preview_invite))
