@@ -107,15 +107,40 @@ problem_responses! {
 }
 
 /// Every operation gets the same generic responses for things that can go
-/// wrong on any route (oversized body, wrong media type), so the spec never
-/// omits a status the server can send.
+/// wrong on any route (a server error, a missing or expired token on a
+/// secured route, an oversized body, a wrong media type), so the spec never
+/// omits a status the server can send and no handler repeats them.
 pub struct CommonResponses;
+
+/// The operations that answer without the database and cannot fail.
+const CANNOT_FAIL: &[&str] = &["/healthz", "/readyz", "/openapi.json"];
 
 impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for item in openapi.paths.paths.values_mut() {
+        let global_security = openapi.security.clone();
+        for (path, item) in openapi.paths.paths.iter_mut() {
             for op in operations(item) {
                 let has_body = op.request_body.is_some();
+                if !CANNOT_FAIL.contains(&path.as_str()) {
+                    op.responses
+                        .responses
+                        .entry("500".into())
+                        .or_insert_with(|| Ref::from_response_name("Internal").into());
+                }
+                // A secured operation (a bearer token required) answers 401
+                // without one; an empty requirement (`security: [{}]`) is a
+                // public one.
+                let secured = op
+                    .security
+                    .as_ref()
+                    .or(global_security.as_ref())
+                    .is_some_and(|reqs| reqs.iter().any(|r| !is_empty_requirement(r)));
+                if secured {
+                    op.responses
+                        .responses
+                        .entry("401".into())
+                        .or_insert_with(|| Ref::from_response_name("Unauthorized").into());
+                }
                 // Any operation can meet a malformed query string or header.
                 op.responses
                     .responses
@@ -154,6 +179,11 @@ impl Modify for CommonResponses {
             }
         }
     }
+}
+
+/// Whether a security requirement asks for nothing (`{}`).
+fn is_empty_requirement(requirement: &utoipa::openapi::security::SecurityRequirement) -> bool {
+    serde_json::to_value(requirement).is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
 }
 
 fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {

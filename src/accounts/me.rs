@@ -9,7 +9,7 @@ use crate::accounts::types::{LocalTime, Locale, QuietHours, TimeZoneName, Workin
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::{Caller, Json, Role};
-use crate::openapi::{Internal, Unauthorized, ValidationFailed};
+use crate::openapi::ValidationFailed;
 use crate::state::AppState;
 
 /// An account as its owner sees it.
@@ -104,8 +104,6 @@ pub async fn load_me(conn: &mut AnyConnection, account_id: &str) -> ApiResult<Me
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Your account", body = Me),
-        (status = 401, response = Unauthorized),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn get_me(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Me>> {
@@ -147,9 +145,7 @@ pub struct UpdateMe {
     request_body = UpdateMe,
     responses(
         (status = 200, description = "Your updated account", body = Me),
-        (status = 401, response = Unauthorized),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn update_me(

@@ -19,7 +19,7 @@ use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::idempotency::{HoldsSecret, IdempotencyKey, Idempotent};
 use crate::http::{Caller, ClientAddress, Json};
-use crate::openapi::{Internal, TooManyRequests, Unauthorized, ValidationFailed};
+use crate::openapi::{TooManyRequests, Unauthorized, ValidationFailed};
 use crate::secrets::{canonical_code, hash_token, new_id, new_token};
 use crate::state::AppState;
 use crate::store::Tx;
@@ -196,7 +196,6 @@ pub struct LoginRequest {
         (status = 401, response = Unauthorized),
         (status = 422, response = ValidationFailed),
         (status = 429, response = TooManyRequests),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn login(
@@ -337,7 +336,6 @@ struct RefreshRow {
         (status = 200, description = "A new token pair", body = Tokens),
         (status = 401, response = Unauthorized),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn refresh(
@@ -459,8 +457,6 @@ pub async fn refresh(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Signed out"),
-        (status = 401, response = Unauthorized),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
@@ -483,8 +479,6 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Signed out on every device"),
-        (status = 401, response = Unauthorized),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn logout_all(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
@@ -657,7 +651,6 @@ pub async fn create_code(
         (status = 409, response = crate::openapi::ReplayRefused),
         (status = 410, response = crate::openapi::Gone),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn setup(
@@ -729,7 +722,6 @@ pub struct RecoverRequest {
         (status = 409, response = crate::openapi::ReplayRefused),
         (status = 410, response = crate::openapi::Gone),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn recover(

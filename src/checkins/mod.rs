@@ -16,7 +16,7 @@ use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::sync::{SyncList, SyncQuery};
 use crate::http::{Caller, Json, Query};
-use crate::openapi::{Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::openapi::{Forbidden, NotFound, ValidationFailed};
 use crate::secrets::new_id;
 use crate::state::AppState;
 use crate::store::Tx;
@@ -231,11 +231,9 @@ async fn insert(
     request_body = CreateCheckin,
     responses(
         (status = 201, description = "Checked in", body = Checkin),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn create_checkin(
@@ -285,10 +283,8 @@ pub async fn create_checkin(
     params(("circle_id" = String, Path, description = "The circle's id"), IdempotencyKey),
     responses(
         (status = 201, description = "Checked in", body = Checkin),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn im_ok(
@@ -316,9 +312,7 @@ pub struct CheckinList {
     params(IdempotencyKey),
     responses(
         (status = 201, description = "Checked in, one check-in per circle", body = CheckinList),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn im_ok_everywhere(
@@ -361,11 +355,9 @@ pub async fn im_ok_everywhere(
     params(("circle_id" = String, Path, description = "The circle's id"), SyncQuery),
     responses(
         (status = 200, description = "A page of check-ins", body = CheckinPage),
-        (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
         (status = 410, response = crate::openapi::ResyncRequired),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn list_checkins(

@@ -16,7 +16,7 @@ use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::cursor::{Cursor, CursorQuery, next_cursor};
 use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json, Query, Role};
-use crate::openapi::{Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::openapi::{Forbidden, NotFound, ValidationFailed};
 use crate::secrets::new_id;
 use crate::state::AppState;
 
@@ -219,9 +219,7 @@ pub async fn load_circle(
     params(CursorQuery),
     responses(
         (status = 200, description = "Circles", body = CirclePage),
-        (status = 401, response = Unauthorized),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn list_circles(
@@ -301,10 +299,8 @@ pub struct CreateCircle {
     request_body = CreateCircle,
     responses(
         (status = 201, description = "The new circle", body = Circle),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn create_circle(
@@ -375,9 +371,7 @@ pub async fn create_circle(
     params(("circle_id" = String, Path, description = "The circle's id")),
     responses(
         (status = 200, description = "The circle", body = Circle),
-        (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn get_circle(
@@ -425,11 +419,9 @@ pub struct UpdateCircle {
     request_body = UpdateCircle,
     responses(
         (status = 200, description = "The updated circle", body = Circle),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn update_circle(

@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::auth::MaybeCaller;
 use crate::http::idempotency::{HoldsSecret, IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json, Role};
-use crate::openapi::{Forbidden, Gone, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::openapi::{Forbidden, Gone, NotFound, Unauthorized, ValidationFailed};
 use crate::secrets::{canonical_code, hash_token, new_code, new_id};
 use crate::state::AppState;
 
@@ -112,12 +112,10 @@ pub struct CreateInvite {
     request_body = CreateInvite,
     responses(
         (status = 201, description = "The invite, with its code (shown once)", body = Invite),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = crate::openapi::ReplayRefused),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn create_invite(
@@ -188,10 +186,8 @@ pub async fn create_invite(
     params(("circle_id" = String, Path, description = "The circle's id")),
     responses(
         (status = 200, description = "Invites (without their codes)", body = InviteList),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn list_invites(
@@ -224,10 +220,8 @@ pub async fn list_invites(
     ),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn revoke_invite(
@@ -339,7 +333,6 @@ async fn find_invite(
         (status = 200, description = "The circle the code leads to", body = InvitePreview),
         (status = 404, response = NotFound),
         (status = 410, response = Gone),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn preview_invite(
@@ -435,7 +428,6 @@ pub struct JoinResponse {
         (status = 409, response = crate::openapi::ReplayRefused),
         (status = 410, response = Gone),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn join(

@@ -12,7 +12,7 @@ use crate::clock::{from_ms, opt_from_ms};
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::time::parse_timestamp;
 use crate::http::{Caller, Json};
-use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::openapi::{Conflict, Forbidden, NotFound, ValidationFailed};
 use crate::state::AppState;
 
 use super::membership::{self, Changes};
@@ -292,9 +292,7 @@ pub async fn load_member(
     params(("circle_id" = String, Path, description = "The circle's id")),
     responses(
         (status = 200, description = "Members and workers", body = MemberList),
-        (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn list_members(
@@ -329,10 +327,8 @@ pub async fn list_members(
     params(("circle_id" = String, Path, description = "The circle's id")),
     responses(
         (status = 200, description = "Your membership", body = MemberView),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn get_membership(
@@ -374,12 +370,10 @@ pub struct UpdateMembership {
     request_body = UpdateMembership,
     responses(
         (status = 200, description = "Your membership", body = MemberView),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn update_membership(
@@ -444,12 +438,10 @@ pub struct ConsentRequest {
     request_body = ConsentRequest,
     responses(
         (status = 200, description = "Your membership with the new consent", body = MemberView),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn consent(
@@ -484,10 +476,8 @@ pub async fn consent(
     params(("circle_id" = String, Path, description = "The circle's id")),
     responses(
         (status = 204, description = "You left the circle"),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn leave(

@@ -18,7 +18,7 @@ use crate::http::Caller;
 use crate::http::idempotency::{HoldsSecret, IdempotencyKey, Idempotent};
 use crate::notifications::produce::{Outgoing, notify};
 use crate::notifications::texts::TextParams;
-use crate::openapi::{Forbidden, Internal, NotFound, Unauthorized};
+use crate::openapi::{Forbidden, NotFound};
 use crate::push::payload::NotificationKind;
 use crate::state::AppState;
 
@@ -60,11 +60,9 @@ pub struct RecoveryCode {
     ),
     responses(
         (status = 201, description = "The code", body = RecoveryCode),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = crate::openapi::ReplayRefused),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn recovery_code(
@@ -224,10 +222,8 @@ struct RecordRow {
     ),
     responses(
         (status = 200, description = "The codes, newest first", body = RecoveryCodeList),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn list_recovery_codes(

@@ -12,7 +12,7 @@ use crate::circles::members::{MemberView, Pseudonym, load_member};
 use crate::error::{ApiError, ApiResult};
 use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json};
-use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::openapi::{Conflict, Forbidden, NotFound, ValidationFailed};
 use crate::state::AppState;
 use crate::store::Tx;
 
@@ -36,12 +36,10 @@ pub struct AddWorker {
     request_body = AddWorker,
     responses(
         (status = 201, description = "The worker's membership", body = MemberView),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn add_worker(
@@ -113,10 +111,8 @@ pub(super) async fn add_worker_membership(
     ),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn remove_worker(

@@ -16,7 +16,7 @@ use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json};
-use crate::openapi::{Conflict, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::openapi::{Conflict, NotFound, ValidationFailed};
 use crate::push::DeviceKind;
 use crate::secrets::{hash_token, new_id};
 use crate::state::AppState;
@@ -340,8 +340,6 @@ pub async fn remove_device(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Your registered devices", body = DeviceList),
-        (status = 401, response = Unauthorized),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn list_devices(
@@ -372,9 +370,7 @@ pub async fn list_devices(
     responses(
         (status = 201, description = "Registered", body = Device),
         (status = 200, description = "Already registered; updated", body = Device),
-        (status = 401, response = Unauthorized),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn register_device(
@@ -463,11 +459,9 @@ async fn write_fields(
     request_body = RegisterDevice,
     responses(
         (status = 200, description = "Updated", body = Device),
-        (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn update_device(
@@ -525,9 +519,7 @@ pub async fn update_device(
     params(("device_id" = String, Path, description = "The device's id")),
     responses(
         (status = 204, description = "Unregistered"),
-        (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn unregister_device(

@@ -14,7 +14,7 @@ use crate::http::sync::{SyncList, SyncQuery};
 use crate::http::{Caller, Json, Query};
 use crate::notifications::produce::{Outgoing, notify, preferences};
 use crate::notifications::texts::TextParams;
-use crate::openapi::{Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::openapi::{Forbidden, NotFound, ValidationFailed};
 use crate::push::payload::NotificationKind;
 use crate::state::AppState;
 
@@ -122,10 +122,8 @@ const SELECT: &str =
     params(SyncQuery),
     responses(
         (status = 200, description = "A page of inbox items", body = NotificationPage),
-        (status = 401, response = Unauthorized),
         (status = 410, response = crate::openapi::ResyncRequired),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn list(
@@ -182,8 +180,6 @@ async fn count_unread(state: &AppState, account_id: &str) -> ApiResult<i64> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Your unread count", body = UnreadCount),
-        (status = 401, response = Unauthorized),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn unread_count(
@@ -202,9 +198,7 @@ pub async fn unread_count(
     params(("notification_id" = String, Path, description = "The inbox item's id")),
     responses(
         (status = 200, description = "The item, read", body = Notification),
-        (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn mark_read(
@@ -238,8 +232,6 @@ pub async fn mark_read(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Your unread count, now 0", body = UnreadCount),
-        (status = 401, response = Unauthorized),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn mark_all_read(
@@ -291,8 +283,6 @@ pub struct NotificationPreferences {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Your preferences", body = NotificationPreferences),
-        (status = 401, response = Unauthorized),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn get_preferences(
@@ -324,9 +314,7 @@ pub struct UpdatePreferences {
     request_body = UpdatePreferences,
     responses(
         (status = 200, description = "Your preferences", body = NotificationPreferences),
-        (status = 401, response = Unauthorized),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn update_preferences(
@@ -391,11 +379,9 @@ pub struct PersonalMessageSent {
     request_body = PersonalMessage,
     responses(
         (status = 201, description = "Sent to the member's inbox and devices", body = PersonalMessageSent),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn personal_message(

@@ -102,7 +102,6 @@ pub async fn openapi_json(Extension(spec): Extension<SpecJson>) -> Response {
     security(()),
     responses(
         (status = 200, description = "Metrics in Prometheus text format", content_type = "text/plain"),
-        (status = 500, response = crate::openapi::Internal),
     )
 )]
 pub async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {

@@ -17,7 +17,7 @@ use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::idempotency::{HoldsSecret, IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json, Role};
-use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::openapi::{Conflict, Forbidden, NotFound, ValidationFailed};
 use crate::secrets::new_id;
 use crate::state::AppState;
 use crate::store::Store;
@@ -48,8 +48,6 @@ pub struct Organisation {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Your organisation", body = Organisation),
-        (status = 401, response = Unauthorized),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn get_organisation(
@@ -117,9 +115,7 @@ impl StaffRow {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The staff", body = StaffList),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn list_staff(
@@ -193,11 +189,9 @@ pub struct StaffCreated {
     request_body = CreateStaff,
     responses(
         (status = 201, description = "Created, with a setup code", body = StaffCreated),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 409, response = crate::openapi::ReplayRefused),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn create_staff(
@@ -294,11 +288,9 @@ pub struct SetupCode {
     params(("account_id" = String, Path, description = "The staff member's account id"), IdempotencyKey),
     responses(
         (status = 201, description = "A new setup code", body = SetupCode),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = crate::openapi::ReplayRefused),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn setup_code(
@@ -354,11 +346,9 @@ pub async fn setup_code(
     params(("account_id" = String, Path, description = "The staff member's account id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn remove_staff(

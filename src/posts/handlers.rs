@@ -15,7 +15,7 @@ use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::cursor::parse_limit;
 use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json, Query};
-use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::openapi::{Conflict, Forbidden, NotFound, ValidationFailed};
 use crate::posts::{
     FeedMark, FirstPage, POST_SELECT, POST_SELECT_WITH_SYNC, Post, PostPage, PostRow,
     as_one_json_row, load_post, next_change, post_access, reactions_of, render,
@@ -110,11 +110,9 @@ impl FeedQuery {
     params(("circle_id" = String, Path, description = "The circle's id"), FeedQuery),
     responses(
         (status = 200, description = "A page of posts", body = PostPage),
-        (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
         (status = 410, response = crate::openapi::ResyncRequired),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn feed(
@@ -329,11 +327,9 @@ pub struct CreatePost {
     request_body = CreatePost,
     responses(
         (status = 201, description = "The new post", body = Post),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn create_post(
@@ -402,9 +398,7 @@ pub async fn create_post(
     params(("post_id" = String, Path, description = "The post's id")),
     responses(
         (status = 200, description = "The post", body = Post),
-        (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn get_post(
@@ -430,12 +424,10 @@ pub struct EditPost {
     request_body = EditPost,
     responses(
         (status = 200, description = "The edited post", body = Post),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn edit_post(
@@ -475,10 +467,8 @@ pub async fn edit_post(
     params(("post_id" = String, Path, description = "The post's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn delete_post(
@@ -534,12 +524,10 @@ pub struct HidePost {
     request_body = HidePost,
     responses(
         (status = 200, description = "The hidden post", body = Post),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn hide_post(
@@ -583,10 +571,8 @@ pub async fn hide_post(
     params(("post_id" = String, Path, description = "The post's id")),
     responses(
         (status = 200, description = "The post, visible again", body = Post),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn unhide_post(

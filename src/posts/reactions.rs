@@ -9,7 +9,7 @@ use crate::circles::{access, record_activity};
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Caller, Json};
-use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::openapi::{Conflict, Forbidden, NotFound, ValidationFailed};
 use crate::posts::{Post, ReactionKind, load_post, post_access};
 use crate::state::AppState;
 use crate::store::cache::Scope;
@@ -29,12 +29,10 @@ fn parse_kind(kind: &str) -> ApiResult<ReactionKind> {
     ),
     responses(
         (status = 200, description = "The post with its reactions", body = Post),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn add_reaction(
@@ -85,11 +83,9 @@ pub async fn add_reaction(
     ),
     responses(
         (status = 200, description = "The post with its reactions", body = Post),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn remove_reaction(
@@ -137,11 +133,9 @@ pub struct ReadPosition {
     request_body = ReadPositionRequest,
     responses(
         (status = 200, description = "Your read position and unread count", body = ReadPosition),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn set_read_position(

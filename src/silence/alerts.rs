@@ -12,7 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::cursor::{Cursor, CursorQuery};
 use crate::http::time::parse_timestamp;
 use crate::http::{Caller, Json, Query, Role};
-use crate::openapi::{Conflict, Forbidden, Internal, NotFound, Unauthorized, ValidationFailed};
+use crate::openapi::{Conflict, Forbidden, NotFound, ValidationFailed};
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -234,10 +234,8 @@ pub struct AlertQuery {
     params(AlertQuery),
     responses(
         (status = 200, description = "Alerts", body = AlertList),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn list_alerts(
@@ -307,9 +305,7 @@ pub async fn list_alerts(
     params(("alert_id" = String, Path, description = "The alert's id")),
     responses(
         (status = 200, description = "The alert", body = Alert),
-        (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn get_alert(
@@ -359,10 +355,8 @@ async fn finish(
     params(("alert_id" = String, Path, description = "The alert's id")),
     responses(
         (status = 200, description = "Acknowledged", body = Alert),
-        (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn acknowledge(
@@ -399,11 +393,9 @@ pub struct SnoozeRequest {
     request_body = SnoozeRequest,
     responses(
         (status = 200, description = "Snoozed", body = Alert),
-        (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn snooze(
@@ -457,11 +449,9 @@ pub struct ResolveRequest {
     request_body = ResolveRequest,
     responses(
         (status = 200, description = "Resolved", body = Alert),
-        (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn resolve(
@@ -574,10 +564,8 @@ fn silence_start(last_activity_at: i64, away_until: Option<i64>) -> i64 {
     params(("circle_id" = String, Path, description = "The circle's id")),
     responses(
         (status = 200, description = "Each member's state", body = CircleOverview),
-        (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 500, response = Internal),
     )
 )]
 pub async fn overview(
