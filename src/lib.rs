@@ -25,6 +25,7 @@ pub mod config;
 pub mod devices;
 pub mod error;
 pub mod http;
+pub mod ids;
 pub mod jobs;
 pub mod metrics;
 pub mod notifications;

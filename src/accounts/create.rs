@@ -5,7 +5,7 @@ use sqlx::AnyConnection;
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::Role;
-use crate::secrets::new_id;
+use crate::ids::AccountId;
 
 use super::types::{Locale, TimeZoneName};
 
@@ -20,13 +20,17 @@ pub struct NewMember<'a> {
 }
 
 /// Creates a member's account and returns its id; 409 `login_name_taken`.
-pub async fn member(conn: &mut AnyConnection, new: NewMember<'_>, now: i64) -> ApiResult<String> {
-    let id = new_id();
+pub async fn member(
+    conn: &mut AnyConnection,
+    new: NewMember<'_>,
+    now: i64,
+) -> ApiResult<AccountId> {
+    let id = AccountId::generate();
     sqlx::query(
         "INSERT INTO accounts (id, organisation_id, role, login_name, password_hash, locale, time_zone, created_at)
          VALUES ($1, $2, 'member', $3, $4, $5, $6, $7)",
     )
-    .bind(&id)
+    .bind(id.as_str())
     .bind(new.organisation_id)
     .bind(new.login_name)
     .bind(new.password_hash)
@@ -54,7 +58,7 @@ pub struct NewStaff<'a> {
 /// Creates a staff account with id `id`; 409 `email_taken`.
 pub async fn staff(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &AccountId,
     new: NewStaff<'_>,
     now: i64,
 ) -> ApiResult<()> {
@@ -62,7 +66,7 @@ pub async fn staff(
         "INSERT INTO accounts (id, organisation_id, role, display_name, email, locale, time_zone, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(id)
+    .bind(id.as_str())
     .bind(new.organisation_id)
     .bind(new.role.as_str())
     .bind(new.display_name)

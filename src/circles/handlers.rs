@@ -16,6 +16,7 @@ use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::cursor::{Cursor, CursorQuery, next_cursor};
 use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json, Query, Role};
+use crate::ids::CircleId;
 use crate::openapi::{Forbidden, NotFound, ValidationFailed};
 use crate::secrets::new_id;
 use crate::state::AppState;
@@ -475,7 +476,7 @@ pub async fn update_circle(
     let access = access(&mut tx, &caller, &circle_id).await?;
     access.require_staff()?;
     let id = access.circle_id.as_str();
-    settings::change(&mut tx, id, changes, now).await?;
+    settings::change(&mut tx, &CircleId::from(id), changes, now).await?;
     let circle = load_circle(&mut tx, id, &caller.account_id).await?;
     tx.commit().await?;
     Ok(axum::Json(circle))

@@ -18,6 +18,7 @@ use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::auth::MaybeCaller;
 use crate::http::idempotency::{HoldsSecret, IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json, Role};
+use crate::ids::{AccountId, CircleId};
 use crate::openapi::{Forbidden, Gone, NotFound, Unauthorized, ValidationFailed};
 use crate::secrets::{canonical_code, hash_token, new_code, new_id};
 use crate::state::AppState;
@@ -531,14 +532,16 @@ pub async fn join(
                 locale,
                 time_zone: &tz,
             };
-            crate::accounts::create::member(&mut tx, new, now).await?
+            crate::accounts::create::member(&mut tx, new, now)
+                .await?
+                .into_string()
         }
     };
 
     let membership_id = membership::enrol(
         &mut tx,
-        &invite.circle_id,
-        &account_id,
+        &CircleId::from(invite.circle_id.as_str()),
+        &AccountId::from(account_id.as_str()),
         &pseudonym,
         EnrolAs::Member {
             consent_version: invite.agreement_version,
@@ -546,6 +549,7 @@ pub async fn join(
         now,
     )
     .await?;
+    let membership_id = membership_id.into_string();
     let tokens = match caller {
         Some(_) => None,
         None => Some(open_session(&mut tx, &state, &account_id).await?),

@@ -12,6 +12,7 @@ use crate::clock::{from_ms, opt_from_ms};
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::time::parse_timestamp;
 use crate::http::{Caller, Json};
+use crate::ids::{CircleId, MembershipId};
 use crate::openapi::{Conflict, Forbidden, NotFound, ValidationFailed};
 use crate::state::AppState;
 
@@ -416,7 +417,11 @@ pub async fn update_membership(
     let mut tx = state.store.begin().await?;
     let access = access(&mut tx, &caller, &circle_id).await?;
     let id = access.membership_id()?.to_owned();
-    membership::change(&mut tx, &access.circle_id, &id, changes, now).await?;
+    let (circle, membership) = (
+        CircleId::from(access.circle_id.as_str()),
+        MembershipId::from(id.as_str()),
+    );
+    membership::change(&mut tx, &circle, &membership, changes, now).await?;
     let view = load_member(&mut tx, &id, now).await?;
     tx.commit().await?;
     Ok(axum::Json(view))
@@ -463,7 +468,11 @@ pub async fn consent(
             ),
         ));
     }
-    membership::consent(&mut tx, &access.circle_id, &id, req.version, now).await?;
+    let (circle, membership) = (
+        CircleId::from(access.circle_id.as_str()),
+        MembershipId::from(id.as_str()),
+    );
+    membership::consent(&mut tx, &circle, &membership, req.version, now).await?;
     let view = load_member(&mut tx, &id, now).await?;
     tx.commit().await?;
     Ok(axum::Json(view))
@@ -489,7 +498,11 @@ pub async fn leave(
     let mut tx = state.store.begin().await?;
     let access = access(&mut tx, &caller, &circle_id).await?;
     let id = access.membership_id()?.to_owned();
-    membership::leave(&mut tx, &access.circle_id, &id, now).await?;
+    let (circle, membership) = (
+        CircleId::from(access.circle_id.as_str()),
+        MembershipId::from(id.as_str()),
+    );
+    membership::leave(&mut tx, &circle, &membership, now).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,7 +5,7 @@
 //! forget either.
 
 use crate::error::{ApiError, ApiResult};
-use crate::secrets::new_id;
+use crate::ids::{AccountId, CircleId, MembershipId};
 use crate::silence::engine;
 use crate::store::Tx;
 use crate::store::cache::Scope;
@@ -27,12 +27,13 @@ pub enum EnrolAs {
 /// 409 `pseudonym_taken` when the name looks like one in use.
 pub async fn enrol(
     tx: &mut Tx,
-    circle_id: &str,
-    account_id: &str,
+    circle: &CircleId,
+    account: &AccountId,
     pseudonym: &Pseudonym,
     role: EnrolAs,
     now: i64,
-) -> ApiResult<String> {
+) -> ApiResult<MembershipId> {
+    let (circle_id, account_id) = (circle.as_str(), account.as_str());
     // A returning member comes back with a new pseudonym on their posts.
     tx.touch(Scope::Circle(circle_id.to_owned()));
     let (role_name, consent) = match role {
@@ -74,7 +75,7 @@ pub async fn enrol(
         .await
         .map(|_| id),
         None => {
-            let id = new_id();
+            let id = MembershipId::generate().into_string();
             sqlx::query(
                 "INSERT INTO memberships (id, circle_id, account_id, role, pseudonym, pseudonym_key,
                     consent_version, consented_at, last_activity_at, last_read_at, joined_at, updated_at)
@@ -96,7 +97,7 @@ pub async fn enrol(
     };
     let id = written.map_err(pseudonym_taken)?;
     engine::reschedule(tx, &id, now).await?;
-    Ok(id)
+    Ok(MembershipId::from(id))
 }
 
 /// What a member changes about their own membership; `None` leaves a field.
@@ -112,11 +113,12 @@ pub struct Changes {
 /// nudges in one statement, then the break, then the schedule.
 pub async fn change(
     tx: &mut Tx,
-    circle_id: &str,
-    membership_id: &str,
+    circle: &CircleId,
+    membership: &MembershipId,
     changes: Changes,
     now: i64,
 ) -> ApiResult<()> {
+    let (circle_id, membership_id) = (circle.as_str(), membership.as_str());
     // Posts and member lists show the pseudonym.
     tx.touch(Scope::Circle(circle_id.to_owned()));
     if changes.pseudonym.is_some() || changes.nudges_enabled.is_some() {
@@ -146,11 +148,12 @@ pub async fn change(
 /// Records a member's consent to agreement `version`.
 pub async fn consent(
     tx: &mut Tx,
-    circle_id: &str,
-    membership_id: &str,
+    circle: &CircleId,
+    membership: &MembershipId,
     version: i64,
     now: i64,
 ) -> ApiResult<()> {
+    let (circle_id, membership_id) = (circle.as_str(), membership.as_str());
     tx.touch(Scope::Circle(circle_id.to_owned()));
     sqlx::query(
         "UPDATE memberships SET consent_version = $1, consented_at = $2, updated_at = $2 WHERE id = $3",
@@ -165,7 +168,13 @@ pub async fn consent(
 
 /// Takes a membership out of its circle (the member leaves, or a
 /// coordinator removes a worker). Returns whether it was in the circle.
-pub async fn leave(tx: &mut Tx, circle_id: &str, membership_id: &str, now: i64) -> ApiResult<bool> {
+pub async fn leave(
+    tx: &mut Tx,
+    circle: &CircleId,
+    membership: &MembershipId,
+    now: i64,
+) -> ApiResult<bool> {
+    let (circle_id, membership_id) = (circle.as_str(), membership.as_str());
     tx.touch(Scope::Circle(circle_id.to_owned()));
     let left = sqlx::query(
         "UPDATE memberships SET left_at = $1, updated_at = $1 WHERE id = $2 AND left_at IS NULL",
@@ -181,7 +190,8 @@ pub async fn leave(tx: &mut Tx, circle_id: &str, membership_id: &str, now: i64) 
 
 /// Takes an account out of every circle it is in (a staff member removed
 /// from the organisation).
-pub async fn leave_all(tx: &mut Tx, account_id: &str, now: i64) -> ApiResult<()> {
+pub async fn leave_all(tx: &mut Tx, account: &AccountId, now: i64) -> ApiResult<()> {
+    let account_id = account.as_str();
     let memberships: Vec<(String, String)> = sqlx::query_as(
         "SELECT id, circle_id FROM memberships WHERE account_id = $1 AND left_at IS NULL",
     )
@@ -189,7 +199,7 @@ pub async fn leave_all(tx: &mut Tx, account_id: &str, now: i64) -> ApiResult<()>
     .fetch_all(&mut **tx)
     .await?;
     for (id, circle_id) in memberships {
-        leave(tx, &circle_id, &id, now).await?;
+        leave(tx, &CircleId::from(circle_id), &MembershipId::from(id), now).await?;
     }
     Ok(())
 }

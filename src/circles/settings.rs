@@ -4,6 +4,7 @@
 //! circle's read-cache scope, so no caller can forget either.
 
 use crate::error::{ApiError, ApiResult};
+use crate::ids::CircleId;
 use crate::silence::engine;
 use crate::store::Tx;
 use crate::store::cache::Scope;
@@ -24,13 +25,14 @@ pub struct CircleChanges {
     pub agreement_text: Option<String>,
 }
 
-/// Writes `changes` to circle `circle_id`.
+/// Writes `changes` to `circle`.
 pub async fn change(
     tx: &mut Tx,
-    circle_id: &str,
+    circle: &CircleId,
     changes: CircleChanges,
     now: i64,
 ) -> ApiResult<()> {
+    let circle_id = circle.as_str();
     tx.touch(Scope::Circle(circle_id.to_owned()));
     sqlx::query(
         "UPDATE circles SET name = COALESCE($1, name), theme = COALESCE($2, theme),

@@ -12,6 +12,7 @@ use crate::circles::members::{MemberView, Pseudonym, load_member};
 use crate::error::{ApiError, ApiResult};
 use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json};
+use crate::ids::{AccountId, CircleId, MembershipId};
 use crate::openapi::{Conflict, Forbidden, NotFound, ValidationFailed};
 use crate::state::AppState;
 use crate::store::Tx;
@@ -98,7 +99,9 @@ pub(super) async fn add_worker_membership(
                 .map_err(ApiError::Internal)?
         }
     };
-    membership::enrol(tx, circle_id, account_id, &pseudonym, EnrolAs::Worker, now).await
+    let (circle, account) = (CircleId::from(circle_id), AccountId::from(account_id));
+    let id = membership::enrol(tx, &circle, &account, &pseudonym, EnrolAs::Worker, now).await?;
+    Ok(id.into_string())
 }
 
 /// Coordinators: a worker leaves this circle.
@@ -135,7 +138,8 @@ pub async fn remove_worker(
     let Some(worker) = worker else {
         return Err(ApiError::NotFound("worker"));
     };
-    membership::leave(&mut tx, &access.circle_id, &worker, now).await?;
+    let circle = CircleId::from(access.circle_id.as_str());
+    membership::leave(&mut tx, &circle, &MembershipId::from(worker), now).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -17,6 +17,7 @@ use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::idempotency::{HoldsSecret, IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json, Role};
+use crate::ids::AccountId;
 use crate::openapi::{Conflict, Forbidden, NotFound, ValidationFailed};
 use crate::secrets::new_id;
 use crate::state::AppState;
@@ -234,7 +235,7 @@ pub async fn create_staff(
         locale,
         time_zone: &tz,
     };
-    create::staff(&mut tx, &id, new, now).await?;
+    create::staff(&mut tx, &AccountId::from(id.as_str()), new, now).await?;
     let (code, expires) = create_code(
         &mut tx,
         now,
@@ -378,7 +379,8 @@ pub async fn remove_staff(
     if removed == 0 {
         return Err(ApiError::NotFound("staff member"));
     }
-    crate::circles::membership::leave_all(&mut tx, &account_id, now).await?;
+    crate::circles::membership::leave_all(&mut tx, &AccountId::from(account_id.as_str()), now)
+        .await?;
     crate::accounts::sessions::revoke_sessions(&mut tx, now, &account_id, None, "removed").await?;
     crate::accounts::sessions::revoke_codes(&mut tx, now, &account_id).await?;
     tx.commit().await?;
@@ -449,7 +451,7 @@ pub async fn bootstrap(
         locale,
         time_zone: &tz,
     };
-    create::staff(&mut tx, &coordinator_id, new, now).await?;
+    create::staff(&mut tx, &AccountId::from(coordinator_id.as_str()), new, now).await?;
     let (setup_code, _) = create_code(
         &mut tx,
         now,
