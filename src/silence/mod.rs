@@ -8,6 +8,7 @@
 //! - [`engine`]: scheduling and firing steps, alerts, escalation.
 //! - [`alerts`]: the workers' alert API and the circle overview.
 
+pub mod alerting;
 pub mod alerts;
 pub mod engine;
 pub mod ladder;
