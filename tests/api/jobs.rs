@@ -1,5 +1,5 @@
 //! The job runner: a round or a push send that panics is logged with the
-//! job's name, and the work goes on.
+//! job's name, and the work goes on; the one claim of due work.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,6 +11,7 @@ use jiff::SignedDuration;
 use kring::jobs::Job;
 use kring::push::{Attempt, DeviceTarget, Provider, Providers, PushMessage};
 use kring::state::AppState;
+use kring::store::claim::Queue;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -172,3 +173,80 @@ both_backends!(
     a_panicking_send_is_logged_and_sent_after_its_lease,
     flavor = "current_thread"
 );
+
+/// A table of chores, due at `due_at`, claimed under `lease_until`.
+const CHORES: Queue = Queue {
+    table: "chores",
+    due: "due_at",
+    lease: "lease_until",
+    lease_ms: 1000,
+    waiting: Some("done = 0"),
+    claimable: Some("kind <> 'blocked'"),
+    on_claim: Some("tries = tries + 1, claimed_at = $2"),
+};
+
+async fn claim_due_takes_due_unleased_rows_earliest_first(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let store = &app.state.store;
+    sqlx::query(
+        "CREATE TABLE chores (id TEXT PRIMARY KEY, kind TEXT NOT NULL, done BIGINT NOT NULL,
+             due_at BIGINT, lease_until BIGINT, tries BIGINT NOT NULL DEFAULT 0, claimed_at BIGINT)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    for (id, kind, done, due_at) in [
+        ("early", "x", 0, Some(50)),
+        ("later", "x", 0, Some(100)),
+        ("other", "y", 0, Some(150)),
+        ("blocked", "blocked", 0, Some(10)),
+        ("done", "x", 1, Some(20)),
+        ("future", "x", 0, Some(5000)),
+        ("never", "x", 0, None),
+    ] {
+        sqlx::query("INSERT INTO chores (id, kind, done, due_at) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(kind)
+            .bind(done)
+            .bind(due_at)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    let claim = async |now: i64, limit: i64, only: Option<&str>| {
+        let mut ids = store
+            .claim_due(&CHORES, now, limit, only.map(|kind| ("kind", kind)))
+            .await
+            .unwrap();
+        ids.sort();
+        ids
+    };
+
+    assert!(claim(5, 10, None).await.is_empty(), "nothing due yet");
+    assert_eq!(claim(200, 1, None).await, ["early"], "earliest first, up to the limit");
+    assert_eq!(claim(200, 10, Some("y")).await, ["other"], "only the kind asked for");
+    assert_eq!(claim(200, 10, None).await, ["later"], "leased rows are skipped");
+    assert!(claim(1000, 10, None).await.is_empty(), "leases hold");
+    assert_eq!(
+        claim(1201, 10, Some("x")).await,
+        ["early", "later"],
+        "a lease that ran out is claimed again"
+    );
+    let rows: Vec<(String, i64, Option<i64>, Option<i64>)> =
+        sqlx::query_as("SELECT id, tries, claimed_at, lease_until FROM chores ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    let claimed: Vec<_> = rows.into_iter().filter(|r| r.1 > 0).collect();
+    assert_eq!(
+        claimed,
+        [
+            ("early".to_owned(), 2, Some(1201), Some(2201)),
+            ("later".to_owned(), 2, Some(1201), Some(2201)),
+            ("other".to_owned(), 1, Some(200), Some(1200)),
+        ],
+        "each claim sets the lease and its other assignments"
+    );
+    app.stop().await;
+}
+both_backends!(claim_due_takes_due_unleased_rows_earliest_first);
