@@ -162,9 +162,15 @@ async fn a_panicking_send_is_logged_and_sent_after_its_lease(backend: Backend) {
     assert_eq!(w.delivery(&device).await.0, "pending", "nothing recorded");
 
     // The delivery keeps its lease, then goes out.
-    assert_eq!(kring::jobs::delivery::run_until_idle(&state).await.unwrap(), 0);
+    assert_eq!(
+        kring::jobs::delivery::run_until_idle(&state).await.unwrap(),
+        0
+    );
     w.app.advance(SignedDuration::from_secs(61));
-    assert_eq!(kring::jobs::delivery::run_until_idle(&state).await.unwrap(), 1);
+    assert_eq!(
+        kring::jobs::delivery::run_until_idle(&state).await.unwrap(),
+        1
+    );
     assert_eq!(w.fcm.received_count(), 1);
     assert_eq!(w.delivery(&device).await.0, "delivered");
     w.app.stop().await;
@@ -223,9 +229,21 @@ async fn claim_due_takes_due_unleased_rows_earliest_first(backend: Backend) {
     };
 
     assert!(claim(5, 10, None).await.is_empty(), "nothing due yet");
-    assert_eq!(claim(200, 1, None).await, ["early"], "earliest first, up to the limit");
-    assert_eq!(claim(200, 10, Some("y")).await, ["other"], "only the kind asked for");
-    assert_eq!(claim(200, 10, None).await, ["later"], "leased rows are skipped");
+    assert_eq!(
+        claim(200, 1, None).await,
+        ["early"],
+        "earliest first, up to the limit"
+    );
+    assert_eq!(
+        claim(200, 10, Some("y")).await,
+        ["other"],
+        "only the kind asked for"
+    );
+    assert_eq!(
+        claim(200, 10, None).await,
+        ["later"],
+        "leased rows are skipped"
+    );
     assert!(claim(1000, 10, None).await.is_empty(), "leases hold");
     assert_eq!(
         claim(1201, 10, Some("x")).await,
