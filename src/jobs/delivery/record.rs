@@ -208,18 +208,16 @@ async fn record(
             if next >= row.expires_at {
                 return finish(conn, now, &row.id, "expired", label, attempt.status).await;
             }
-            sqlx::query(
+            release(
+                conn,
                 "UPDATE deliveries SET not_before = $1, lease_until = NULL, outcome = $2, last_status = $3, updated_at = $4
                  WHERE id = $5",
+                next,
+                now,
+                row,
+                attempt,
             )
-            .bind(next)
-            .bind(label)
-            .bind(attempt.status.map(i64::from))
-            .bind(now)
-            .bind(&row.id)
-            .execute(conn)
-            .await?;
-            Ok(())
+            .await
         }
         Outcome::FixCredentials => {
             sqlx::query(
@@ -235,21 +233,41 @@ async fn record(
             .await?;
             // Not the token's fault: this attempt does not count (set, not
             // decremented, so that a repeated write counts it out once).
-            sqlx::query(
+            release(
+                conn,
                 "UPDATE deliveries SET lease_until = NULL, attempts = $1, outcome = $2, last_status = $3,
                         updated_at = $4
                  WHERE id = $5",
+                row.attempts - 1,
+                now,
+                row,
+                attempt,
             )
-            .bind(row.attempts - 1)
-            .bind(label)
-            .bind(attempt.status.map(i64::from))
-            .bind(now)
-            .bind(&row.id)
-            .execute(conn)
-            .await?;
-            Ok(())
+            .await
         }
     }
+}
+
+/// Gives a delivery back to the outbox for a later attempt: `sql` clears
+/// the lease, records the attempt's outcome (`$2`, `$3`) at `now` (`$4`)
+/// and sets one more column to `value` (`$1`).
+async fn release(
+    conn: &mut AnyConnection,
+    sql: &'static str,
+    value: i64,
+    now: i64,
+    row: &Claimed,
+    attempt: &Attempt,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(sql)
+        .bind(value)
+        .bind(attempt.outcome.label())
+        .bind(attempt.status.map(i64::from))
+        .bind(now)
+        .bind(&row.id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Exponential backoff with ±20% jitter: 30 s, 1 min, 2 min, … up to 1 hour.
