@@ -9,7 +9,7 @@
 //!   [`circles`] (with invites and memberships), [`posts`], [`checkins`],
 //!   [`devices`], [`notifications`] (the inbox and its producers).
 //! - [`push`]: providers behind one trait and the response classification;
-//!   [`jobs`]: the delivery workers and the scheduler; [`metrics`]: `/metrics`.
+//!   [`jobs`]: delivery, the scheduler and upkeep, run by one loop; [`metrics`]: `/metrics`.
 //! - [`silence`]: the silence engine: nudges, alerts, escalation.
 //! - [`clock`]: injected time, so tests move days in milliseconds.
 //!
@@ -51,6 +51,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
+
+pub use crate::jobs::upkeep::upkeep_once;
 
 /// Applies every pending migration, then brings up to date, once, the
 /// stored data that SQL cannot compute (recorded in `data_upgrades`).
@@ -108,8 +110,8 @@ pub enum RunError {
     Push(String),
 }
 
-/// Serves the API with background upkeep until `shutdown` completes, then
-/// drains requests and tasks.
+/// Serves the API with its background jobs until `shutdown` completes, then
+/// drains requests and jobs.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
@@ -117,10 +119,17 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    tracker.spawn(upkeep(state.clone(), cancel.clone()));
+    let mut background = vec![jobs::start(jobs::upkeep::Upkeep, &state, &cancel)];
     if state.config.run_jobs {
-        tracker.spawn(jobs::delivery::run(state.clone(), cancel.clone()));
-        tracker.spawn(jobs::silence::run(state.clone(), cancel.clone()));
+        background.push(jobs::start(
+            jobs::delivery::Delivery::new(&state),
+            &state,
+            &cancel,
+        ));
+        background.push(jobs::start(jobs::silence::Scheduler, &state, &cancel));
+    }
+    for job in background {
+        tracker.spawn(job);
     }
 
     let config = state.config.clone();
@@ -142,41 +151,4 @@ pub async fn serve(
         tracing::warn!("background tasks did not stop within 10 s");
     }
     result
-}
-
-/// Periodic housekeeping: forget expired idempotency keys, access tokens and
-/// login failures.
-async fn upkeep(state: AppState, cancel: CancellationToken) {
-    loop {
-        if let Err(err) = upkeep_once(&state).await {
-            tracing::warn!(error = %err, "upkeep failed; will retry");
-        }
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(600)) => {}
-        }
-    }
-}
-
-/// One round of housekeeping; returns how many rows it removed.
-pub async fn upkeep_once(state: &AppState) -> Result<u64, sqlx::Error> {
-    let now = state.now_ms();
-    let pool = state.store.pool();
-    let mut removed = http::idempotency::sweep(state).await?;
-    removed += sqlx::query("DELETE FROM access_tokens WHERE expires_at < $1")
-        .bind(now)
-        .execute(pool)
-        .await?
-        .rows_affected();
-    removed += sqlx::query("DELETE FROM login_failures WHERE failed_at < $1")
-        .bind(now - 86_400_000)
-        .execute(pool)
-        .await?
-        .rows_affected();
-    removed += sqlx::query("DELETE FROM login_throttles WHERE locked_at < $1")
-        .bind(now - 86_400_000)
-        .execute(pool)
-        .await?
-        .rows_affected();
-    Ok(removed)
 }

@@ -5,16 +5,26 @@
 
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
+use crate::jobs::{Job, Progress};
 use crate::silence::engine;
 use crate::state::AppState;
-use crate::store::Backend;
+use crate::store::claim::Queue;
 
 /// How long a claim on a membership lasts.
 pub const LEASE_MS: i64 = 60_000;
 /// How many memberships one round claims.
 pub const BATCH: i64 = 500;
+
+/// Memberships wait for their next step in `next_step_due_at` (indexed).
+const SCHEDULE: Queue = Queue {
+    table: "memberships",
+    due: "next_step_due_at",
+    lease: "schedule_lease_until",
+    lease_ms: LEASE_MS,
+    waiting: None,
+    claimable: None,
+    on_claim: None,
+};
 
 /// What a tick did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -25,40 +35,44 @@ pub struct Tick {
     pub woken: usize,
 }
 
+impl Progress for Tick {
+    fn is_idle(&self) -> bool {
+        self.claimed == 0 && self.escalated == 0 && self.woken == 0
+    }
+
+    fn add(&mut self, other: Self) {
+        self.claimed += other.claimed;
+        self.fired += other.fired;
+        self.escalated += other.escalated;
+        self.woken += other.woken;
+    }
+}
+
+/// The scheduler as a job: a tick a second while nothing is due.
+pub struct Scheduler;
+
+impl Job for Scheduler {
+    type Progress = Tick;
+
+    fn name(&self) -> &'static str {
+        "scheduler"
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    async fn run_once(&self, state: &AppState) -> Result<Tick, sqlx::Error> {
+        tick(state).await
+    }
+}
+
 /// Claims up to `limit` memberships with a due step.
 pub async fn claim(state: &AppState, limit: i64) -> Result<Vec<String>, sqlx::Error> {
-    let now = state.now_ms();
-    let lock = match state.store.backend() {
-        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-        Backend::Sqlite => "",
-    };
-    // The earliest due time is one index lookup whatever the query plan (a
-    // `<= now LIMIT 1` probe may be planned as a scan on PostgreSQL).
-    let earliest: Option<i64> = sqlx::query_scalar("SELECT MIN(next_step_due_at) FROM memberships")
-        .fetch_one(state.store.pool())
-        .await?;
-    if earliest.is_none_or(|t| t > now) {
-        return Ok(Vec::new());
-    }
-    let mut tx = state.store.begin().await?;
-    let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "UPDATE memberships SET schedule_lease_until = $1
-         WHERE id IN (
-             SELECT id FROM memberships
-             WHERE next_step_due_at <= $2 AND (schedule_lease_until IS NULL OR schedule_lease_until < $2)
-             ORDER BY next_step_due_at
-             LIMIT $3
-             {lock}
-         )
-         RETURNING id"
-    )))
-    .bind(now + LEASE_MS)
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(ids)
+    state
+        .store
+        .claim_due(&SCHEDULE, state.now_ms(), limit, None)
+        .await
 }
 
 /// One round: fire due steps, escalate and wake alerts.
@@ -106,28 +120,5 @@ pub async fn tick(state: &AppState) -> Result<Tick, sqlx::Error> {
 
 /// Ticks until nothing is due: for tests.
 pub async fn run_until_idle(state: &AppState) -> Result<Tick, sqlx::Error> {
-    let mut total = Tick::default();
-    loop {
-        let t = tick(state).await?;
-        total.claimed += t.claimed;
-        total.fired += t.fired;
-        total.escalated += t.escalated;
-        total.woken += t.woken;
-        if t.claimed == 0 && t.escalated == 0 && t.woken == 0 {
-            return Ok(total);
-        }
-    }
-}
-
-/// The production loop: a tick a second; stops between ticks when cancelled.
-pub async fn run(state: AppState, cancel: CancellationToken) {
-    loop {
-        if let Err(err) = tick(&state).await {
-            tracing::warn!(error = %err, "scheduler tick failed; will retry");
-        }
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
+    crate::jobs::run_until_idle(&Scheduler, state).await
 }

@@ -3,9 +3,10 @@
 //! Every query is written once with `$1` placeholders and portable column types
 //! (TEXT ids, BIGINT epoch-millisecond times and 0/1 flags) and runs through
 //! sqlx's `Any` driver on both SQLite and PostgreSQL. Backend differences stay
-//! in this module.
+//! in this module: transactions here, claiming due work in [`claim`].
 
 pub mod cache;
+pub mod claim;
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
@@ -305,21 +306,4 @@ mod tests {
 }
 
 #[cfg(test)]
-mod migration_tests {
-    /// Both backends must have the same migrations: same versions, same names.
-    #[test]
-    fn sqlite_and_postgres_migrations_are_in_step() {
-        let names = |dir: &str| {
-            let mut v: Vec<String> =
-                std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
-                    .expect("migrations folder")
-                    .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-                    .collect();
-            v.sort();
-            v
-        };
-        let sqlite = names("sqlite");
-        assert!(!sqlite.is_empty());
-        assert_eq!(sqlite, names("postgres"));
-    }
-}
+mod migration_tests;

@@ -13,6 +13,7 @@ mod checkins;
 mod circles;
 mod errors;
 mod idempotency;
+mod jobs;
 mod layout;
 mod limits;
 mod names;

@@ -20,17 +20,23 @@ pub enum Backend {
 }
 
 /// Runs an async test body once per backend: SQLite always, PostgreSQL when
-/// `KRING_TEST_POSTGRES_URL` is set.
+/// `KRING_TEST_POSTGRES_URL` is set. On two worker threads, unless the
+/// test names its runtime (`both_backends!(name, flavor = "current_thread")`
+/// for one that reads its own logs: a thread's log subscriber sees only
+/// that thread's tasks).
 #[macro_export]
 macro_rules! both_backends {
     ($name:ident) => {
+        $crate::both_backends!($name, flavor = "multi_thread", worker_threads = 2);
+    };
+    ($name:ident, $($runtime:tt)+) => {
         mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[tokio::test($($runtime)+)]
             async fn sqlite() {
                 super::$name($crate::support::Backend::Sqlite).await;
             }
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[tokio::test($($runtime)+)]
             async fn postgres() {
                 if $crate::support::postgres_url().is_none() {
                     eprintln!("KRING_TEST_POSTGRES_URL is not set; skipping the PostgreSQL run");
