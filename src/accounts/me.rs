@@ -9,8 +9,10 @@ use crate::accounts::types::{LocalTime, Locale, QuietHours, TimeZoneName, Workin
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::{Caller, Json, Role};
+use crate::ids::AccountId;
 use crate::openapi::ValidationFailed;
 use crate::state::AppState;
+use crate::store::Tx;
 
 /// An account as its owner sees it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -257,52 +259,24 @@ pub async fn update_me(
             ));
         }
     }
-    if let Some(Some(locale)) = locale {
-        sqlx::query("UPDATE accounts SET locale = $1 WHERE id = $2")
-            .bind(locale.as_str())
-            .bind(&caller.account_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if let Some(Some(tz)) = tz {
-        sqlx::query("UPDATE accounts SET time_zone = $1 WHERE id = $2")
-            .bind(tz.as_str())
-            .bind(&caller.account_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if let Some((Some(start), Some(end))) = quiet {
-        sqlx::query("UPDATE accounts SET quiet_start_min = $1, quiet_end_min = $2 WHERE id = $3")
-            .bind(start.minutes())
-            .bind(end.minutes())
-            .bind(&caller.account_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if let Some(Some(reminder)) = reminder {
-        sqlx::query("UPDATE accounts SET reminder_time_min = $1 WHERE id = $2")
-            .bind(reminder.map(LocalTime::minutes))
-            .bind(&caller.account_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if let Some(Some((days, start, end))) = working {
-        sqlx::query("UPDATE accounts SET work_days = $1, work_start_min = $2, work_end_min = $3 WHERE id = $4")
-            .bind(days)
-            .bind(start)
-            .bind(end)
-            .bind(&caller.account_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if let Some(Some(name)) = display_name {
-        sqlx::query("UPDATE accounts SET display_name = $1 WHERE id = $2")
-            .bind(name)
-            .bind(&caller.account_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    crate::silence::engine::reschedule_account(&mut tx, &caller.account_id, now).await?;
+    let changes = AccountChanges {
+        locale: locale.flatten().map(Locale::as_str),
+        time_zone: tz.flatten().map(|t| t.as_str().to_owned()),
+        quiet_hours: match quiet {
+            Some((Some(start), Some(end))) => Some((start.minutes(), end.minutes())),
+            _ => None,
+        },
+        reminder_time: reminder.flatten().map(|r| r.map(LocalTime::minutes)),
+        working_hours: working.flatten(),
+        display_name: display_name.flatten(),
+    };
+    write_settings(
+        &mut tx,
+        &AccountId::from(caller.account_id.as_str()),
+        changes,
+        now,
+    )
+    .await?;
     let me = load_me(&mut tx, &caller.account_id).await?;
     tx.commit().await?;
     Ok(axum::Json(me))
@@ -319,4 +293,60 @@ pub fn validate_display_name(name: &str) -> Result<String, String> {
         return Err("must be 1 to 80 characters".into());
     }
     Ok(name.to_owned())
+}
+
+/// What an account changes about itself; `None` leaves a setting.
+#[derive(Debug, Default)]
+pub struct AccountChanges {
+    pub locale: Option<&'static str>,
+    pub time_zone: Option<String>,
+    /// Start and end, in minutes after midnight.
+    pub quiet_hours: Option<(i64, i64)>,
+    /// `Some(None)` clears the reminder time.
+    pub reminder_time: Option<Option<i64>>,
+    /// Weekdays (`"12345"`), start and end minute.
+    pub working_hours: Option<(String, i64, i64)>,
+    pub display_name: Option<String>,
+}
+
+/// Writes an account's settings in one statement and reschedules every
+/// membership of it (quiet hours, time zone and reminder time move nudges;
+/// working hours move alerts), so no caller can forget.
+pub async fn write_settings(
+    tx: &mut Tx,
+    account: &AccountId,
+    changes: AccountChanges,
+    now: i64,
+) -> ApiResult<()> {
+    let (quiet_start, quiet_end) = changes.quiet_hours.unzip();
+    let (work_days, work_start, work_end) = match changes.working_hours {
+        Some((days, start, end)) => (Some(days), Some(start), Some(end)),
+        None => (None, None, None),
+    };
+    sqlx::query(
+        "UPDATE accounts SET locale = COALESCE($1, locale), time_zone = COALESCE($2, time_zone),
+                quiet_start_min = COALESCE($3, quiet_start_min),
+                quiet_end_min = COALESCE($4, quiet_end_min),
+                reminder_time_min = CASE WHEN $5 = 1 THEN $6 ELSE reminder_time_min END,
+                work_days = COALESCE($7, work_days),
+                work_start_min = COALESCE($8, work_start_min),
+                work_end_min = COALESCE($9, work_end_min),
+                display_name = COALESCE($10, display_name)
+         WHERE id = $11",
+    )
+    .bind(changes.locale)
+    .bind(changes.time_zone)
+    .bind(quiet_start)
+    .bind(quiet_end)
+    .bind(i64::from(changes.reminder_time.is_some()))
+    .bind(changes.reminder_time.flatten())
+    .bind(work_days)
+    .bind(work_start)
+    .bind(work_end)
+    .bind(changes.display_name)
+    .bind(account.as_str())
+    .execute(&mut **tx)
+    .await?;
+    crate::silence::engine::reschedule_account(tx, account.as_str(), now).await?;
+    Ok(())
 }

@@ -12,6 +12,7 @@ use crate::http::{Caller, Json};
 use crate::openapi::{Conflict, Forbidden, NotFound, ValidationFailed};
 use crate::posts::{Post, ReactionKind, load_post, post_access};
 use crate::state::AppState;
+use crate::store::Tx;
 use crate::store::cache::Scope;
 
 fn parse_kind(kind: &str) -> ApiResult<ReactionKind> {
@@ -45,25 +46,14 @@ pub async fn add_reaction(
     let mut tx = state.store.begin().await?;
     let (row, access) = post_access(&mut tx, &caller, &post_id).await?;
     let membership_id = access.membership_id()?.to_owned();
-    tx.touch(Scope::Circle(row.circle_id.clone()));
     if row.deleted_at.is_some() || row.hidden_at.is_some() {
         return Err(ApiError::conflict(
             "post_unavailable",
             "This post was deleted or hidden",
         ));
     }
-    let added = sqlx::query(
-        "INSERT INTO reactions (post_id, membership_id, kind, created_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (post_id, membership_id, kind) DO NOTHING",
-    )
-    .bind(&row.id)
-    .bind(&membership_id)
-    .bind(kind.as_str())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if added == 1 {
+    let added = add(&mut tx, &row.circle_id, &row.id, &membership_id, kind, now).await?;
+    if added {
         crate::notifications::on_reaction(&mut tx, now, &row.id, &membership_id, kind.as_str())
             .await?;
     }
@@ -97,13 +87,7 @@ pub async fn remove_reaction(
     let mut tx = state.store.begin().await?;
     let (row, access) = post_access(&mut tx, &caller, &post_id).await?;
     let membership_id = access.membership_id()?.to_owned();
-    tx.touch(Scope::Circle(row.circle_id.clone()));
-    sqlx::query("DELETE FROM reactions WHERE post_id = $1 AND membership_id = $2 AND kind = $3")
-        .bind(&row.id)
-        .bind(&membership_id)
-        .bind(kind.as_str())
-        .execute(&mut *tx)
-        .await?;
+    remove(&mut tx, &row.circle_id, &row.id, &membership_id, kind).await?;
     let post = load_post(&mut tx, &caller, &row.id).await?;
     tx.commit().await?;
     Ok(axum::Json(post))
@@ -178,4 +162,47 @@ pub async fn set_read_position(
             unread_count,
         }),
     ))
+}
+
+/// Adds a reaction (once per member and kind); returns whether it is new.
+/// The circle's cached feed shows reactions, so it is marked.
+async fn add(
+    tx: &mut Tx,
+    circle_id: &str,
+    post_id: &str,
+    membership_id: &str,
+    kind: ReactionKind,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    tx.touch(Scope::Circle(circle_id.to_owned()));
+    let added = sqlx::query(
+        "INSERT INTO reactions (post_id, membership_id, kind, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (post_id, membership_id, kind) DO NOTHING",
+    )
+    .bind(post_id)
+    .bind(membership_id)
+    .bind(kind.as_str())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(added == 1)
+}
+
+/// Takes a reaction back; the circle's cached feed is marked.
+async fn remove(
+    tx: &mut Tx,
+    circle_id: &str,
+    post_id: &str,
+    membership_id: &str,
+    kind: ReactionKind,
+) -> Result<(), sqlx::Error> {
+    tx.touch(Scope::Circle(circle_id.to_owned()));
+    sqlx::query("DELETE FROM reactions WHERE post_id = $1 AND membership_id = $2 AND kind = $3")
+        .bind(post_id)
+        .bind(membership_id)
+        .bind(kind.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
