@@ -433,3 +433,85 @@ async fn racing_readers_never_hide_a_committed_post(backend: Backend) {
     }
 }
 both_backends!(racing_readers_never_hide_a_committed_post);
+
+/// The writes that own their cache marks (circle settings, a member's own
+/// membership, coming back with an invite), each followed at once by the
+/// read it changes, from readers whose earlier reads filled the caches.
+async fn settings_and_memberships_are_seen_through_the_caches(backend: Backend) {
+    let Circle {
+        app,
+        worker,
+        circle,
+        zon,
+        maan,
+        ..
+    } = Circle::new(backend).await;
+    let check_ins = format!("/v1/circles/{circle}/checkins");
+    let pseudonyms = |r: &Value| -> Vec<String> {
+        items(r)
+            .iter()
+            .map(|c| c["pseudonym"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    app.post(&check_ins, zon.token(), json!({"mood": 4}))
+        .await
+        .expect(201);
+    app.post(&check_ins, maan.token(), json!({"mood": 2}))
+        .await
+        .expect(201);
+
+    // Check-ins are for workers only: Zon sees her own (and fills her
+    // cached access to the circle).
+    let seen = app.get(&check_ins, zon.token()).await.expect(200).body;
+    assert_eq!(pseudonyms(&seen), ["Zon"]);
+    // The circle shares check-ins with everyone now: Zon sees Maan's too.
+    app.patch(
+        &format!("/v1/circles/{circle}"),
+        worker.token(),
+        json!({"checkin_visibility": "circle"}),
+    )
+    .await
+    .expect(200);
+    let seen = app.get(&check_ins, zon.token()).await.expect(200).body;
+    assert_eq!(pseudonyms(&seen).len(), 2, "{seen}");
+
+    // A new name on her own membership is the name of her next check-in.
+    app.patch(
+        &format!("/v1/circles/{circle}/membership"),
+        zon.token(),
+        json!({"pseudonym": "Zonnetje"}),
+    )
+    .await
+    .expect(200);
+    let mine = app
+        .post(&check_ins, zon.token(), json!({"mood": 5}))
+        .await
+        .expect(201);
+    assert_eq!(mine.body["pseudonym"], "Zonnetje");
+
+    // Maan leaves and comes back under another name with a new invite: her
+    // access, and the name on her check-ins, are the new ones at once.
+    app.post(
+        &format!("/v1/circles/{circle}/membership/leave"),
+        maan.token(),
+        json!({}),
+    )
+    .await
+    .expect(204);
+    app.get(&check_ins, maan.token()).await.expect(404);
+    let code = app.invite(&worker, &circle, 1).await;
+    app.post(
+        "/v1/join",
+        maan.token(),
+        json!({"code": code, "pseudonym": "Maanlicht", "consent_version": 1}),
+    )
+    .await
+    .expect(201);
+    let back = app
+        .post(&check_ins, maan.token(), json!({"mood": 3}))
+        .await
+        .expect(201);
+    assert_eq!(back.body["pseudonym"], "Maanlicht");
+    app.stop().await;
+}
+both_backends!(settings_and_memberships_are_seen_through_the_caches);
