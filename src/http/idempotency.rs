@@ -312,20 +312,19 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
         // either: it says who may ask, not what the request did.
         return Ok(response);
     }
-    let (mut resp_parts, resp_body) = response.into_parts();
-    let resp_bytes = if resp_parts.extensions.get::<StoredInTx>().is_some() {
-        to_bytes(resp_body, usize::MAX)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
+    let mut response = if response.extensions().get::<StoredInTx>().is_some() {
+        // Kept in the handler's own transaction: nothing left to store.
+        response
     } else {
         // A handler without its own claim (a state change, a sign-in, a
         // refusal before any write): store its response now.
-        let Ok(resp_bytes) = to_bytes(resp_body, MAX_STORED_RESPONSE).await else {
+        let (parts, body) = response.into_parts();
+        let Ok(bytes) = to_bytes(body, MAX_STORED_RESPONSE).await else {
             return Err(ApiError::Internal(
                 "response too large to store for replay".into(),
             ));
         };
-        let (status, content_type, text) = stored_form(&resp_parts, &resp_bytes)?;
+        let (status, content_type, text) = stored_form(&parts, &bytes)?;
         sqlx::query(
             "INSERT INTO idempotency_keys
                  (scope, idem_key, fingerprint, created_at, status_code, content_type, response_body)
@@ -340,13 +339,13 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
         .bind(text)
         .execute(state.store.pool())
         .await?;
-        resp_bytes
+        Response::from_parts(parts, Body::from(bytes))
     };
-    resp_parts.headers.insert(
+    response.headers_mut().insert(
         HeaderName::from_static(REPLAYED_HEADER),
         HeaderValue::from_static("false"),
     );
-    Ok(Response::from_parts(resp_parts, Body::from(resp_bytes)))
+    Ok(response)
 }
 
 async fn lookup_caller(state: &AppState, token: &str) -> Result<Caller, ApiError> {

@@ -35,6 +35,16 @@ async fn read_to_close(stream: &mut TcpStream) -> Option<String> {
         .map(|_| String::from_utf8_lossy(&out).into_owned())
 }
 
+/// Sends `request` as raw bytes on a new connection and returns the status,
+/// the problem body and the whole raw answer.
+async fn raw_exchange(app: &TestApp, request: &[u8]) -> (u16, Value, String) {
+    let mut stream = TcpStream::connect(addr(app)).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let raw = read_to_close(&mut stream).await.expect("answered");
+    let (status, body) = problem(&raw);
+    (status, body, raw)
+}
+
 /// The status and problem body of a raw HTTP/1.1 response.
 fn problem(raw: &str) -> (u16, Value) {
     let status = raw
@@ -128,33 +138,22 @@ async fn the_servers_own_refusals_are_problems() {
         request.push_str(&format!("x-filler-{i}: {i}\r\n"));
     }
     request.push_str("\r\n");
-    let mut stream = TcpStream::connect(addr(&app)).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let raw = read_to_close(&mut stream).await.expect("answered");
-    let (status, body) = problem(&raw);
+    let (status, body, raw) = raw_exchange(&app, request.as_bytes()).await;
     assert_eq!(status, 431, "{raw}");
     assert_eq!(body["code"], "headers_too_large");
 
     // Bytes that are not text in the bearer token: 401 problem+json.
-    let mut stream = TcpStream::connect(addr(&app)).await.unwrap();
-    stream
-        .write_all(b"GET /v1/me HTTP/1.1\r\nHost: kring\r\nconnection: close\r\nAuthorization: Bearer \xff\xfe\x80\r\n\r\n")
-        .await
-        .unwrap();
-    let raw = read_to_close(&mut stream).await.expect("answered");
-    let (status, body) = problem(&raw);
+    let (status, body, raw) = raw_exchange(&app, b"GET /v1/me HTTP/1.1\r\nHost: kring\r\nconnection: close\r\nAuthorization: Bearer \xff\xfe\x80\r\n\r\n").await;
     assert_eq!(status, 401, "{raw}");
     assert_eq!(body["code"], "unauthenticated");
 
     // A control byte in a header is not HTTP at all: hyper refuses it, and
     // its bare 400 goes out as problem+json.
-    let mut stream = TcpStream::connect(addr(&app)).await.unwrap();
-    stream
-        .write_all(b"GET /v1/me HTTP/1.1\r\nHost: kring\r\nAuthorization: Bearer a\x01b\r\n\r\n")
-        .await
-        .unwrap();
-    let raw = read_to_close(&mut stream).await.expect("answered");
-    let (status, body) = problem(&raw);
+    let (status, body, raw) = raw_exchange(
+        &app,
+        b"GET /v1/me HTTP/1.1\r\nHost: kring\r\nAuthorization: Bearer a\x01b\r\n\r\n",
+    )
+    .await;
     assert_eq!(status, 400, "{raw}");
     assert_eq!(body["code"], "malformed_request");
     // More fields than even hyper parses: 431 problem+json all the same.
@@ -163,10 +162,7 @@ async fn the_servers_own_refusals_are_problems() {
         request.push_str(&format!("x-filler-{i}: {i}\r\n"));
     }
     request.push_str("\r\n");
-    let mut stream = TcpStream::connect(addr(&app)).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let raw = read_to_close(&mut stream).await.expect("answered");
-    let (status, body) = problem(&raw);
+    let (status, body, raw) = raw_exchange(&app, request.as_bytes()).await;
     assert_eq!(status, 431, "{raw}");
     assert_eq!(body["code"], "headers_too_large");
     app.stop().await;

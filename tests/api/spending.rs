@@ -16,6 +16,22 @@ async fn race(app: &TestApp, path: &str, body: serde_json::Value, n: usize) -> V
         .collect()
 }
 
+/// Exactly `winners` of `statuses` are `success`, and the rest are refusals
+/// (4xx), never a server error.
+fn assert_won(statuses: &[u16], success: u16, winners: usize) {
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == success).count(),
+        winners,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|&s| s == success || (400..500).contains(&s)),
+        "{statuses:?}"
+    );
+}
+
 async fn one_time_codes_and_invites_are_spent_once(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let org = app
@@ -40,17 +56,7 @@ async fn one_time_codes_and_invites_are_spent_once(backend: Backend) {
         .expect(201)
         .str("/code");
     let statuses = race(&app, "/v1/auth/recover", json!({"code": code}), 10).await;
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 200).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert!(
-        statuses
-            .iter()
-            .all(|&s| s == 200 || (400..500).contains(&s)),
-        "{statuses:?}"
-    );
+    assert_won(&statuses, 200, 1);
     let recovered: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM notifications WHERE account_id = $1 AND kind = 'account_recovered'",
     )
@@ -77,17 +83,7 @@ async fn one_time_codes_and_invites_are_spent_once(backend: Backend) {
         10,
     )
     .await;
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 200).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert!(
-        statuses
-            .iter()
-            .all(|&s| s == 200 || (400..500).contains(&s)),
-        "{statuses:?}"
-    );
+    assert_won(&statuses, 200, 1);
 
     // An invite for three: three join, whatever the race.
     let invite = app.invite(&worker, &circle, 3).await;
@@ -103,17 +99,7 @@ async fn one_time_codes_and_invites_are_spent_once(backend: Backend) {
         .into_iter()
         .map(|r| r.status.as_u16())
         .collect();
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 201).count(),
-        3,
-        "{statuses:?}"
-    );
-    assert!(
-        statuses
-            .iter()
-            .all(|&s| s == 201 || (400..500).contains(&s)),
-        "{statuses:?}"
-    );
+    assert_won(&statuses, 201, 3);
     let members: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM memberships WHERE circle_id = $1 AND role = 'member' AND left_at IS NULL",
     )
