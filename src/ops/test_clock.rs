@@ -52,8 +52,28 @@ pub async fn move_clock(
         return Err(ApiError::field("set", "the clock never goes backwards"));
     }
     clock.set(crate::clock::from_ms(target));
-    let fired = crate::jobs::silence::run_until_idle(&state).await?.fired;
-    let deliveries = crate::jobs::delivery::run_until_idle(&state).await?;
+    let mut fired = crate::jobs::silence::run_until_idle(&state).await?.fired;
+    let mut deliveries = crate::jobs::delivery::run_until_idle(&state).await?;
+    // The server's own job loops may hold a claim on something due (a step
+    // being fired, a push being sent) that the runs above skipped: wait for
+    // them (at most 10 s), then run once more, so the caller sees it all.
+    for _ in 0..500 {
+        let busy: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM deliveries
+                     WHERE status = 'pending' AND lease_until > $1 AND not_before <= $1)
+                  + (SELECT COUNT(*) FROM memberships
+                     WHERE schedule_lease_until > $1 AND next_step_due_at <= $1)",
+        )
+        .bind(target)
+        .fetch_one(state.store.pool())
+        .await?;
+        if busy == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    fired += crate::jobs::silence::run_until_idle(&state).await?.fired;
+    deliveries += crate::jobs::delivery::run_until_idle(&state).await?;
     Ok(axum::Json(ClockMoved {
         now: crate::clock::from_ms(target),
         steps_fired: fired,
