@@ -155,6 +155,24 @@ pub async fn update_me(
     caller: Caller,
     Json(req): Json<UpdateMe>,
 ) -> ApiResult<axum::Json<Me>> {
+    let changes = parse_changes(&req, caller.role)?;
+    let now = state.now_ms();
+    let mut tx = state.store.begin().await?;
+    check_reminder_outside_quiet_hours(&mut tx, &caller.account_id, &changes).await?;
+    write_settings(
+        &mut tx,
+        &AccountId::from(caller.account_id.as_str()),
+        changes,
+        now,
+    )
+    .await?;
+    let me = load_me(&mut tx, &caller.account_id).await?;
+    tx.commit().await?;
+    Ok(axum::Json(me))
+}
+
+/// The request as one changes value; every field's problem at once (422).
+fn parse_changes(req: &UpdateMe, role: Role) -> ApiResult<AccountChanges> {
     let mut v = Validator::default();
     let locale = req
         .locale
@@ -179,7 +197,7 @@ pub async fn update_me(
     let display_name = req.display_name.as_deref().map(|n| {
         v.check(
             "display_name",
-            if caller.role.is_staff() {
+            if role.is_staff() {
                 validate_display_name(n)
             } else {
                 Err("members appear under their pseudonym per circle".into())
@@ -187,34 +205,11 @@ pub async fn update_me(
         )
     });
     let working = req.working_hours.as_ref().map(|w| {
-        if !caller.role.is_staff() {
+        if role.is_staff() {
+            parse_working_hours(&mut v, w)
+        } else {
             v.fail("working_hours", "only staff have working hours");
-            return None;
-        }
-        let start = v.check("working_hours.start", LocalTime::parse(&w.start));
-        let end = v.check("working_hours.end", LocalTime::parse(&w.end));
-        if w.days.is_empty() || w.days.iter().any(|d| !(1..=7).contains(d)) {
-            v.fail(
-                "working_hours.days",
-                "must list weekdays 1 (Monday) to 7 (Sunday)",
-            );
-        }
-        match (start, end) {
-            (Some(s), Some(e)) if s.minutes() < e.minutes() => {
-                let mut days: Vec<i64> = w.days.clone();
-                days.sort_unstable();
-                days.dedup();
-                Some((
-                    days.iter().map(i64::to_string).collect::<String>(),
-                    s.minutes(),
-                    e.minutes(),
-                ))
-            }
-            (Some(_), Some(_)) => {
-                v.fail("working_hours.end", "must be later than start");
-                None
-            }
-            _ => None,
+            None
         }
     });
     if let Some((Some(start), Some(end))) = quiet
@@ -223,43 +218,7 @@ pub async fn update_me(
         v.fail("quiet_hours", "start and end must differ");
     }
     v.finish()?;
-
-    let now = state.now_ms();
-    let mut tx = state.store.begin().await?;
-    // A reminder inside one's own quiet hours could never be kept: refused,
-    // whichever of the two changes.
-    if quiet.is_some() || matches!(reminder, Some(Some(Some(_)))) {
-        let (start, end, current): (i64, i64, Option<i64>) = sqlx::query_as(
-            "SELECT quiet_start_min, quiet_end_min, reminder_time_min FROM accounts WHERE id = $1",
-        )
-        .bind(&caller.account_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let (start, end) = match quiet {
-            Some((Some(s), Some(e))) => (s.minutes(), e.minutes()),
-            _ => (start, end),
-        };
-        let reminder_min = match reminder {
-            Some(Some(r)) => r.map(LocalTime::minutes),
-            _ => current,
-        };
-        let window = crate::notifications::timing::QuietWindow {
-            time_zone: String::new(),
-            start_min: start,
-            end_min: end,
-        };
-        if reminder_min.is_some_and(|m| window.contains_minute(m)) {
-            return Err(ApiError::field(
-                "preferred_reminder_time",
-                format!(
-                    "must be outside your quiet hours ({}–{})",
-                    LocalTime::format(start),
-                    LocalTime::format(end)
-                ),
-            ));
-        }
-    }
-    let changes = AccountChanges {
+    Ok(AccountChanges {
         locale: locale.flatten().map(Locale::as_str),
         time_zone: tz.flatten().map(|t| t.as_str().to_owned()),
         quiet_hours: match quiet {
@@ -269,17 +228,72 @@ pub async fn update_me(
         reminder_time: reminder.flatten().map(|r| r.map(LocalTime::minutes)),
         working_hours: working.flatten(),
         display_name: display_name.flatten(),
-    };
-    write_settings(
-        &mut tx,
-        &AccountId::from(caller.account_id.as_str()),
-        changes,
-        now,
+    })
+}
+
+/// Working hours as weekdays (`"12345"`), start and end minute.
+fn parse_working_hours(v: &mut Validator, w: &WorkingHoursSetting) -> Option<(String, i64, i64)> {
+    let start = v.check("working_hours.start", LocalTime::parse(&w.start));
+    let end = v.check("working_hours.end", LocalTime::parse(&w.end));
+    if w.days.is_empty() || w.days.iter().any(|d| !(1..=7).contains(d)) {
+        v.fail(
+            "working_hours.days",
+            "must list weekdays 1 (Monday) to 7 (Sunday)",
+        );
+    }
+    match (start, end) {
+        (Some(s), Some(e)) if s.minutes() < e.minutes() => {
+            let mut days: Vec<i64> = w.days.clone();
+            days.sort_unstable();
+            days.dedup();
+            Some((
+                days.iter().map(i64::to_string).collect::<String>(),
+                s.minutes(),
+                e.minutes(),
+            ))
+        }
+        (Some(_), Some(_)) => {
+            v.fail("working_hours.end", "must be later than start");
+            None
+        }
+        _ => None,
+    }
+}
+
+/// A reminder inside one's own quiet hours could never be kept: refused
+/// (422), whichever of the two changes.
+async fn check_reminder_outside_quiet_hours(
+    tx: &mut Tx,
+    account_id: &str,
+    changes: &AccountChanges,
+) -> ApiResult<()> {
+    if changes.quiet_hours.is_none() && !matches!(changes.reminder_time, Some(Some(_))) {
+        return Ok(());
+    }
+    let (start, end, current): (i64, i64, Option<i64>) = sqlx::query_as(
+        "SELECT quiet_start_min, quiet_end_min, reminder_time_min FROM accounts WHERE id = $1",
     )
+    .bind(account_id)
+    .fetch_one(&mut **tx)
     .await?;
-    let me = load_me(&mut tx, &caller.account_id).await?;
-    tx.commit().await?;
-    Ok(axum::Json(me))
+    let (start, end) = changes.quiet_hours.unwrap_or((start, end));
+    let reminder_min = changes.reminder_time.unwrap_or(current);
+    let window = crate::notifications::timing::QuietWindow {
+        time_zone: String::new(),
+        start_min: start,
+        end_min: end,
+    };
+    if reminder_min.is_some_and(|m| window.contains_minute(m)) {
+        return Err(ApiError::field(
+            "preferred_reminder_time",
+            format!(
+                "must be outside your quiet hours ({}–{})",
+                LocalTime::format(start),
+                LocalTime::format(end)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A staff member's name: at most 80 characters as sent, then trimmed, not

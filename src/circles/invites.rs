@@ -407,6 +407,82 @@ pub struct JoinResponse {
     pub tokens: Option<Tokens>,
 }
 
+/// A join request's fields, parsed; every field's problem at once (422).
+struct JoinInput {
+    pseudonym: Pseudonym,
+    locale: Locale,
+    tz: TimeZoneName,
+    login_name: Option<String>,
+    password: Option<String>,
+}
+
+impl JoinInput {
+    fn parse(req: &JoinRequest, signed_in: bool) -> ApiResult<Self> {
+        let mut v = Validator::default();
+        let pseudonym = v.check("pseudonym", Pseudonym::parse(&req.pseudonym));
+        let locale = v.check(
+            "locale",
+            Locale::parse(req.locale.as_deref().unwrap_or("nl")),
+        );
+        let tz = v.check(
+            "time_zone",
+            TimeZoneName::parse(req.time_zone.as_deref().unwrap_or("Europe/Amsterdam")),
+        );
+        let login_name = match &req.login_name {
+            Some(name) => v.check("login_name", validate_login_name(name)).map(Some),
+            None => Some(None),
+        };
+        let password = match (&req.login_name, &req.password) {
+            (Some(_), Some(p)) => v.check("password", validate_password(p)).map(Some),
+            (Some(_), None) => {
+                v.fail("password", "is required with login_name");
+                None
+            }
+            (None, Some(_)) => {
+                v.fail("login_name", "is required with password");
+                None
+            }
+            (None, None) => Some(None),
+        };
+        if signed_in && req.login_name.is_some() {
+            v.fail("login_name", "can only be chosen when creating an account");
+        }
+        let (Some(pseudonym), Some(locale), Some(tz), Some(login_name), Some(password), true) =
+            (pseudonym, locale, tz, login_name, password, v.is_ok())
+        else {
+            return Err(v.into_error());
+        };
+        Ok(Self {
+            pseudonym,
+            locale,
+            tz,
+            login_name,
+            password,
+        })
+    }
+}
+
+/// Counts one use of the invite; 410 `invite_used_up` when it has none
+/// left (two joins racing for the last use: one wins).
+async fn use_invite(tx: &mut crate::store::Tx, invite_id: &str, now: i64) -> ApiResult<()> {
+    let used = sqlx::query(
+        "UPDATE invites SET uses = uses + 1
+         WHERE id = $1 AND uses < max_uses AND revoked_at IS NULL AND expires_at > $2",
+    )
+    .bind(invite_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if used != 1 {
+        return Err(ApiError::gone(
+            "invite_used_up",
+            "This invite has been used up; ask for a new one",
+        ));
+    }
+    Ok(())
+}
+
 /// Join a circle with an invite code.
 ///
 /// Without a bearer token this creates a member account (no e-mail needed)
@@ -437,40 +513,13 @@ pub async fn join(
     MaybeCaller(caller): MaybeCaller,
     Json(req): Json<JoinRequest>,
 ) -> ApiResult<Response> {
-    let mut v = Validator::default();
-    let pseudonym = v.check("pseudonym", Pseudonym::parse(&req.pseudonym));
-    let locale = v.check(
-        "locale",
-        Locale::parse(req.locale.as_deref().unwrap_or("nl")),
-    );
-    let tz = v.check(
-        "time_zone",
-        TimeZoneName::parse(req.time_zone.as_deref().unwrap_or("Europe/Amsterdam")),
-    );
-    let login_name = match &req.login_name {
-        Some(name) => v.check("login_name", validate_login_name(name)).map(Some),
-        None => Some(None),
-    };
-    let password = match (&req.login_name, &req.password) {
-        (Some(_), Some(p)) => v.check("password", validate_password(p)).map(Some),
-        (Some(_), None) => {
-            v.fail("password", "is required with login_name");
-            None
-        }
-        (None, Some(_)) => {
-            v.fail("login_name", "is required with password");
-            None
-        }
-        (None, None) => Some(None),
-    };
-    if caller.is_some() && req.login_name.is_some() {
-        v.fail("login_name", "can only be chosen when creating an account");
-    }
-    let (Some(pseudonym), Some(locale), Some(tz), Some(login_name), Some(password), true) =
-        (pseudonym, locale, tz, login_name, password, v.is_ok())
-    else {
-        return Err(v.into_error());
-    };
+    let JoinInput {
+        pseudonym,
+        locale,
+        tz,
+        login_name,
+        password,
+    } = JoinInput::parse(&req, caller.is_some())?;
     if let Some(c) = &caller
         && c.role != Role::Member
     {
@@ -498,21 +547,7 @@ pub async fn join(
             ),
         ));
     }
-    let used = sqlx::query(
-        "UPDATE invites SET uses = uses + 1
-         WHERE id = $1 AND uses < max_uses AND revoked_at IS NULL AND expires_at > $2",
-    )
-    .bind(&invite.id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if used != 1 {
-        return Err(ApiError::gone(
-            "invite_used_up",
-            "This invite has been used up; ask for a new one",
-        ));
-    }
+    use_invite(&mut tx, &invite.id, now).await?;
 
     let account_id = match &caller {
         Some(c) => {

@@ -5,7 +5,8 @@
 //!
 //! - [`timing`]: reminder times and working hours in each person's zone.
 //! - [`ladder`]: the policy's steps and the repeats after them, by time.
-//! - [`engine`]: scheduling and firing steps, alerts, escalation.
+//! - [`engine`]: scheduling and firing steps.
+//! - [`alerting`]: contact requests, alerts to workers, escalation.
 //! - [`alerts`]: the workers' alert API and the circle overview.
 
 pub mod alerting;
