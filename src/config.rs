@@ -63,6 +63,11 @@ pub struct CreateOrganisation {
     pub time_zone: String,
 }
 
+/// Apple's production APNs host, for App Store and TestFlight builds.
+pub const APNS_PRODUCTION_URL: &str = "https://api.push.apple.com";
+/// Apple's sandbox APNs host, for development builds.
+pub const APNS_SANDBOX_URL: &str = "https://api.sandbox.push.apple.com";
+
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address the API listens on.
@@ -262,7 +267,7 @@ pub struct Config {
     #[arg(
         long,
         env = "KRING_APNS_BASE_URL",
-        default_value = crate::push::apns::PRODUCTION_URL,
+        default_value = APNS_PRODUCTION_URL,
         global = true
     )]
     pub apns_base_url: String,
@@ -272,7 +277,7 @@ pub struct Config {
     #[arg(
         long,
         env = "KRING_APNS_SANDBOX_BASE_URL",
-        default_value = crate::push::apns::SANDBOX_URL,
+        default_value = APNS_SANDBOX_URL,
         global = true
     )]
     pub apns_sandbox_base_url: String,

@@ -58,7 +58,7 @@ pub use crate::jobs::upkeep::upkeep_once;
 /// stored data that SQL cannot compute (recorded in `data_upgrades`).
 pub async fn migrate(store: &Store) -> Result<(), StoreError> {
     store.migrate_sql().await?;
-    circles::members::rekey_pseudonyms(store).await?;
+    circles::pseudonym::rekey_pseudonyms(store).await?;
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use crate::silence::engine;
 use crate::store::Tx;
 use crate::store::cache::Scope;
 
-use super::members::Pseudonym;
+use super::pseudonym::Pseudonym;
 
 /// How someone enters a circle.
 #[derive(Debug, Clone, Copy)]

@@ -12,6 +12,7 @@ pub mod invites;
 pub mod members;
 pub mod membership;
 pub mod policy;
+pub mod pseudonym;
 pub mod recovery;
 pub mod settings;
 pub mod staffing;

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::circles::access;
-use crate::circles::members::{MemberView, Pseudonym, load_member};
+use crate::circles::members::{MemberView, load_member};
+use crate::circles::pseudonym::Pseudonym;
 use crate::error::{ApiError, ApiResult};
 use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json};

@@ -34,10 +34,7 @@ use crate::clock::Clock;
 
 /// The notification category apps register for the "I'm OK" button.
 pub const IM_OK_CATEGORY: &str = "KRING_IM_OK";
-/// Apple's production host, for App Store and TestFlight builds.
-pub const PRODUCTION_URL: &str = "https://api.push.apple.com";
-/// Apple's sandbox host, for development builds.
-pub const SANDBOX_URL: &str = "https://api.sandbox.push.apple.com";
+pub use crate::config::{APNS_PRODUCTION_URL as PRODUCTION_URL, APNS_SANDBOX_URL as SANDBOX_URL};
 /// A provider token is signed anew once it is this old (Apple: at most an
 /// hour, and no more often than every 20 minutes).
 pub const TOKEN_REFRESH_AFTER_SECS: i64 = 50 * 60;

@@ -13,7 +13,7 @@ use crate::secrets::new_id;
 use crate::silence::ladder::{Ladder, Step};
 use crate::silence::timing::{WorkingHours, parse_work_days};
 
-use super::engine::{MemberState, load};
+use super::member::{MemberState, load};
 
 /// The all clear goes to every worker's inbox; it is pushed only to those
 /// who were pushed about the alert (an alert resolved before its push went

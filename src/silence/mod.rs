@@ -5,6 +5,7 @@
 //!
 //! - [`timing`]: reminder times and working hours in each person's zone.
 //! - [`ladder`]: the policy's steps and the repeats after them, by time.
+//! - [`member`]: what the engine knows of one membership when it decides.
 //! - [`engine`]: scheduling and firing steps.
 //! - [`alerting`]: contact requests, alerts to workers, escalation.
 //! - [`alerts`]: the workers' alert API and the circle overview.
@@ -13,6 +14,7 @@ pub mod alerting;
 pub mod alerts;
 pub mod engine;
 pub mod ladder;
+pub mod member;
 pub mod timing;
 
 use utoipa_axum::router::OpenApiRouter;
