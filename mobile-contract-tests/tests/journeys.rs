@@ -450,6 +450,81 @@ async fn an_iphone_gets_its_nudge(backend: Backend) {
 }
 both_backends!(an_iphone_gets_its_nudge);
 
+/// A circle about debts is marked sensitive: a worker's personal message
+/// reaches the member's iPhone as "Kring: you have a new message", with no
+/// circle name, pseudonym or text anywhere in what Apple receives; the
+/// inbox keeps the message. The member may choose the full text instead.
+async fn a_sensitive_circle_keeps_the_lock_screen_discreet(backend: Backend) {
+    let push = PushService::start().await;
+    let (server, app, s, member, membership) = a_week_with_push(backend, &push).await;
+    let iphone = push.iphone();
+    let device = app
+        .post("/v1/devices", Some(&member), iphone.device())
+        .await;
+    assert_eq!(device.status, 201);
+    let circle = format!("/v1/circles/{}", s.circle);
+    let marked = app
+        .call(
+            "PATCH",
+            &circle,
+            Some(&s.worker),
+            Some(json!({"sensitive": true})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (marked.status, &marked.body["sensitive"]),
+        (200, &json!(true))
+    );
+
+    let messages = format!("/v1/circles/{}/members/{membership}/messages", s.circle);
+    let text = "Lukt het met de schuldhulp deze week?";
+    let sent = app
+        .post(&messages, Some(&s.worker), json!({"text": text}))
+        .await;
+    assert_eq!(sent.status, 201);
+    app.advance(1).await;
+    let pushes = iphone.take();
+    assert_eq!(kinds(&pushes), ["personal_message"], "{pushes:?}");
+    let shown = &pushes[0];
+    assert_eq!(shown["discreet"], true);
+    assert_eq!(shown["aps"]["alert"]["title"], "Kring");
+    assert_eq!(shown["aps"]["alert"]["body"], "Je hebt een nieuw bericht.");
+    let everything = shown.to_string();
+    for secret in ["Samen sterk", "Zonnebloem", "Sam", text] {
+        assert!(!everything.contains(secret), "{secret:?} in {everything}");
+    }
+    let inbox = app.get("/v1/notifications", Some(&member)).await;
+    assert_eq!(inbox.body["items"][0]["id"], shown["notification_id"]);
+    assert_eq!(inbox.body["items"][0]["body"], text);
+
+    // The member would rather read it on the lock screen.
+    let me = app
+        .call(
+            "PATCH",
+            "/v1/me",
+            Some(&member),
+            Some(json!({"discreet_pushes": "never"})),
+            &[],
+        )
+        .await;
+    assert_eq!(me.status, 200);
+    let sent = app
+        .post(
+            &messages,
+            Some(&s.worker),
+            json!({"text": "Tot donderdag!"}),
+        )
+        .await;
+    assert_eq!(sent.status, 201);
+    app.advance(1).await;
+    let pushes = iphone.take();
+    assert_eq!(pushes[0]["discreet"], false);
+    assert_eq!(pushes[0]["aps"]["alert"]["body"], "Tot donderdag!");
+    server.stop().await;
+}
+both_backends!(a_sensitive_circle_keeps_the_lock_screen_discreet);
+
 /// Four quiet days: the worker's phone gets the alert, and the worker
 /// acknowledges and resolves it.
 async fn alert_reaches_the_worker(backend: Backend) {

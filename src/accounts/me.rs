@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
-use crate::accounts::types::{LocalTime, Locale, QuietHours, TimeZoneName, WorkingHoursSetting};
+use crate::accounts::types::{
+    DiscreetPushes, LocalTime, Locale, QuietHours, TimeZoneName, WorkingHoursSetting,
+};
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::{Caller, Json, Role};
@@ -39,6 +41,9 @@ pub struct Me {
     pub preferred_reminder_time: Option<String>,
     /// Staff only: when silence alerts may reach you.
     pub working_hours: Option<WorkingHoursSetting>,
+    /// When your pushes are discreet ("Kring: you have a new message", with
+    /// no circle name, pseudonym or message text on the lock screen).
+    pub discreet_pushes: DiscreetPushes,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: jiff::Timestamp,
 }
@@ -57,6 +62,7 @@ struct MeRow {
     quiet_end_min: i64,
     reminder_time_min: Option<i64>,
     work_days: String,
+    discreet_pushes: String,
     work_start_min: i64,
     work_end_min: i64,
     created_at: i64,
@@ -65,7 +71,8 @@ struct MeRow {
 pub async fn load_me(conn: &mut AnyConnection, account_id: &str) -> ApiResult<Me> {
     let row: Option<MeRow> = sqlx::query_as(
         "SELECT id, organisation_id, role, display_name, email, login_name, locale, time_zone,
-                quiet_start_min, quiet_end_min, reminder_time_min, work_days, work_start_min, work_end_min, created_at
+                quiet_start_min, quiet_end_min, reminder_time_min, work_days, work_start_min, work_end_min,
+                discreet_pushes, created_at
          FROM accounts WHERE id = $1",
     )
     .bind(account_id)
@@ -90,6 +97,7 @@ pub async fn load_me(conn: &mut AnyConnection, account_id: &str) -> ApiResult<Me
         email: row.email,
         login_name: row.login_name,
         locale: Locale::parse(&row.locale).map_err(ApiError::Internal)?,
+        discreet_pushes: DiscreetPushes::parse(&row.discreet_pushes).map_err(ApiError::Internal)?,
         time_zone: row.time_zone,
         quiet_hours: QuietHours {
             start: LocalTime::format(row.quiet_start_min),
@@ -138,9 +146,15 @@ pub struct UpdateMe {
     pub display_name: Option<String>,
     /// Staff only: your working week.
     pub working_hours: Option<WorkingHoursSetting>,
+    /// When your pushes are discreet: `sensitive_circles` (the default:
+    /// pushes about circles your organisation marked sensitive), `always` or
+    /// `never`. The inbox always keeps the full text.
+    #[schema(value_type = Option<DiscreetPushes>)]
+    pub discreet_pushes: Option<String>,
 }
 
-/// Change your locale, time zone, quiet hours or reminder time.
+/// Change your locale, time zone, quiet hours, reminder time or discreet
+/// pushes.
 #[utoipa::path(
     patch, path = "/v1/me", tag = "me",
     security(("bearer" = [])),
@@ -204,6 +218,10 @@ fn parse_changes(req: &UpdateMe, role: Role) -> ApiResult<AccountChanges> {
             },
         )
     });
+    let discreet = req
+        .discreet_pushes
+        .as_deref()
+        .map(|d| v.check("discreet_pushes", DiscreetPushes::parse(d)));
     let working = req.working_hours.as_ref().map(|w| {
         if role.is_staff() {
             parse_working_hours(&mut v, w)
@@ -228,6 +246,7 @@ fn parse_changes(req: &UpdateMe, role: Role) -> ApiResult<AccountChanges> {
         reminder_time: reminder.flatten().map(|r| r.map(LocalTime::minutes)),
         working_hours: working.flatten(),
         display_name: display_name.flatten(),
+        discreet_pushes: discreet.flatten().map(DiscreetPushes::as_str),
     })
 }
 
@@ -321,6 +340,7 @@ pub struct AccountChanges {
     /// Weekdays (`"12345"`), start and end minute.
     pub working_hours: Option<(String, i64, i64)>,
     pub display_name: Option<String>,
+    pub discreet_pushes: Option<&'static str>,
 }
 
 /// Writes an account's settings in one statement and reschedules every
@@ -345,8 +365,9 @@ pub async fn write_settings(
                 work_days = COALESCE($7, work_days),
                 work_start_min = COALESCE($8, work_start_min),
                 work_end_min = COALESCE($9, work_end_min),
-                display_name = COALESCE($10, display_name)
-         WHERE id = $11",
+                display_name = COALESCE($10, display_name),
+                discreet_pushes = COALESCE($11, discreet_pushes)
+         WHERE id = $12",
     )
     .bind(changes.locale)
     .bind(changes.time_zone)
@@ -358,6 +379,7 @@ pub async fn write_settings(
     .bind(work_start)
     .bind(work_end)
     .bind(changes.display_name)
+    .bind(changes.discreet_pushes)
     .bind(account.as_str())
     .execute(&mut **tx)
     .await?;

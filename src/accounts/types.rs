@@ -32,6 +32,49 @@ impl Locale {
     }
 }
 
+/// When pushes are discreet: a neutral "Kring: you have a new message" on
+/// the lock screen, with no circle name, pseudonym or message text (the
+/// inbox item keeps the full text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscreetPushes {
+    /// Discreet for circles the organisation marked `sensitive`; the default.
+    SensitiveCircles,
+    /// Every push is discreet.
+    Always,
+    /// No push is discreet, not even from a sensitive circle.
+    Never,
+}
+
+impl DiscreetPushes {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "sensitive_circles" => Ok(Self::SensitiveCircles),
+            "always" => Ok(Self::Always),
+            "never" => Ok(Self::Never),
+            _ => Err("must be sensitive_circles, always or never".into()),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SensitiveCircles => "sensitive_circles",
+            Self::Always => "always",
+            Self::Never => "never",
+        }
+    }
+
+    /// Whether a push about a circle (sensitive or not; none for pushes
+    /// about the account itself) is discreet.
+    pub fn applies(self, circle_sensitive: bool) -> bool {
+        match self {
+            Self::SensitiveCircles => circle_sensitive,
+            Self::Always => true,
+            Self::Never => false,
+        }
+    }
+}
+
 /// An IANA time zone name that this server knows, e.g. `Europe/Amsterdam`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimeZoneName(String);

@@ -90,6 +90,7 @@ pub struct MyMembership {
         "coordinator_after_working_hours": 8
     },
     "checkin_visibility": "workers",
+    "sensitive": false,
     "agreement": {"version": 1, "text": "Jij bepaalt wanneer je schrijft. ..."},
     "my_membership": {"id": "0194f1a4aa117c2d9e8f7a6b5c4d3e2f", "role": "member", "pseudonym": "Zonnebloem", "consent_version": 1},
     "unread_count": 3,
@@ -109,6 +110,11 @@ pub struct Circle {
     pub rhythm_days: i64,
     pub escalation_policy: EscalationPolicy,
     pub checkin_visibility: CheckinVisibility,
+    /// The circle's subject itself is private (debts, an illness): pushes
+    /// about it are discreet for members who keep the default
+    /// (`discreet_pushes: sensitive_circles`), naming no circle, person or
+    /// message on the lock screen.
+    pub sensitive: bool,
     pub agreement: Agreement,
     /// Your membership; null for a coordinator who is not in the circle.
     pub my_membership: Option<MyMembership>,
@@ -138,6 +144,7 @@ struct CircleRow {
     rhythm_days: i64,
     escalation_policy: String,
     checkin_visibility: String,
+    sensitive: i64,
     agreement_version: i64,
     agreement_text: String,
     created_at: i64,
@@ -151,7 +158,7 @@ struct CircleRow {
 
 const CIRCLE_SELECT: &str = "
     SELECT c.id, c.organisation_id, c.name, c.theme, c.language, c.rhythm_days,
-           c.escalation_policy, c.checkin_visibility, c.agreement_version, c.agreement_text,
+           c.escalation_policy, c.checkin_visibility, c.sensitive, c.agreement_version, c.agreement_text,
            c.created_at, c.updated_at,
            m.id AS membership_id, m.role AS membership_role, m.pseudonym, m.consent_version,
            CASE WHEN m.id IS NULL THEN 0 ELSE
@@ -185,6 +192,7 @@ impl CircleRow {
             name: self.name,
             theme: self.theme,
             rhythm_days: self.rhythm_days,
+            sensitive: self.sensitive != 0,
             escalation_policy,
             agreement: Agreement {
                 version: self.agreement_version,
@@ -286,6 +294,9 @@ pub struct CreateCircle {
     pub escalation_policy: Option<EscalationPolicy>,
     /// Default: `workers`.
     pub checkin_visibility: Option<CheckinVisibility>,
+    /// Whether the circle's subject itself is private (debts, an illness),
+    /// so that pushes about it are discreet by default. Default: false.
+    pub sensitive: Option<bool>,
     /// The agreement members consent to; default: a standard text in the
     /// circle's language describing the escalation policy.
     #[schema(value_type = Option<crate::openapi::AgreementText>)]
@@ -342,8 +353,8 @@ pub async fn create_circle(
     let mut tx = idem.begin(&state.store).await?;
     sqlx::query(
         "INSERT INTO circles (id, organisation_id, name, theme, language, rhythm_days, escalation_policy,
-                              checkin_visibility, agreement_version, agreement_text, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10, $10)",
+                              checkin_visibility, sensitive, agreement_version, agreement_text, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11, $11)",
     )
     .bind(&id)
     .bind(&caller.organisation_id)
@@ -353,6 +364,7 @@ pub async fn create_circle(
     .bind(rhythm)
     .bind(&policy_json)
     .bind(visibility.as_str())
+    .bind(i64::from(req.sensitive.unwrap_or(false)))
     .bind(&agreement)
     .bind(now)
     .execute(&mut *tx)
@@ -406,13 +418,16 @@ pub struct UpdateCircle {
     pub rhythm_days: Option<i64>,
     pub escalation_policy: Option<EscalationPolicy>,
     pub checkin_visibility: Option<CheckinVisibility>,
+    /// Mark the circle sensitive (pushes about it discreet by default) or not.
+    pub sensitive: Option<bool>,
     /// A new agreement text raises the agreement version; members are asked
     /// to consent again.
     #[schema(value_type = Option<crate::openapi::AgreementText>)]
     pub agreement_text: Option<String>,
 }
 
-/// Staff of the circle: change its name, theme, rhythm, policy or agreement.
+/// Staff of the circle: change its name, theme, rhythm, policy, agreement or
+/// whether it is sensitive.
 #[utoipa::path(
     patch, path = "/v1/circles/{circle_id}", tag = "circles",
     security(("bearer" = [])),
@@ -466,6 +481,7 @@ pub async fn update_circle(
         theme: theme.flatten(),
         language: language.flatten().map(|l| l.as_str()),
         checkin_visibility: req.checkin_visibility.map(|v| v.as_str()),
+        sensitive: req.sensitive,
         rhythm_days: rhythm.flatten(),
         escalation_policy: policy,
         agreement_text: agreement.flatten(),

@@ -18,6 +18,7 @@ pub struct CircleChanges {
     pub theme: Option<String>,
     pub language: Option<&'static str>,
     pub checkin_visibility: Option<&'static str>,
+    pub sensitive: Option<bool>,
     pub rhythm_days: Option<i64>,
     pub escalation_policy: Option<EscalationPolicy>,
     /// A different text bumps the agreement's version (members consent
@@ -42,7 +43,8 @@ pub async fn change(
                 agreement_version = agreement_version
                     + CASE WHEN $6 IS NOT NULL AND agreement_text <> $6 THEN 1 ELSE 0 END,
                 agreement_text = COALESCE($6, agreement_text),
-                updated_at = $7
+                updated_at = $7,
+                sensitive = COALESCE($9, sensitive)
          WHERE id = $8",
     )
     .bind(changes.name)
@@ -53,6 +55,7 @@ pub async fn change(
     .bind(changes.agreement_text)
     .bind(now)
     .bind(circle_id)
+    .bind(changes.sensitive.map(i64::from))
     .execute(&mut **tx)
     .await?;
     if let Some(policy) = changes.escalation_policy {

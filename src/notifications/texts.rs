@@ -75,6 +75,16 @@ pub const NUDGES_EN: &[&str] = &[
     "It would be good to hear from you, whenever suits you.",
 ];
 
+/// Title and body of a discreet push: nothing about the circle, a person
+/// or a message, for a lock screen that others may see. The inbox item
+/// keeps the full text.
+pub fn discreet(locale: Locale) -> (&'static str, &'static str) {
+    match locale {
+        Locale::Nl => ("Kring", "Je hebt een nieuw bericht."),
+        Locale::En => ("Kring", "You have a new message."),
+    }
+}
+
 /// Title and body for a notification in the recipient's language.
 pub fn render(kind: NotificationKind, locale: Locale, p: &TextParams) -> (String, String) {
     let circle = &p.circle_name;

@@ -351,6 +351,7 @@ mod tests {
                 locale: "nl".into(),
                 title: "Sam denkt aan je".into(),
                 body: "Hoe gaat het?".into(),
+                discreet: false,
                 badge: 2,
                 actions: vec![PushAction::ImOk],
             },

@@ -193,6 +193,7 @@ mod tests {
                 locale: "nl".into(),
                 title: "3 nieuwe berichten".into(),
                 body: "Kijk".into(),
+                discreet: false,
                 badge: 3,
                 actions: vec![],
             },

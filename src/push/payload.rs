@@ -95,6 +95,7 @@ pub enum PushAction {
     "locale": "nl",
     "title": "Maan reageerde op je bericht",
     "body": "In Samen sterk",
+    "discreet": false,
     "badge": 2,
     "actions": []
 }))]
@@ -111,8 +112,17 @@ pub struct PushPayload {
     pub deep_link: String,
     /// The language of `title` and body: `nl` or `en`.
     pub locale: String,
+    /// What the notification shows. For a discreet push (`discreet: true`)
+    /// only "Kring" and "You have a new message." in the recipient's
+    /// language: no circle name, pseudonym or message text.
     pub title: String,
     pub body: String,
+    /// True when the push is discreet (the recipient's `discreet_pushes`
+    /// setting and the circle's `sensitive` flag): the lock screen shows
+    /// nothing about the circle, a person or a message. The inbox item
+    /// (`notification_id`) keeps the full text: show that once the app is
+    /// open.
+    pub discreet: bool,
     /// Unread inbox items of the recipient, for the app icon.
     pub badge: i64,
     #[schema(inline)]

@@ -11,6 +11,7 @@ mod apns;
 mod auth;
 mod checkins;
 mod circles;
+mod discreet;
 mod errors;
 mod idempotency;
 mod jobs;

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::accounts::types::{DiscreetPushes, Locale};
+use crate::notifications::texts;
 use crate::push::payload::{NotificationKind, PushAction, PushPayload};
 use crate::push::{DeviceKind, DeviceTarget, PushMessage, Urgency};
 use crate::state::AppState;
@@ -37,6 +39,10 @@ pub(super) struct Claimed {
     pub(super) read_at: Option<i64>,
     pub(super) alert_resolved: i64,
     pub(super) badge: i64,
+    /// The recipient's `discreet_pushes` setting.
+    pub(super) discreet_pushes: String,
+    /// 1 when the notification's circle is marked sensitive.
+    pub(super) circle_sensitive: i64,
 }
 
 /// Loads the claimed deliveries with their devices and notifications.
@@ -53,10 +59,13 @@ pub(super) async fn load(state: &AppState, ids: &[String]) -> Result<Vec<Claimed
                 n.membership_id, n.alert_id, n.locale, n.read_at,
                 (SELECT COUNT(*) FROM alerts al WHERE al.id = n.alert_id AND al.status = 'resolved'
                    AND n.kind IN ('alert', 'alert_escalated')) AS alert_resolved,
-                (SELECT COUNT(*) FROM notifications u WHERE u.account_id = n.account_id AND u.read_at IS NULL) AS badge
+                (SELECT COUNT(*) FROM notifications u WHERE u.account_id = n.account_id AND u.read_at IS NULL) AS badge,
+                a.discreet_pushes, COALESCE(c.sensitive, 0) AS circle_sensitive
          FROM deliveries d
          JOIN devices v ON v.id = d.device_id
          JOIN notifications n ON n.id = d.notification_id
+         JOIN accounts a ON a.id = n.account_id
+         LEFT JOIN circles c ON c.id = n.circle_id
          WHERE d.id IN ({})",
         placeholders.join(", ")
     );
@@ -87,9 +96,25 @@ impl Claimed {
         }
     }
 
-    /// What the push says; `None` for an unknown kind.
+    /// Whether the push must be discreet: decided as it is sent, so a
+    /// setting changed after the notification was made still counts.
+    fn discreet(&self) -> bool {
+        // An unreadable setting errs on the side of discretion.
+        DiscreetPushes::parse(&self.discreet_pushes)
+            .map_or(true, |d| d.applies(self.circle_sensitive != 0))
+    }
+
+    /// What the push says; `None` for an unknown kind. A discreet push says
+    /// only "Kring: you have a new message" (see [`texts::discreet`]).
     pub(super) fn message(&self, now: i64) -> Option<PushMessage> {
         let kind = NotificationKind::parse(&self.kind).ok()?;
+        let discreet = self.discreet();
+        let (title, body) = if discreet {
+            let (title, body) = texts::discreet(Locale::parse(&self.locale).unwrap_or(Locale::Nl));
+            (title.to_owned(), body.to_owned())
+        } else {
+            (self.title.clone(), self.body.clone())
+        };
         let remaining = u64::try_from((self.expires_at - now).max(0) / 1000).unwrap_or(0);
         Some(PushMessage {
             payload: PushPayload {
@@ -101,8 +126,9 @@ impl Claimed {
                 alert_id: self.alert_id.clone(),
                 deep_link: self.deep_link.clone(),
                 locale: self.locale.clone(),
-                title: self.title.clone(),
-                body: self.body.clone(),
+                title,
+                body,
+                discreet,
                 badge: self.badge,
                 actions: actions_for(kind),
             },
