@@ -94,7 +94,7 @@ async fn execute(cli: Cli) -> Result<(), String> {
 
 /// `kring admin verify-access-log`: an error naming the first broken entry.
 async fn verify_access_log(store: &Store) -> Result<(), String> {
-    let verified = kring::access_log::chain::verify(store)
+    let verified = kring::access_log::verify::verify(store)
         .await
         .map_err(|e| format!("cannot read the access log: {e}"))?
         .map_err(|broken| format!("the access log is broken at {broken}"))?;

@@ -14,8 +14,8 @@
 //!   not; a test checks it covers the spec, and [`middleware`] refuses to
 //!   send a successful response of a logged operation whose handler did not
 //!   account for it (a 500, never unlogged data).
-//! - [`chain`]: the per-organisation hash chain, its verification
-//!   (`kring admin verify-access-log`) and retention expiry.
+//! - [`chain`]: the per-organisation hash chain and retention expiry;
+//!   [`verify`]: checking it (`kring admin verify-access-log`).
 //! - [`api`]: `GET /v1/me/access-log` (a member's own entries) and
 //!   `GET /v1/organisation/access-log` (coordinators).
 //!
@@ -29,6 +29,7 @@ pub mod api;
 pub mod audit;
 pub mod chain;
 pub mod policy;
+pub mod verify;
 
 pub use audit::{Audit, Operations, middleware};
 

@@ -480,7 +480,7 @@ async fn staff_access_to_member_data_is_logged(backend: Backend) {
         assert!(!dump.contains(secret), "{secret} in the log");
     }
     assert!(verify(app).await.is_ok());
-    app_stop(w).await;
+    w.app.stop().await;
 }
 both_backends!(staff_access_to_member_data_is_logged);
 
@@ -517,10 +517,6 @@ async fn members_own_reads_are_not_logged(backend: Backend) {
             .expect(200);
     }
     assert!(entries(app).await.is_empty());
-    app_stop(w).await;
-}
-both_backends!(members_own_reads_are_not_logged);
-
-async fn app_stop(w: World) {
     w.app.stop().await;
 }
+both_backends!(members_own_reads_are_not_logged);

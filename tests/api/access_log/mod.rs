@@ -7,7 +7,8 @@ mod chain;
 mod completeness;
 mod reading;
 
-use kring::access_log::chain::{Broken, COLUMNS, Entry, Verified};
+use kring::access_log::chain::{COLUMNS, Entry};
+use kring::access_log::verify::{Broken, Verified};
 use serde_json::{Value, json};
 
 use crate::support::{Backend, Org, Person, TestApp};
@@ -99,7 +100,7 @@ pub async fn entries(app: &TestApp) -> Vec<Entry> {
 }
 
 pub async fn verify(app: &TestApp) -> Result<Verified, Broken> {
-    kring::access_log::chain::verify(&app.state.store)
+    kring::access_log::verify::verify(&app.state.store)
         .await
         .unwrap()
 }
