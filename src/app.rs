@@ -17,7 +17,8 @@ use crate::openapi::{ApiDoc, CommonResponses};
 use crate::ops::SpecJson;
 use crate::state::AppState;
 use crate::{
-    accounts, checkins, circles, devices, http, notifications, ops, organisations, posts, silence,
+    access_log, accounts, checkins, circles, devices, http, notifications, ops, organisations,
+    posts, silence,
 };
 
 /// All API routes with their OpenAPI description.
@@ -31,9 +32,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(devices::router())
         .merge(notifications::router())
         .merge(silence::router())
+        .merge(access_log::router())
         .merge(ops::router())
         .split_for_parts();
     CommonResponses.modify(&mut spec);
+    access_log::policy::Documented.modify(&mut spec);
     (router, spec)
 }
 
@@ -51,6 +54,7 @@ pub fn app(state: AppState) -> Router {
     let mut json = spec.to_pretty_json().unwrap_or_default();
     json.push('\n');
     let max_body = state.config.max_body_bytes;
+    let operations = std::sync::Arc::new(access_log::Operations::from_spec(&spec));
     // Testing only, and outside the spec: moving the clock.
     let router = if state.test_clock.is_some() {
         router.route(
@@ -63,6 +67,11 @@ pub fn app(state: AppState) -> Router {
     router
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
+        // Next to the handlers, inside idempotency: see the middleware.
+        .layer(middleware::from_fn_with_state(
+            (state.clone(), operations),
+            access_log::middleware,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             http::idempotency::middleware,

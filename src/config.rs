@@ -42,6 +42,10 @@ pub enum AdminCommand {
     /// Create an organisation and its first coordinator; prints a one-time
     /// setup code with which the coordinator chooses a password.
     CreateOrganisation(CreateOrganisation),
+    /// Check every organisation's access log: each entry follows the one
+    /// before it and matches its hash. Prints each chain's last entry and
+    /// hash; exits non-zero naming the first broken entry.
+    VerifyAccessLog,
 }
 
 #[derive(Debug, Args)]
@@ -321,6 +325,17 @@ pub struct Config {
     /// PostgreSQL only for a single instance.
     #[arg(long, env = "KRING_READ_CACHE", value_enum, default_value_t = ReadCache::Auto, global = true)]
     pub read_cache: ReadCache,
+
+    /// How long access-log entries are kept, in days (default five years);
+    /// older ones are deleted by the upkeep job.
+    #[arg(
+        long,
+        env = "KRING_ACCESS_LOG_RETENTION_DAYS",
+        default_value_t = 1825,
+        value_parser = clap::value_parser!(u32).range(1..=36_500),
+        global = true
+    )]
+    pub access_log_retention_days: u32,
 
     /// Testing only: run on a clock that `POST /test/clock` moves, so that
     /// contract tests can let days pass. Never enable in production.

@@ -11,11 +11,14 @@
 //! - [`push`]: providers behind one trait and the response classification;
 //!   [`jobs`]: delivery, the scheduler and upkeep, run by one loop; [`metrics`]: `/metrics`.
 //! - [`silence`]: the silence engine: nudges, alerts, escalation.
+//! - [`access_log`]: every staff access to a member's data, in a hash chain
+//!   per organisation; a layer that features plug into, like [`http`].
 //! - [`clock`]: injected time, so tests move days in milliseconds.
 //!
 //! [`run`] serves the API until a shutdown signal; tests call [`serve`] with
 //! their own state and a port-0 listener.
 
+pub mod access_log;
 pub mod accounts;
 pub mod app;
 pub mod checkins;

@@ -82,7 +82,34 @@ async fn execute(cli: Cli) -> Result<(), String> {
                 made.organisation_id, made.coordinator_id, made.setup_code
             ))
         }
+        Command::Admin(AdminCommand::VerifyAccessLog) => {
+            let store = connect(&config.database_url()).await?;
+            kring::migrate(&store).await.map_err(|e| e.to_string())?;
+            let result = verify_access_log(&store).await;
+            store.close().await;
+            result
+        }
     }
+}
+
+/// `kring admin verify-access-log`: an error naming the first broken entry.
+async fn verify_access_log(store: &Store) -> Result<(), String> {
+    let verified = kring::access_log::verify::verify(store)
+        .await
+        .map_err(|e| format!("cannot read the access log: {e}"))?
+        .map_err(|broken| format!("the access log is broken at {broken}"))?;
+    let mut text = String::new();
+    for chain in &verified.chains {
+        text.push_str(&format!(
+            "organisation {}: {} entries kept, last entry {} with hash {}\n",
+            chain.organisation_id, chain.entries, chain.seq, chain.hash
+        ));
+    }
+    text.push_str(&format!(
+        "access log verified: {} organisation(s)\n",
+        verified.chains.len()
+    ));
+    out(&text)
 }
 
 /// Writes command output. A reader that went away (`kring openapi | head`)

@@ -41,6 +41,7 @@ use crate::error::{FieldError, Problem};
         (name = "devices", description = "Devices that receive push notifications"),
         (name = "notifications", description = "The inbox, preferences and personal messages. Push payloads follow the `PushPayload` schema (also committed as `openapi/push-payload.schema.json`)."),
         (name = "alerts", description = "The silence engine's alerts for workers, and the circle overview"),
+        (name = "access_log", description = "Who read or changed a member's data: every access by a worker or coordinator, for the member and for coordinators (NEN 7513)"),
         (name = "operations", description = "Health checks, metrics and the spec"),
     )
 )]

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::access_log::{Action, Audit, Kind, Subject};
 use crate::circles::{CircleAccess, cached_access, record_activity};
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
@@ -363,6 +364,7 @@ pub async fn im_ok_everywhere(
 pub async fn list_checkins(
     State(state): State<AppState>,
     caller: Caller,
+    audit: Audit,
     Path(circle_id): Path<String>,
     Query(query): Query<SyncQuery>,
 ) -> ApiResult<axum::Json<CheckinPage>> {
@@ -388,6 +390,11 @@ pub async fn list_checkins(
     let (next_cursor, sync_token) = page.finish(&mut rows, head, &access.circle_id, |r| {
         (r.created_at, r.change_seq, r.id.clone())
     });
+    audit.shown(
+        Kind::Checkins,
+        Action::List,
+        rows.iter().map(|r| Subject::membership(&r.membership_id)),
+    );
     Ok(axum::Json(CheckinPage {
         items: rows.into_iter().map(CheckinRow::into_view).collect(),
         next_cursor,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
+use crate::access_log::{Action, Audit, Kind, Subject};
 use crate::circles::access;
 use crate::clock::{from_ms, opt_from_ms};
 use crate::error::{ApiError, ApiResult, Validator};
@@ -186,6 +187,7 @@ pub async fn load_member(
 pub async fn list_members(
     State(state): State<AppState>,
     caller: Caller,
+    audit: Audit,
     Path(circle_id): Path<String>,
 ) -> ApiResult<axum::Json<MemberList>> {
     let mut conn = state.store.pool().acquire().await?;
@@ -198,6 +200,11 @@ pub async fn list_members(
     .await?;
     let now = state.now_ms();
     let staff = access.is_staff();
+    audit.shown(
+        Kind::MemberList,
+        Action::List,
+        rows.iter().map(|r| Subject::membership(&r.id)),
+    );
     let items = rows
         .into_iter()
         .map(|r| {

@@ -10,6 +10,7 @@ use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::access_log::{Action, Audit, Kind, Subject};
 use crate::accounts::sessions::create_code;
 use crate::circles::access;
 use crate::clock::{from_ms, opt_from_ms};
@@ -69,6 +70,7 @@ pub async fn recovery_code(
     State(state): State<AppState>,
     idem: Idempotent,
     caller: Caller,
+    audit: Audit,
     Path((circle_id, membership_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let now = state.now_ms();
@@ -125,6 +127,10 @@ pub async fn recovery_code(
         },
     )
     .await?;
+    let member = Subject::membership(&membership_id);
+    audit
+        .changed(&mut tx, Kind::RecoveryCode, Action::Create, member)
+        .await?;
     let response = idem
         .commit(
             tx,
@@ -229,6 +235,7 @@ struct RecordRow {
 pub async fn list_recovery_codes(
     State(state): State<AppState>,
     caller: Caller,
+    audit: Audit,
     Path((circle_id, membership_id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<RecoveryCodeList>> {
     let now = state.now_ms();
@@ -255,6 +262,12 @@ pub async fn list_recovery_codes(
     .bind(&account_id)
     .fetch_all(&mut *conn)
     .await?;
+    let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    audit.shown_counted(
+        Kind::RecoveryCode,
+        Action::List,
+        [(Subject::membership(&membership_id), count)],
+    );
     let items = rows
         .into_iter()
         .map(|r| {

@@ -1,5 +1,6 @@
 //! Housekeeping: forget expired idempotency keys, access tokens and login
-//! failures, so that those tables hold only what can still matter.
+//! failures, so that those tables hold only what can still matter, and let
+//! access-log entries past their retention expire.
 
 use std::time::Duration;
 
@@ -49,5 +50,7 @@ pub async fn upkeep_once(state: &AppState) -> Result<u64, sqlx::Error> {
         .execute(pool)
         .await?
         .rows_affected();
+    let retention_ms = i64::from(state.config.access_log_retention_days) * 86_400_000;
+    removed += crate::access_log::chain::expire(&state.store, now - retention_ms).await?;
     Ok(removed)
 }

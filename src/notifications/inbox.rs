@@ -6,6 +6,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::access_log::{Action, Audit, Kind, Subject};
 use crate::circles::access;
 use crate::clock::{from_ms, opt_from_ms};
 use crate::error::{ApiError, ApiResult};
@@ -388,6 +389,7 @@ pub async fn personal_message(
     State(state): State<AppState>,
     idem: Idempotent,
     caller: Caller,
+    audit: Audit,
     Path((circle_id, membership_id)): Path<(String, String)>,
     Json(req): Json<PersonalMessage>,
 ) -> ApiResult<Response> {
@@ -436,12 +438,17 @@ pub async fn personal_message(
         },
         circle_id: Some(access.circle_id.clone()),
         post_id: None,
-        membership_id: Some(membership_id),
+        membership_id: Some(membership_id.clone()),
         alert_id: None,
         deliver_at: None,
         inbox_only: false,
     };
     let notification_id = notify(&mut tx, now, &out).await?;
+    // Who wrote to whom, never what.
+    let member = Subject::membership(membership_id);
+    audit
+        .changed(&mut tx, Kind::PersonalMessage, Action::Create, member)
+        .await?;
     idem.commit(
         tx,
         (

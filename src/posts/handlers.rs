@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::access_log::{Action, Audit, Kind, Subject};
 use crate::circles::{access, cached_access, record_activity};
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::cursor::parse_limit;
@@ -118,6 +119,7 @@ impl FeedQuery {
 pub async fn feed(
     State(state): State<AppState>,
     caller: Caller,
+    audit: Audit,
     Path(circle_id): Path<String>,
     Query(query): Query<FeedQuery>,
 ) -> ApiResult<Response> {
@@ -146,6 +148,7 @@ pub async fn feed(
         // its posts already serialized.
         (None, None) => {
             let page = first_page(&state, circle, feed.limit).await?;
+            shown_authors(&audit, page.rows.iter().take(fetch));
             let (next_cursor, sync_token) = listing_marks(&page.rows, page.sync);
             let out = PostPageJson {
                 items: page.items(fetch, viewer, staff)?,
@@ -183,6 +186,7 @@ pub async fn feed(
             }
             let more = rows.len() > fetch;
             rows.truncate(fetch);
+            shown_authors(&audit, &rows);
             let reactions = reactions_of(&mut conn, &rows).await?;
             let last = rows.last().map_or(after, |r| r.change_seq);
             Ok(axum::Json(PostPage {
@@ -200,6 +204,7 @@ pub async fn feed(
                 listing_page(&mut conn, backend, circle, cursor.position, feed.limit + 1).await?;
             let (next_cursor, sync_token) = listing_marks(&rows, cursor.sync);
             rows.truncate(fetch);
+            shown_authors(&audit, &rows);
             let reactions = reactions_of(&mut conn, &rows).await?;
             Ok(axum::Json(PostPage {
                 items: render(&rows, &reactions, viewer, staff)?,
@@ -209,6 +214,17 @@ pub async fn feed(
             .into_response())
         }
     }
+}
+
+/// The feed shows each post's author's posts (for staff, hidden ones in
+/// full): one access per author, counting their posts on the page.
+fn shown_authors<'a>(audit: &Audit, rows: impl IntoIterator<Item = &'a PostRow>) {
+    audit.shown(
+        Kind::Feed,
+        Action::List,
+        rows.into_iter()
+            .map(|r| Subject::membership(&r.author_membership_id)),
+    );
 }
 
 /// [`PostPage`] with its posts already serialized.
@@ -404,10 +420,17 @@ pub async fn create_post(
 pub async fn get_post(
     State(state): State<AppState>,
     caller: Caller,
+    audit: Audit,
     Path(post_id): Path<String>,
 ) -> ApiResult<axum::Json<Post>> {
     let mut conn = state.store.pool().acquire().await?;
-    Ok(axum::Json(load_post(&mut conn, &caller, &post_id).await?))
+    let post = load_post(&mut conn, &caller, &post_id).await?;
+    audit.shown(
+        Kind::Feed,
+        Action::Read,
+        [Subject::membership(&post.author.membership_id)],
+    );
+    Ok(axum::Json(post))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -533,6 +556,7 @@ pub struct HidePost {
 pub async fn hide_post(
     State(state): State<AppState>,
     caller: Caller,
+    audit: Audit,
     Path(post_id): Path<String>,
     Json(req): Json<HidePost>,
 ) -> ApiResult<axum::Json<Post>> {
@@ -560,6 +584,10 @@ pub async fn hide_post(
         .await?;
     tracing::info!(post_id = %row.id, "post hidden by staff");
     let post = load_post(&mut tx, &caller, &row.id).await?;
+    let author = Subject::membership(&row.author_membership_id);
+    audit
+        .changed(&mut tx, Kind::Feed, Action::Change, author)
+        .await?;
     tx.commit().await?;
     Ok(axum::Json(post))
 }
@@ -578,6 +606,7 @@ pub async fn hide_post(
 pub async fn unhide_post(
     State(state): State<AppState>,
     caller: Caller,
+    audit: Audit,
     Path(post_id): Path<String>,
 ) -> ApiResult<axum::Json<Post>> {
     let now = state.now_ms();
@@ -596,6 +625,10 @@ pub async fn unhide_post(
         .await?;
     }
     let post = load_post(&mut tx, &caller, &row.id).await?;
+    let author = Subject::membership(&row.author_membership_id);
+    audit
+        .changed(&mut tx, Kind::Feed, Action::Change, author)
+        .await?;
     tx.commit().await?;
     Ok(axum::Json(post))
 }

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::access_log::{Action, Audit, Kind, Subject};
 use crate::circles::{access, record_activity};
 use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult};
@@ -39,6 +40,7 @@ fn parse_kind(kind: &str) -> ApiResult<ReactionKind> {
 pub async fn add_reaction(
     State(state): State<AppState>,
     caller: Caller,
+    audit: Audit,
     Path((post_id, kind)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Post>> {
     let kind = parse_kind(&kind)?;
@@ -60,6 +62,12 @@ pub async fn add_reaction(
     record_activity(&mut tx, &membership_id, now).await?;
     let post = load_post(&mut tx, &caller, &row.id).await?;
     tx.commit().await?;
+    // The answer shows the post.
+    audit.shown(
+        Kind::Feed,
+        Action::Read,
+        [Subject::membership(&post.author.membership_id)],
+    );
     Ok(axum::Json(post))
 }
 
@@ -81,6 +89,7 @@ pub async fn add_reaction(
 pub async fn remove_reaction(
     State(state): State<AppState>,
     caller: Caller,
+    audit: Audit,
     Path((post_id, kind)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Post>> {
     let kind = parse_kind(&kind)?;
@@ -90,6 +99,12 @@ pub async fn remove_reaction(
     remove(&mut tx, &row.circle_id, &row.id, &membership_id, kind).await?;
     let post = load_post(&mut tx, &caller, &row.id).await?;
     tx.commit().await?;
+    // The answer shows the post.
+    audit.shown(
+        Kind::Feed,
+        Action::Read,
+        [Subject::membership(&post.author.membership_id)],
+    );
     Ok(axum::Json(post))
 }
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::access_log::{Action, Audit, Kind, Subject};
 use crate::circles::access;
 use crate::clock::{from_ms, opt_from_ms};
 use crate::error::{ApiError, ApiResult};
@@ -241,6 +242,7 @@ pub struct AlertQuery {
 pub async fn list_alerts(
     State(state): State<AppState>,
     caller: Caller,
+    audit: Audit,
     Query(query): Query<AlertQuery>,
 ) -> ApiResult<axum::Json<AlertList>> {
     caller.require_staff()?;
@@ -292,6 +294,11 @@ pub async fn list_alerts(
         }
         .encode()
     });
+    audit.shown(
+        Kind::Alerts,
+        Action::List,
+        rows.iter().map(|r| Subject::membership(&r.membership_id)),
+    );
     Ok(axum::Json(AlertList {
         items: rows.into_iter().map(AlertRow::into_view).collect(),
         next_cursor,
@@ -311,22 +318,26 @@ pub async fn list_alerts(
 pub async fn get_alert(
     State(state): State<AppState>,
     caller: Caller,
+    audit: Audit,
     Path(alert_id): Path<String>,
 ) -> ApiResult<axum::Json<Alert>> {
     let mut conn = state.store.pool().acquire().await?;
-    Ok(axum::Json(
-        visible_alert(&mut conn, &caller, &alert_id)
-            .await?
-            .into_view(),
-    ))
+    let row = visible_alert(&mut conn, &caller, &alert_id).await?;
+    audit.shown(
+        Kind::Alerts,
+        Action::Read,
+        [Subject::membership(&row.membership_id)],
+    );
+    Ok(axum::Json(row.into_view()))
 }
 
-/// Opens a transaction on an alert the caller may change (not resolved).
+/// Opens a transaction on an alert the caller may change (not resolved);
+/// the alert's id and whose alert it is.
 async fn changeable(
     state: &AppState,
     caller: &Caller,
     alert_id: &str,
-) -> ApiResult<(crate::store::Tx, String)> {
+) -> ApiResult<(crate::store::Tx, String, Subject)> {
     let mut tx = state.store.begin().await?;
     let row = visible_alert(&mut tx, caller, alert_id).await?;
     if row.status == "resolved" {
@@ -335,15 +346,21 @@ async fn changeable(
             "This alert is already resolved",
         ));
     }
-    Ok((tx, row.id))
+    Ok((tx, row.id, Subject::membership(row.membership_id)))
 }
 
+/// Logs the change in its transaction, commits, and answers with the alert.
 async fn finish(
     mut tx: crate::store::Tx,
     caller: &Caller,
+    audit: &Audit,
     alert_id: &str,
+    member: Subject,
 ) -> ApiResult<axum::Json<Alert>> {
     let row = visible_alert(&mut tx, caller, alert_id).await?;
+    audit
+        .changed(&mut tx, Kind::Alerts, Action::Change, member)
+        .await?;
     tx.commit().await?;
     Ok(axum::Json(row.into_view()))
 }
@@ -362,9 +379,10 @@ async fn finish(
 pub async fn acknowledge(
     State(state): State<AppState>,
     caller: Caller,
+    audit: Audit,
     Path(alert_id): Path<String>,
 ) -> ApiResult<axum::Json<Alert>> {
-    let (mut tx, id) = changeable(&state, &caller, &alert_id).await?;
+    let (mut tx, id, member) = changeable(&state, &caller, &alert_id).await?;
     sqlx::query(
         "UPDATE alerts SET status = 'acknowledged', acknowledged_at = COALESCE(acknowledged_at, $1),
                 acknowledged_by = COALESCE(acknowledged_by, $2), snoozed_until = NULL, updated_at = $1
@@ -375,7 +393,7 @@ pub async fn acknowledge(
     .bind(&id)
     .execute(&mut *tx)
     .await?;
-    finish(tx, &caller, &id).await
+    finish(tx, &caller, &audit, &id, member).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -401,6 +419,7 @@ pub struct SnoozeRequest {
 pub async fn snooze(
     State(state): State<AppState>,
     caller: Caller,
+    audit: Audit,
     Path(alert_id): Path<String>,
     Json(req): Json<SnoozeRequest>,
 ) -> ApiResult<axum::Json<Alert>> {
@@ -415,7 +434,7 @@ pub async fn snooze(
             }
         })
         .map_err(|m| ApiError::field("until", m))?;
-    let (mut tx, id) = changeable(&state, &caller, &alert_id).await?;
+    let (mut tx, id, member) = changeable(&state, &caller, &alert_id).await?;
     // Snoozing is handling it: it counts as an acknowledgement.
     sqlx::query(
         "UPDATE alerts SET status = 'snoozed', snoozed_until = $1, acknowledged_at = COALESCE(acknowledged_at, $2),
@@ -428,7 +447,7 @@ pub async fn snooze(
     .bind(&id)
     .execute(&mut *tx)
     .await?;
-    finish(tx, &caller, &id).await
+    finish(tx, &caller, &audit, &id, member).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -457,6 +476,7 @@ pub struct ResolveRequest {
 pub async fn resolve(
     State(state): State<AppState>,
     caller: Caller,
+    audit: Audit,
     Path(alert_id): Path<String>,
     Json(req): Json<ResolveRequest>,
 ) -> ApiResult<axum::Json<Alert>> {
@@ -476,7 +496,7 @@ pub async fn resolve(
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .map(str::to_owned);
-    let (mut tx, id) = changeable(&state, &caller, &alert_id).await?;
+    let (mut tx, id, member) = changeable(&state, &caller, &alert_id).await?;
     sqlx::query(
         "UPDATE alerts SET status = 'resolved', resolved_at = $1, resolved_by = $2, snoozed_until = NULL,
                 resolution_outcome = $3, resolution_note = $4, updated_at = $1
@@ -489,7 +509,7 @@ pub async fn resolve(
     .bind(&id)
     .execute(&mut *tx)
     .await?;
-    finish(tx, &caller, &id).await
+    finish(tx, &caller, &audit, &id, member).await
 }
 
 /// Where a member stands, as their worker sees it.
@@ -571,6 +591,7 @@ fn silence_start(last_activity_at: i64, away_until: Option<i64>) -> i64 {
 pub async fn overview(
     State(state): State<AppState>,
     caller: Caller,
+    audit: Audit,
     Path(circle_id): Path<String>,
 ) -> ApiResult<axum::Json<CircleOverview>> {
     let now = state.now_ms();
@@ -640,6 +661,13 @@ pub async fn overview(
             mood_average_14d: average.map(|a| (a * 10.0).round() / 10.0),
         });
     }
+    audit.shown(
+        Kind::Overview,
+        Action::List,
+        members
+            .iter()
+            .map(|m| Subject::membership(&m.membership_id)),
+    );
     Ok(axum::Json(CircleOverview {
         circle_id: access.circle_id,
         rhythm_days,

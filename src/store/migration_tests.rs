@@ -5,10 +5,16 @@ use std::collections::BTreeMap;
 
 /// Migrations whose SQLite and PostgreSQL texts may differ, each with why.
 /// Anything else is kept in two identical copies.
-const DIALECT_SPECIFIC: &[(&str, &str)] = &[(
-    "0006_silence_rules.sql",
-    "reads a policy step from JSON: json_extract on SQLite, jsonb operators on PostgreSQL",
-)];
+const DIALECT_SPECIFIC: &[(&str, &str)] = &[
+    (
+        "0006_silence_rules.sql",
+        "reads a policy step from JSON: json_extract on SQLite, jsonb operators on PostgreSQL",
+    ),
+    (
+        "0010_access_log.sql",
+        "the trigger that keeps the access log append-only: RAISE in SQLite, a PL/pgSQL function on PostgreSQL",
+    ),
+];
 
 fn migrations(dialect: &str) -> BTreeMap<String, String> {
     let dir = format!("{}/migrations/{dialect}", env!("CARGO_MANIFEST_DIR"));

@@ -23,6 +23,7 @@ const FEATURES: &[&str] = &[
 /// The layers that must know no feature.
 const LAYERS: &[&str] = &[
     "src/http",
+    "src/access_log",
     "src/store",
     "src/push",
     "src/state.rs",

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod access_log;
 mod access_matrix;
 mod apns;
 mod auth;
