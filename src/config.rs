@@ -337,6 +337,17 @@ pub struct Config {
     )]
     pub access_log_retention_days: u32,
 
+    /// Days between a member's erasure request and the erasure, during
+    /// which it can be cancelled (GDPR art. 17 asks for no undue delay).
+    #[arg(
+        long,
+        env = "KRING_ERASURE_GRACE_DAYS",
+        default_value_t = 7,
+        value_parser = clap::value_parser!(u32).range(0..=30),
+        global = true
+    )]
+    pub erasure_grace_days: u32,
+
     /// Testing only: run on a clock that `POST /test/clock` moves, so that
     /// contract tests can let days pass. Never enable in production.
     #[arg(long, env = "KRING_TEST_CLOCK", default_value_t = false, global = true)]

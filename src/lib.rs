@@ -26,6 +26,7 @@ pub mod circles;
 pub mod clock;
 pub mod config;
 pub mod devices;
+pub mod erasure;
 pub mod error;
 pub mod http;
 pub mod ids;
@@ -130,6 +131,7 @@ pub async fn serve(
             &cancel,
         ));
         background.push(jobs::start(jobs::silence::Scheduler, &state, &cancel));
+        background.push(jobs::start(erasure::run::Erasures, &state, &cancel));
     }
     for job in background {
         tracker.spawn(job);

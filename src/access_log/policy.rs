@@ -108,6 +108,19 @@ pub const POLICY: &[Declared] = &[
         "/v1/organisation/access-log",
         &[(Kind::AccessLog, Action::List)],
     ),
+    exempt("POST", "/v1/me/erasure", MEMBERS_ONLY),
+    exempt("GET", "/v1/me/erasure", MEMBERS_ONLY),
+    exempt("DELETE", "/v1/me/erasure", MEMBERS_ONLY),
+    logs(
+        "POST",
+        "/v1/organisation/members/{account_id}/erasure",
+        &[(Kind::Erasure, Action::Create)],
+    ),
+    logs(
+        "DELETE",
+        "/v1/organisation/members/{account_id}/erasure",
+        &[(Kind::Erasure, Action::Delete)],
+    ),
     // Circles, invites, staffing.
     exempt("GET", "/v1/circles", CIRCLE),
     exempt("POST", "/v1/circles", CIRCLE),

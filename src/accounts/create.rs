@@ -85,3 +85,25 @@ pub async fn staff(
     })?;
     Ok(())
 }
+
+/// Reduces an erased account to an anonymous stub: no name, e-mail, login
+/// name, password or settings of the person, signed in nowhere; only its id
+/// stays, so that alerts and access-log entries point at no one.
+pub async fn erase_to_stub(
+    tx: &mut crate::store::Tx,
+    account: &AccountId,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE accounts SET display_name = NULL, email = NULL, login_name = NULL,
+                password_hash = NULL, locale = 'nl', time_zone = 'Europe/Amsterdam',
+                reminder_time_min = NULL, last_nudge_at = NULL, last_nudge_text = NULL,
+                deactivated_at = COALESCE(deactivated_at, $2), erased_at = $2
+         WHERE id = $1",
+    )
+    .bind(account.as_str())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -188,6 +188,30 @@ pub async fn leave(
     Ok(left == 1)
 }
 
+/// Renames a left membership of an erased member: `name` ("former
+/// member") on its posts, nothing that links them to the person.
+pub async fn rename_former(
+    tx: &mut Tx,
+    circle: &CircleId,
+    membership: &MembershipId,
+    name: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    tx.touch(Scope::Circle(circle.as_str().to_owned()));
+    // The key is unique among current members only; a left one keeps its
+    // own, which no name can take.
+    sqlx::query(
+        "UPDATE memberships SET pseudonym = $1, pseudonym_key = '#' || id, updated_at = $2
+         WHERE id = $3",
+    )
+    .bind(name)
+    .bind(now)
+    .bind(membership.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Takes an account out of every circle it is in (a staff member removed
 /// from the organisation).
 pub async fn leave_all(tx: &mut Tx, account: &AccountId, now: i64) -> ApiResult<()> {

@@ -18,6 +18,7 @@ pub const BATCH: i64 = 500;
 /// Memberships wait for their next step in `next_step_due_at` (indexed).
 const SCHEDULE: Queue = Queue {
     table: "memberships",
+    key: "id",
     due: "next_step_due_at",
     lease: "schedule_lease_until",
     lease_ms: LEASE_MS,

@@ -52,6 +52,7 @@ pub async fn move_clock(
         return Err(ApiError::field("set", "the clock never goes backwards"));
     }
     clock.set(crate::clock::from_ms(target));
+    crate::jobs::run_until_idle(&crate::erasure::run::Erasures, &state).await?;
     let mut fired = crate::jobs::silence::run_until_idle(&state).await?.fired;
     let mut deliveries = crate::jobs::delivery::run_until_idle(&state).await?;
     // The server's own job loops may hold a claim on something due (a step

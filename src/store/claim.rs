@@ -21,6 +21,8 @@ use super::{Backend, Store};
 #[derive(Debug, Clone, Copy)]
 pub struct Queue {
     pub table: &'static str,
+    /// The column that names a row (returned by the claim).
+    pub key: &'static str,
     /// The time (epoch ms) a row becomes due; indexed, so that finding what
     /// is due costs what is due.
     pub due: &'static str,
@@ -55,7 +57,11 @@ impl Store {
         only: Option<(&'static str, &str)>,
     ) -> Result<Vec<String>, sqlx::Error> {
         let Queue {
-            table, due, lease, ..
+            table,
+            key,
+            due,
+            lease,
+            ..
         } = *queue;
         let waiting: Vec<&str> = queue.waiting.into_iter().collect();
         let mut probe_where = waiting.clone();
@@ -91,13 +97,13 @@ impl Store {
         };
         let claim = format!(
             "UPDATE {table} SET {lease} = $1{also_set}
-             WHERE id IN (
-                 SELECT id FROM {table}{}
+             WHERE {key} IN (
+                 SELECT {key} FROM {table}{}
                  ORDER BY {due}
                  LIMIT $3
                  {lock}
              )
-             RETURNING id",
+             RETURNING {key}",
             where_clause(&claim_where)
         );
         let mut tx = self.begin().await?;

@@ -183,6 +183,7 @@ both_backends!(
 /// A table of chores, due at `due_at`, claimed under `lease_until`.
 const CHORES: Queue = Queue {
     table: "chores",
+    key: "id",
     due: "due_at",
     lease: "lease_until",
     lease_ms: 1000,

@@ -13,6 +13,7 @@ mod auth;
 mod checkins;
 mod circles;
 mod discreet;
+mod erasure;
 mod errors;
 mod idempotency;
 mod jobs;

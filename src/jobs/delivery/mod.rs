@@ -54,6 +54,7 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 /// The outbox: pending deliveries wait for `not_before` (indexed).
 const OUTBOX: Queue = Queue {
     table: "deliveries",
+    key: "id",
     due: "not_before",
     lease: "lease_until",
     lease_ms: LEASE_MS,

@@ -429,6 +429,30 @@ async fn staff_access_to_member_data_is_logged(backend: Backend) {
         expect("personal_message", "create", &[(zon, None)])
     );
 
+    // An erasure requested on Maan's behalf, then taken back: each logged
+    // against her account.
+    let maan_account = w.maan.account_id.clone();
+    let t = "/v1/organisation/members/{account_id}/erasure";
+    let path = format!("/v1/organisation/members/{maan_account}/erasure");
+    let (_, new) = run
+        .call(
+            coordinator,
+            Method::POST,
+            t,
+            &path,
+            Some(json!({"keep_posts": false})),
+        )
+        .await;
+    assert_eq!(
+        seen(&new),
+        expect("erasure", "create", &[(maan_account.as_str(), None)])
+    );
+    let (_, new) = run.call(coordinator, Method::DELETE, t, &path, None).await;
+    assert_eq!(
+        seen(&new),
+        expect("erasure", "delete", &[(maan_account.as_str(), None)])
+    );
+
     // The coordinator reads the organisation's log: that is logged per
     // member it shows, and for a member asked about with nothing shown.
     let t = "/v1/organisation/access-log";
@@ -436,13 +460,12 @@ async fn staff_access_to_member_data_is_logged(backend: Backend) {
         .call(coordinator, Method::GET, t, &format!("{t}?limit=5"), None)
         .await;
     let member = json!("member");
-    let shown = per_member(
-        r.body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| (&e["member"]["membership_id"], &member)),
-    );
+    let shown = per_member(r.body["items"].as_array().unwrap().iter().map(|e| {
+        match &e["member"]["membership_id"] {
+            Value::Null => (&e["member"]["account_id"], &member),
+            membership => (membership, &member),
+        }
+    }));
     assert_eq!(seen(&new), expect("access_log", "list", &as_refs(&shown)));
     let zon_account = w.zon.account_id.clone();
     let (_, new) = run
