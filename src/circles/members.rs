@@ -93,6 +93,11 @@ pub struct MemberView {
     pub consent: Option<Consent>,
     /// Staff only: the member's account, for recovery codes and support.
     pub account_id: Option<String>,
+    /// Leaving: the member (or a coordinator for them) asked Kring to erase
+    /// their data, which happens at this time unless they cancel; null
+    /// otherwise. Shown to the member and the circle's staff.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub leaving_at: Option<jiff::Timestamp>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -114,11 +119,15 @@ struct MemberRow {
     last_activity_at: i64,
     consent_version: Option<i64>,
     consented_at: Option<i64>,
+    erasure_due_at: Option<i64>,
 }
 
 const MEMBER_SELECT: &str =
     "SELECT id, circle_id, account_id, pseudonym, role, joined_at, left_at, away_until,
-        nudges_enabled, last_activity_at, consent_version, consented_at FROM memberships";
+        nudges_enabled, last_activity_at, consent_version, consented_at,
+        (SELECT e.due_at FROM erasures e
+         WHERE e.account_id = memberships.account_id AND e.erased_at IS NULL) AS erasure_due_at
+     FROM memberships";
 
 impl MemberRow {
     fn into_view(self, full: bool, now: i64) -> ApiResult<MemberView> {
@@ -153,6 +162,11 @@ impl MemberRow {
             last_activity_at: full.then(|| from_ms(self.last_activity_at)),
             consent: if full { consent } else { None },
             account_id: full.then_some(self.account_id),
+            leaving_at: if full {
+                opt_from_ms(self.erasure_due_at)
+            } else {
+                None
+            },
         })
     }
 }

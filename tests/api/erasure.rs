@@ -253,6 +253,24 @@ async fn an_erased_member_leaves_no_trace(backend: Backend) {
     .await
     .expect_problem(409, "erasure_scheduled");
     app.get("/v1/me/erasure", k.token()).await.expect(200);
+    // Her worker sees that she is leaving, and when.
+    let members = app
+        .get(
+            &format!("/v1/circles/{}/members", w.circle),
+            w.worker.token(),
+        )
+        .await
+        .expect(200)
+        .body;
+    let leaving: Vec<&Value> = members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| !m["leaving_at"].is_null())
+        .collect();
+    assert_eq!(leaving.len(), 1, "{members}");
+    assert_eq!(leaving[0]["id"], k.membership());
+    assert_eq!(leaving[0]["leaving_at"], asked.body["due_at"]);
     // Nothing happens during the grace period.
     app.clock.advance(SignedDuration::from_hours(24 * 7 - 1));
     let erased = kring::jobs::run_until_idle(&kring::erasure::run::Erasures, &app.state)
