@@ -17,8 +17,8 @@ use crate::openapi::{ApiDoc, CommonResponses};
 use crate::ops::SpecJson;
 use crate::state::AppState;
 use crate::{
-    access_log, accounts, checkins, circles, devices, http, notifications, ops, organisations,
-    posts, silence,
+    access_log, accounts, checkins, circles, devices, exports, http, notifications, ops,
+    organisations, posts, silence,
 };
 
 /// All API routes with their OpenAPI description.
@@ -33,6 +33,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(notifications::router())
         .merge(silence::router())
         .merge(access_log::router())
+        .merge(exports::router())
         .merge(ops::router())
         .split_for_parts();
     CommonResponses.modify(&mut spec);

@@ -14,6 +14,7 @@ mod checkins;
 mod circles;
 mod discreet;
 mod errors;
+mod exports;
 mod idempotency;
 mod jobs;
 mod layout;
