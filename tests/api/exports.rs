@@ -3,7 +3,7 @@
 //! one export at a time, also under parallel requests; the download
 //! expires; a coordinator can start one on a member's behalf (logged, and
 //! the member sees it); others get 404; a build that crashed is retried
-//! after its lease.
+//! after its lease, and one that keeps failing ends as `failed`.
 
 use jiff::SignedDuration;
 use serde_json::{Value, json};
@@ -548,6 +548,26 @@ async fn a_crashed_build_is_retried_after_its_lease(backend: Backend) {
             .unwrap();
     assert_eq!((status.as_str(), attempts), ("ready", 2));
     assert_eq!(build(app).await, 0, "built once");
+
+    // A build that keeps failing gives up after its last attempt, so the
+    // member can ask again.
+    let id = start(app, &w.maan).await.expect(202).str("/id");
+    sqlx::query("UPDATE exports SET attempts = $1 WHERE id = $2")
+        .bind(kring::exports::MAX_ATTEMPTS)
+        .bind(&id)
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(build(app).await, 1);
+    let r = app
+        .get(&format!("/v1/me/exports/{id}"), w.maan.token())
+        .await
+        .expect(200);
+    assert_eq!(r.body["status"], "failed");
+    app.get(&format!("/v1/me/exports/{id}/download"), w.maan.token())
+        .await
+        .expect_problem(409, "export_failed");
+    start(app, &w.maan).await.expect(202);
     w.app.stop().await;
 }
 both_backends!(a_crashed_build_is_retried_after_its_lease);
