@@ -17,7 +17,7 @@ use crate::openapi::{ApiDoc, CommonResponses};
 use crate::ops::SpecJson;
 use crate::state::AppState;
 use crate::{
-    access_log, accounts, checkins, circles, devices, erasure, http, notifications, ops,
+    access_log, accounts, checkins, circles, devices, erasure, exports, http, notifications, ops,
     organisations, posts, silence,
 };
 
@@ -34,6 +34,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(silence::router())
         .merge(access_log::router())
         .merge(erasure::router())
+        .merge(exports::router())
         .merge(ops::router())
         .split_for_parts();
     CommonResponses.modify(&mut spec);

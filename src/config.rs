@@ -347,6 +347,16 @@ pub struct Config {
         global = true
     )]
     pub erasure_grace_days: u32,
+    /// How long a finished export of a member's data can be downloaded, in
+    /// hours (default three days); then the document is deleted.
+    #[arg(
+        long,
+        env = "KRING_EXPORT_TTL_HOURS",
+        default_value_t = 72,
+        value_parser = clap::value_parser!(u32).range(1..=8_760),
+        global = true
+    )]
+    pub export_ttl_hours: u32,
 
     /// Testing only: run on a clock that `POST /test/clock` moves, so that
     /// contract tests can let days pass. Never enable in production.

@@ -7,7 +7,8 @@
 //!   [`ops`]: health, readiness, the spec, metrics.
 //! - features, each with its routes: [`accounts`], [`organisations`],
 //!   [`circles`] (with invites and memberships), [`posts`], [`checkins`],
-//!   [`devices`], [`notifications`] (the inbox and its producers).
+//!   [`devices`], [`notifications`] (the inbox and its producers), [`exports`]
+//!   (a member's copy of their data).
 //! - [`push`]: providers behind one trait and the response classification;
 //!   [`jobs`]: delivery, the scheduler and upkeep, run by one loop; [`metrics`]: `/metrics`.
 //! - [`silence`]: the silence engine: nudges, alerts, escalation.
@@ -28,6 +29,7 @@ pub mod config;
 pub mod devices;
 pub mod erasure;
 pub mod error;
+pub mod exports;
 pub mod http;
 pub mod ids;
 pub mod jobs;
@@ -132,6 +134,7 @@ pub async fn serve(
         ));
         background.push(jobs::start(jobs::silence::Scheduler, &state, &cancel));
         background.push(jobs::start(erasure::run::Erasures, &state, &cancel));
+        background.push(jobs::start(jobs::exports::Builder, &state, &cancel));
     }
     for job in background {
         tracker.spawn(job);

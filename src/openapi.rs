@@ -42,6 +42,7 @@ use crate::error::{FieldError, Problem};
         (name = "notifications", description = "The inbox, preferences and personal messages. Push payloads follow the `PushPayload` schema (also committed as `openapi/push-payload.schema.json`)."),
         (name = "alerts", description = "The silence engine's alerts for workers, and the circle overview"),
         (name = "access_log", description = "Who read or changed a member's data: every access by a worker or coordinator, for the member and for coordinators (NEN 7513)"),
+        (name = "exports", description = "A member's copy of everything Kring holds about them (GDPR art. 15 and 20): started by the member or by a coordinator on their behalf, built by a job, downloadable until it expires"),
         (name = "operations", description = "Health checks, metrics and the spec"),
     )
 )]

@@ -810,3 +810,63 @@ async fn feed_and_sync_while_posts_arrive(backend: Backend) {
     server.stop().await;
 }
 both_backends!(feed_and_sync_while_posts_arrive);
+
+/// A member's rights: after a worker read their check-ins, the member sees
+/// it in their access log, then exports their data; the document matches
+/// the spec's `DataExport`.
+async fn a_member_reads_their_access_log_and_exports(backend: Backend) {
+    let server = Server::start(backend).await;
+    let app = App::new(&server);
+    let s = setup(&server, &app).await;
+    let (member, _, membership) = join(&app, &s, "Zonnebloem").await;
+    let r = app
+        .post(
+            &format!("/v1/circles/{}/checkins", s.circle),
+            Some(&member),
+            json!({"mood": 3, "note": "Het gaat wel."}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let r = app
+        .get(
+            &format!("/v1/circles/{}/checkins", s.circle),
+            Some(&s.worker),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let log = app.get("/v1/me/access-log", Some(&member)).await;
+    assert_eq!(log.status, 200);
+    let entry = &log.body["items"][0];
+    assert_eq!(entry["kind"], "checkins");
+    assert_eq!(entry["staff"]["display_name"], "Sam");
+    assert_eq!(entry["membership_id"], membership.as_str());
+
+    let started = app
+        .call(
+            "POST",
+            "/v1/me/export",
+            Some(&member),
+            None,
+            &[("idempotency-key", "export-1")],
+        )
+        .await;
+    assert_eq!(started.status, 202);
+    assert_eq!(started.body["status"], "pending");
+    let id = started.str("/id");
+    // The server's builder runs with the clock's jobs.
+    app.advance(1).await;
+    let status = app
+        .get(&format!("/v1/me/exports/{id}"), Some(&member))
+        .await;
+    assert_eq!(status.status, 200);
+    assert_eq!(status.body["status"], "ready");
+    let download = status.str("/download");
+    let doc = app.get(&download, Some(&member)).await;
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.body["format"], "kring-export/1");
+    assert_eq!(doc.body["memberships"][0]["pseudonym"], "Zonnebloem");
+    assert_eq!(doc.body["checkins"][0]["note"], "Het gaat wel.");
+    assert_eq!(doc.body["access_log"][0]["kind"], "checkins");
+    server.stop().await;
+}
+both_backends!(a_member_reads_their_access_log_and_exports);

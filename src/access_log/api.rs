@@ -83,6 +83,7 @@ pub struct AccessPoint {
     "kind": "checkins",
     "action": "list",
     "result_count": 3,
+    "on_your_behalf": false,
     "access_point": {"operation": "list_checkins"}
 }))]
 pub struct MyAccessEntry {
@@ -99,6 +100,9 @@ pub struct MyAccessEntry {
     /// For `list`: how many items about you the list held.
     #[schema(example = 3)]
     pub result_count: Option<i64>,
+    /// True when the staff member acted at your request (an export of your
+    /// data that a coordinator started for you).
+    pub on_your_behalf: bool,
     pub access_point: AccessPoint,
 }
 
@@ -191,7 +195,8 @@ fn start(page: &Page) -> (i64, String) {
 ///
 /// One entry per access: when, who (their name and role), which kind of
 /// data (check-ins, posts, the overview, alerts, the member list, recovery
-/// codes, personal messages), what they did (read, list, create, change)
+/// codes, personal messages, exports), what they did (read, list, create,
+/// change, export; `on_your_behalf` when they did it at your request)
 /// and, for a list, how many of its items were about you. Your own use of
 /// Kring and other members reading the circle are not in it; reading this
 /// list is not logged. Entries are kept for the organisation's retention
@@ -254,6 +259,7 @@ pub async fn my_access_log(
                 kind,
                 action,
                 result_count: r.result_count,
+                on_your_behalf: r.on_behalf_of.as_deref() == Some(r.subject_account_id.as_str()),
                 access_point: AccessPoint {
                     operation: r.operation,
                 },

@@ -30,6 +30,8 @@ struct Access {
     action: Action,
     subject: Subject,
     count: Option<i64>,
+    /// The account the staff member acted for, if any.
+    on_behalf_of: Option<String>,
 }
 
 /// What one request did with member data so far.
@@ -123,6 +125,7 @@ impl Audit {
                 action,
                 subject,
                 count: (action == Action::List).then_some(n),
+                on_behalf_of: None,
             });
         }
     }
@@ -138,6 +141,21 @@ impl Audit {
         action: Action,
         subject: Subject,
     ) -> Result<(), ApiError> {
+        self.changed_on_behalf(tx, kind, action, subject, None)
+            .await
+    }
+
+    /// As [`Audit::changed`], for a change the staff member made at
+    /// someone's request (an export started for a member): the entry names
+    /// that account in `on_behalf_of`.
+    pub async fn changed_on_behalf(
+        &self,
+        tx: &mut Tx,
+        kind: Kind,
+        action: Action,
+        subject: Subject,
+        on_behalf_of: Option<String>,
+    ) -> Result<(), ApiError> {
         self.point.ledger().accounted = true;
         if !self.caller.role.is_staff() {
             return Ok(());
@@ -147,6 +165,7 @@ impl Audit {
             action,
             subject,
             count: None,
+            on_behalf_of,
         };
         write(
             &mut *tx,
@@ -182,7 +201,7 @@ async fn write(
                 accessed_at: now,
                 actor_account_id: caller.account_id.clone(),
                 actor_role: caller.role.as_str().to_owned(),
-                on_behalf_of: None,
+                on_behalf_of: a.on_behalf_of.clone(),
                 subject_account_id: account,
                 subject_membership_id: membership,
                 circle_id: circle,

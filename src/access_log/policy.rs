@@ -81,6 +81,10 @@ pub const POLICY: &[Declared] = &[
         "/v1/me/access-log",
         "the caller's own entries: a member reading about themselves",
     ),
+    exempt("POST", "/v1/me/export", MEMBERS_ONLY),
+    exempt("GET", "/v1/me/exports", OWN),
+    exempt("GET", "/v1/me/exports/{export_id}", OWN),
+    exempt("GET", "/v1/me/exports/{export_id}/download", OWN),
     exempt("GET", "/v1/devices", OWN),
     exempt("POST", "/v1/devices", OWN),
     exempt("PUT", "/v1/devices/{device_id}", OWN),
@@ -120,6 +124,21 @@ pub const POLICY: &[Declared] = &[
         "DELETE",
         "/v1/organisation/members/{account_id}/erasure",
         &[(Kind::Erasure, Action::Delete)],
+    ),
+    logs(
+        "POST",
+        "/v1/organisation/members/{account_id}/export",
+        &[(Kind::Export, Action::Export)],
+    ),
+    exempt(
+        "GET",
+        "/v1/organisation/members/{account_id}/exports/{export_id}",
+        "an export's status and times, of one the coordinator started (which is logged); the download is logged",
+    ),
+    logs(
+        "GET",
+        "/v1/organisation/members/{account_id}/exports/{export_id}/download",
+        &[(Kind::Export, Action::Read)],
     ),
     // Circles, invites, staffing.
     exempt("GET", "/v1/circles", CIRCLE),

@@ -6,7 +6,7 @@
 //! - deleted: sessions and tokens, devices and their pending pushes, codes,
 //!   notification preferences, idempotency records, the member's own
 //!   notifications, check-ins (moods, notes, contact requests), reactions,
-//!   sign-in failures under their login name;
+//!   sign-in failures under their login name, exports of their data;
 //! - posts become tombstones (no text; threads still read), or with
 //!   `keep_posts` stay under the name "former member"; either way every
 //!   membership is left and renamed "former member", so nothing shown
@@ -255,6 +255,8 @@ async fn erase_account(tx: &mut Tx, account_id: &str, now: i64) -> Result<(), sq
         "DELETE FROM account_codes WHERE account_id = $1".to_owned(),
         "DELETE FROM idempotency_keys WHERE scope = 'account:' || $1".to_owned(),
         "DELETE FROM sync_heads WHERE stream = 'notifications:' || $1".to_owned(),
+        // Exports hold a copy of everything: gone with the rest.
+        "DELETE FROM exports WHERE account_id = $1".to_owned(),
     ] {
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(account_id)

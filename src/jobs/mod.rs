@@ -1,6 +1,6 @@
 //! Background work that every Kring instance runs: push delivery
-//! ([`delivery`]), the silence scheduler ([`silence`]) and housekeeping
-//! ([`upkeep`]).
+//! ([`delivery`]), the silence scheduler ([`silence`]), building exports
+//! ([`exports`]) and housekeeping ([`upkeep`]).
 //!
 //! Each is a [`Job`]: tests drive it with [`run_until_idle`]; production
 //! runs it in [`run`], one loop for all, which stops between rounds when
@@ -9,6 +9,7 @@
 //! with [`crate::store::Store::claim_due`].
 
 pub mod delivery;
+pub mod exports;
 pub mod silence;
 pub mod upkeep;
 

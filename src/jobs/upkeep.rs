@@ -1,6 +1,7 @@
 //! Housekeeping: forget expired idempotency keys, access tokens and login
-//! failures, so that those tables hold only what can still matter, and let
-//! access-log entries past their retention expire.
+//! failures, so that those tables hold only what can still matter, let
+//! access-log entries past their retention expire, and delete the documents
+//! of exports past their download period.
 
 use std::time::Duration;
 
@@ -52,5 +53,6 @@ pub async fn upkeep_once(state: &AppState) -> Result<u64, sqlx::Error> {
         .rows_affected();
     let retention_ms = i64::from(state.config.access_log_retention_days) * 86_400_000;
     removed += crate::access_log::chain::expire(&state.store, now - retention_ms).await?;
+    removed += crate::exports::expire(state).await?;
     Ok(removed)
 }

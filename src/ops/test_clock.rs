@@ -1,6 +1,6 @@
 //! `POST /test/clock`: moves the clock of a server started with
-//! `KRING_TEST_CLOCK=true`, then runs the scheduler and the delivery workers
-//! until nothing is due, so a contract test sees the effects at once. The
+//! `KRING_TEST_CLOCK=true`, then runs the scheduler, the delivery workers
+//! and the export builder until nothing is due, so a contract test sees the effects at once. The
 //! route exists only on such a server and is not part of the API spec.
 
 use axum::extract::State;
@@ -55,6 +55,7 @@ pub async fn move_clock(
     crate::jobs::run_until_idle(&crate::erasure::run::Erasures, &state).await?;
     let mut fired = crate::jobs::silence::run_until_idle(&state).await?.fired;
     let mut deliveries = crate::jobs::delivery::run_until_idle(&state).await?;
+    crate::jobs::run_until_idle(&crate::jobs::exports::Builder, &state).await?;
     // The server's own job loops may hold a claim on something due (a step
     // being fired, a push being sent) that the runs above skipped: wait for
     // them (at most 10 s), then run once more, so the caller sees it all.
@@ -63,7 +64,9 @@ pub async fn move_clock(
             "SELECT (SELECT COUNT(*) FROM deliveries
                      WHERE status = 'pending' AND lease_until > $1 AND not_before <= $1)
                   + (SELECT COUNT(*) FROM memberships
-                     WHERE schedule_lease_until > $1 AND next_step_due_at <= $1)",
+                     WHERE schedule_lease_until > $1 AND next_step_due_at <= $1)
+                  + (SELECT COUNT(*) FROM exports
+                     WHERE status = 'pending' AND lease_until > $1 AND build_due_at <= $1)",
         )
         .bind(target)
         .fetch_one(state.store.pool())
@@ -75,6 +78,7 @@ pub async fn move_clock(
     }
     fired += crate::jobs::silence::run_until_idle(&state).await?.fired;
     deliveries += crate::jobs::delivery::run_until_idle(&state).await?;
+    crate::jobs::run_until_idle(&crate::jobs::exports::Builder, &state).await?;
     Ok(axum::Json(ClockMoved {
         now: crate::clock::from_ms(target),
         steps_fired: fired,

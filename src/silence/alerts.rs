@@ -455,12 +455,18 @@ pub struct ResolveRequest {
     /// `reached`, `no_answer`, `not_needed`, `referred` or `other`.
     #[schema(value_type = ChosenOutcome)]
     pub outcome: ResolutionOutcome,
-    /// A short note for colleagues. Not for the member.
+    /// A short note for colleagues. It is about the member, so the member
+    /// can read it in an export of their data (GDPR art. 15): write it as
+    /// you would if they read along.
     #[schema(value_type = Option<crate::openapi::Note>)]
     pub note: Option<String>,
 }
 
 /// Staff: resolve an alert with an outcome and a note.
+///
+/// The note is kept with the alert for colleagues, and the member can read
+/// it in an export of their data (`POST /v1/me/export`; GDPR art. 15 gives
+/// them access to notes about them).
 #[utoipa::path(
     post, path = "/v1/alerts/{alert_id}/resolve", tag = "alerts",
     security(("bearer" = [])),

@@ -181,6 +181,13 @@ async fn klaproos(w: &World) -> Person {
     .await
     .expect(201);
     w.deliver().await;
+    // A copy of all of it, built and waiting for download.
+    app.post("/v1/me/export", k.token(), json!({}))
+        .await
+        .expect(202);
+    kring::jobs::run_until_idle(&kring::jobs::exports::Builder, &app.state)
+        .await
+        .unwrap();
     k
 }
 

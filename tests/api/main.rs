@@ -15,6 +15,7 @@ mod circles;
 mod discreet;
 mod erasure;
 mod errors;
+mod exports;
 mod idempotency;
 mod jobs;
 mod layout;

@@ -121,7 +121,10 @@ impl Run<'_> {
             assert_eq!(e.actor_account_id, who.account_id);
             assert_eq!(e.client.as_deref(), Some(CLIENT));
             assert!(e.session_id.is_some());
-            assert_eq!(e.on_behalf_of, None);
+            // Only an export started for a member is done on their behalf.
+            let on_behalf =
+                (e.kind == "export" && e.action == "export").then(|| e.subject_account_id.clone());
+            assert_eq!(e.on_behalf_of, on_behalf);
             assert!(e.circle_id.is_some() || e.subject_membership_id.is_none());
         }
         self.covered.insert(key);
@@ -480,6 +483,41 @@ async fn staff_access_to_member_data_is_logged(backend: Backend) {
     assert_eq!(
         seen(&new),
         expect("access_log", "list", &[(zon_account.as_str(), Some(0))])
+    );
+
+    // An export of zon's data, started by the coordinator on zon's behalf,
+    // then downloaded: about zon's account, not a membership.
+    let t = "/v1/organisation/members/{account_id}/export";
+    let (r, new) = run
+        .call(
+            coordinator,
+            Method::POST,
+            t,
+            &format!("/v1/organisation/members/{zon_account}/export"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        seen(&new),
+        expect("export", "export", &[(zon_account.as_str(), None)])
+    );
+    let export = r.str("/id");
+    kring::jobs::run_until_idle(&kring::jobs::exports::Builder, &app.state)
+        .await
+        .unwrap();
+    let t = "/v1/organisation/members/{account_id}/exports/{export_id}/download";
+    let (_, new) = run
+        .call(
+            coordinator,
+            Method::GET,
+            t,
+            &format!("/v1/organisation/members/{zon_account}/exports/{export}/download"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        seen(&new),
+        expect("export", "read", &[(zon_account.as_str(), None)])
     );
 
     // Every logging operation was called.

@@ -1,0 +1,789 @@
+//! The export document ([`DataExport`]): everything Kring holds about one
+//! member, read in one consistent snapshot.
+//!
+//! What is left out, on purpose: every secret (password hash, session,
+//! access and refresh tokens, device tokens and Web Push keys, recovery
+//! and setup codes, invite codes), and other people's content. Other
+//! members appear by id only (a reply's parent post); staff appear by the
+//! display name the member sees anyway (on alerts, recovery codes and the
+//! access log).
+
+use serde::Serialize;
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+
+use crate::accounts::types::{LocalTime, Locale};
+use crate::clock::{from_ms, opt_from_ms};
+
+/// The document's format; changes that remove or rename a field get a new
+/// number.
+pub const FORMAT: &str = "kring-export/1";
+
+type Time = jiff::Timestamp;
+
+/// A copy of everything Kring holds about you (GDPR art. 15 and 20), as
+/// one JSON document. Other people appear only by pseudonym, id, or the
+/// staff name you see in the app; no secret (password hash, tokens, codes,
+/// device tokens) and no other member's post is ever in it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DataExport {
+    /// `kring-export/1`.
+    #[schema(example = "kring-export/1")]
+    pub format: String,
+    /// The export's id.
+    pub export_id: String,
+    /// When the document was made.
+    #[schema(value_type = String, format = DateTime)]
+    pub generated_at: Time,
+    /// The language of `summary`: the account's language.
+    pub language: Locale,
+    /// A short overview in your language of what this document holds.
+    pub summary: String,
+    pub account: ExportAccount,
+    /// Every circle you are or were in.
+    pub memberships: Vec<ExportMembership>,
+    /// Your own posts, with their text (a deleted post's text is gone).
+    pub posts: Vec<ExportPost>,
+    /// Reactions you gave, by post id.
+    pub reactions: Vec<ExportReaction>,
+    /// Your check-ins: moods, notes and requests for contact.
+    pub checkins: Vec<ExportCheckin>,
+    /// Your inbox: every notification Kring sent you.
+    pub notifications: Vec<ExportNotification>,
+    /// Devices that received your pushes: kind and label, never the token.
+    pub devices: Vec<ExportDevice>,
+    /// Sign-ins on your devices (never the tokens).
+    pub sessions: Vec<ExportSession>,
+    /// Recovery codes issued for your account (never the code).
+    pub recovery_codes: Vec<ExportRecoveryCode>,
+    /// Alerts your workers got about you: why, when, how they were
+    /// handled, with the worker's note (see `ExportAlert.resolution_note`).
+    pub alerts: Vec<ExportAlert>,
+    /// The steps of your circles' reminder ladders that fired for you.
+    pub silence_steps: Vec<ExportSilenceStep>,
+    /// Every access by staff to your data, oldest first (the same entries as
+    /// `GET /v1/me/access-log`).
+    pub access_log: Vec<ExportAccessEntry>,
+}
+
+/// Your account and settings. No password or its hash.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportAccount {
+    pub id: String,
+    pub organisation_id: String,
+    /// The organisation's name.
+    pub organisation_name: String,
+    /// `member`.
+    pub role: String,
+    /// Staff only; null for members.
+    pub display_name: Option<String>,
+    /// Staff only; null for members.
+    pub email: Option<String>,
+    /// Your login name, if you chose one.
+    pub login_name: Option<String>,
+    pub locale: String,
+    pub time_zone: String,
+    /// Quiet hours, local `HH:MM`.
+    pub quiet_hours_start: String,
+    pub quiet_hours_end: String,
+    /// Your preferred local time for reminders, `HH:MM`.
+    pub preferred_reminder_time: Option<String>,
+    /// `sensitive_circles`, `always` or `never`.
+    pub discreet_pushes: String,
+    /// Which notifications you get; null when you never changed them.
+    pub notification_preferences: Option<ExportNotificationPreferences>,
+    /// When Kring last sent you a reminder.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_nudge_at: Option<Time>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Time,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub deactivated_at: Option<Time>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportNotificationPreferences {
+    /// `immediate`, `digest` or `off`.
+    pub new_posts: String,
+    pub replies: bool,
+    pub reactions: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Time,
+}
+
+/// One circle you are or were in, under your pseudonym there.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportMembership {
+    pub id: String,
+    pub circle_id: String,
+    pub circle_name: String,
+    pub pseudonym: String,
+    /// `member`.
+    pub role: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub joined_at: Time,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub left_at: Option<Time>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub away_until: Option<Time>,
+    pub nudges_enabled: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub last_activity_at: Time,
+    #[schema(value_type = String, format = DateTime)]
+    pub last_read_at: Time,
+    /// Your consent to the circle's escalation agreement; null if none was
+    /// recorded.
+    pub consent: Option<ExportConsent>,
+}
+
+/// The consent you gave to a circle's escalation agreement.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportConsent {
+    /// The agreement's version you consented to.
+    pub version: i64,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub consented_at: Option<Time>,
+    /// The agreement's text as you consented to it. Kring keeps only each
+    /// circle's current text, so this is null when the circle has changed
+    /// its agreement since (then `current_agreement_version` is newer).
+    pub agreement_text: Option<String>,
+    /// The circle's agreement version now.
+    pub current_agreement_version: i64,
+}
+
+/// A post you wrote.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportPost {
+    pub id: String,
+    pub circle_id: String,
+    pub membership_id: String,
+    /// The post this replies to, by id only: another member's post is not
+    /// yours to export.
+    pub reply_to_id: Option<String>,
+    /// Empty when you deleted it (Kring then no longer has the text).
+    pub body: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Time,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub edited_at: Option<Time>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub deleted_at: Option<Time>,
+    /// When a worker hid it, and why.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub hidden_at: Option<Time>,
+    pub hidden_reason: Option<String>,
+}
+
+/// A reaction you gave.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportReaction {
+    pub post_id: String,
+    pub kind: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Time,
+}
+
+/// A check-in of yours.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportCheckin {
+    pub id: String,
+    pub circle_id: String,
+    /// `mood` or `ok`.
+    pub kind: String,
+    /// 1 to 5.
+    pub mood: Option<i64>,
+    pub note: Option<String>,
+    pub wants_contact: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Time,
+}
+
+/// A notification in your inbox.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportNotification {
+    pub id: String,
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    pub circle_id: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Time,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub read_at: Option<Time>,
+}
+
+/// A device of yours: never its token or keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportDevice {
+    pub id: String,
+    /// `apns`, `fcm` or `webpush`.
+    pub kind: String,
+    pub label: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Time,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub removed_at: Option<Time>,
+    pub removed_reason: Option<String>,
+}
+
+/// One sign-in of yours on one device.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportSession {
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Time,
+    #[schema(value_type = String, format = DateTime)]
+    pub last_used_at: Time,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<Time>,
+    pub revoked_reason: Option<String>,
+}
+
+/// A recovery code issued for your account; never the code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportRecoveryCode {
+    /// The staff member who issued it.
+    pub issued_by: Option<String>,
+    pub circle_id: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub issued_at: Time,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Time,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub used_at: Option<Time>,
+}
+
+/// An alert about you, as your workers saw it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportAlert {
+    pub id: String,
+    pub circle_id: String,
+    pub membership_id: String,
+    /// `silence` or `contact_request`.
+    pub reason: String,
+    /// `open`, `acknowledged`, `snoozed` or `resolved`.
+    pub status: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub opened_at: Time,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub acknowledged_at: Option<Time>,
+    /// The staff member who acknowledged it.
+    pub acknowledged_by: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub snoozed_until: Option<Time>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub escalated_at: Option<Time>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub resolved_at: Option<Time>,
+    /// The staff member who resolved it.
+    pub resolved_by: Option<String>,
+    pub resolution_outcome: Option<String>,
+    /// The note the worker wrote when resolving it. It is about you, so the
+    /// right of access (GDPR art. 15) gives it to you; the resolve
+    /// operation tells workers so.
+    pub resolution_note: Option<String>,
+}
+
+/// A step of a circle's reminder ladder that fired for you.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportSilenceStep {
+    pub membership_id: String,
+    /// `nudge`, `alert_worker` or `alert_coordinator`.
+    pub action: String,
+    /// `nudged`, `merged`, `skipped` or `alerted`.
+    pub outcome: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub silence_started_at: Time,
+    #[schema(value_type = String, format = DateTime)]
+    pub fired_at: Time,
+}
+
+/// One access by staff to your data.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportAccessEntry {
+    #[schema(value_type = String, format = DateTime)]
+    pub accessed_at: Time,
+    /// The staff member's display name.
+    pub staff_name: Option<String>,
+    /// `worker` or `coordinator`.
+    pub staff_role: String,
+    /// True when they acted at your request (an export they started for you).
+    pub on_your_behalf: bool,
+    pub circle_id: Option<String>,
+    pub kind: String,
+    pub action: String,
+    pub result_count: Option<i64>,
+    /// The API operation used.
+    pub operation: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: String,
+    organisation_id: String,
+    organisation_name: String,
+    role: String,
+    display_name: Option<String>,
+    email: Option<String>,
+    login_name: Option<String>,
+    locale: String,
+    time_zone: String,
+    quiet_start_min: i64,
+    quiet_end_min: i64,
+    reminder_time_min: Option<i64>,
+    discreet_pushes: String,
+    last_nudge_at: Option<i64>,
+    created_at: i64,
+    deactivated_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct MembershipRow {
+    id: String,
+    circle_id: String,
+    circle_name: String,
+    pseudonym: String,
+    role: String,
+    joined_at: i64,
+    left_at: Option<i64>,
+    away_until: Option<i64>,
+    nudges_enabled: i64,
+    last_activity_at: i64,
+    last_read_at: i64,
+    consent_version: Option<i64>,
+    consented_at: Option<i64>,
+    agreement_version: i64,
+    agreement_text: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct PostRow {
+    id: String,
+    circle_id: String,
+    author_membership_id: String,
+    reply_to_id: Option<String>,
+    body: String,
+    created_at: i64,
+    edited_at: Option<i64>,
+    deleted_at: Option<i64>,
+    hidden_at: Option<i64>,
+    hidden_reason: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AlertRow {
+    id: String,
+    circle_id: String,
+    membership_id: String,
+    reason: String,
+    status: String,
+    opened_at: i64,
+    acknowledged_at: Option<i64>,
+    acknowledged_by: Option<String>,
+    snoozed_until: Option<i64>,
+    escalated_at: Option<i64>,
+    resolved_at: Option<i64>,
+    resolved_by: Option<String>,
+    resolution_outcome: Option<String>,
+    resolution_note: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AccessRow {
+    accessed_at: i64,
+    staff_name: Option<String>,
+    actor_role: String,
+    on_behalf_of: Option<String>,
+    circle_id: Option<String>,
+    kind: String,
+    action: String,
+    result_count: Option<i64>,
+    operation: String,
+}
+
+/// Builds the export `export_id` of `account_id` at `now`, reading through
+/// `conn` (one snapshot, so the parts agree with each other).
+pub async fn build(
+    conn: &mut AnyConnection,
+    export_id: &str,
+    account_id: &str,
+    now: i64,
+) -> Result<DataExport, sqlx::Error> {
+    let a: AccountRow = sqlx::query_as(
+        "SELECT a.id, a.organisation_id, o.name AS organisation_name, a.role, a.display_name,
+                a.email, a.login_name, a.locale, a.time_zone, a.quiet_start_min, a.quiet_end_min,
+                a.reminder_time_min, a.discreet_pushes, a.last_nudge_at, a.created_at,
+                a.deactivated_at
+         FROM accounts a JOIN organisations o ON o.id = a.organisation_id
+         WHERE a.id = $1",
+    )
+    .bind(account_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let preferences: Option<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT new_posts, replies, reactions, updated_at
+         FROM notification_preferences WHERE account_id = $1",
+    )
+    .bind(account_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+
+    let memberships: Vec<MembershipRow> = sqlx::query_as(
+        "SELECT m.id, m.circle_id, c.name AS circle_name, m.pseudonym, m.role, m.joined_at,
+                m.left_at, m.away_until, m.nudges_enabled, m.last_activity_at, m.last_read_at,
+                m.consent_version, m.consented_at, c.agreement_version, c.agreement_text
+         FROM memberships m JOIN circles c ON c.id = m.circle_id
+         WHERE m.account_id = $1 ORDER BY m.joined_at, m.id",
+    )
+    .bind(account_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let posts: Vec<PostRow> = sqlx::query_as(
+        "SELECT p.id, p.circle_id, p.author_membership_id, p.reply_to_id, p.body, p.created_at,
+                p.edited_at, p.deleted_at, p.hidden_at, p.hidden_reason
+         FROM posts p JOIN memberships m ON m.id = p.author_membership_id
+         WHERE m.account_id = $1 ORDER BY p.created_at, p.id",
+    )
+    .bind(account_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let reactions: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT r.post_id, r.kind, r.created_at
+         FROM reactions r JOIN memberships m ON m.id = r.membership_id
+         WHERE m.account_id = $1 ORDER BY r.created_at, r.post_id, r.kind",
+    )
+    .bind(account_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    type CheckinRow = (
+        String,
+        String,
+        String,
+        Option<i64>,
+        Option<String>,
+        i64,
+        i64,
+    );
+    let checkins: Vec<CheckinRow> = sqlx::query_as(
+        "SELECT c.id, c.circle_id, c.kind, c.mood, c.note, c.wants_contact, c.created_at
+         FROM checkins c JOIN memberships m ON m.id = c.membership_id
+         WHERE m.account_id = $1 ORDER BY c.created_at, c.id",
+    )
+    .bind(account_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    type NotificationRow = (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        i64,
+        Option<i64>,
+    );
+    let notifications: Vec<NotificationRow> = sqlx::query_as(
+        "SELECT id, kind, title, body, circle_id, created_at, read_at
+         FROM notifications WHERE account_id = $1 ORDER BY created_at, id",
+    )
+    .bind(account_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    type DeviceRow = (
+        String,
+        String,
+        Option<String>,
+        i64,
+        Option<i64>,
+        Option<String>,
+    );
+    let devices: Vec<DeviceRow> = sqlx::query_as(
+        "SELECT id, kind, label, created_at, removed_at, removed_reason
+         FROM devices WHERE account_id = $1 ORDER BY created_at, id",
+    )
+    .bind(account_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let sessions: Vec<(i64, i64, Option<i64>, Option<String>)> = sqlx::query_as(
+        "SELECT created_at, last_used_at, revoked_at, revoked_reason
+         FROM sessions WHERE account_id = $1 ORDER BY created_at, id",
+    )
+    .bind(account_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    type CodeRow = (Option<String>, Option<String>, i64, i64, Option<i64>);
+    let codes: Vec<CodeRow> = sqlx::query_as(
+        "SELECT s.display_name, k.circle_id, k.created_at, k.expires_at, k.used_at
+         FROM account_codes k LEFT JOIN accounts s ON s.id = k.created_by
+         WHERE k.account_id = $1 AND k.purpose = 'recovery' ORDER BY k.created_at",
+    )
+    .bind(account_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let alerts: Vec<AlertRow> = sqlx::query_as(
+        "SELECT al.id, al.circle_id, al.membership_id, al.reason, al.status, al.opened_at,
+                al.acknowledged_at, ack.display_name AS acknowledged_by, al.snoozed_until,
+                al.escalated_at, al.resolved_at, res.display_name AS resolved_by,
+                al.resolution_outcome, al.resolution_note
+         FROM alerts al JOIN memberships m ON m.id = al.membership_id
+         LEFT JOIN accounts ack ON ack.id = al.acknowledged_by
+         LEFT JOIN accounts res ON res.id = al.resolved_by
+         WHERE m.account_id = $1 ORDER BY al.opened_at, al.id",
+    )
+    .bind(account_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let steps: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+        "SELECT s.membership_id, s.action, s.outcome, s.silence_start, s.fired_at
+         FROM silence_steps s JOIN memberships m ON m.id = s.membership_id
+         WHERE m.account_id = $1 ORDER BY s.fired_at, s.membership_id, s.step_key",
+    )
+    .bind(account_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let access: Vec<AccessRow> = sqlx::query_as(
+        "SELECT l.accessed_at, s.display_name AS staff_name, l.actor_role, l.on_behalf_of,
+                l.circle_id, l.kind, l.action, l.result_count, l.operation
+         FROM access_log l LEFT JOIN accounts s ON s.id = l.actor_account_id
+         WHERE l.subject_account_id = $1 ORDER BY l.accessed_at, l.organisation_id, l.seq",
+    )
+    .bind(account_id)
+    .fetch_all(&mut *conn)
+    .await?;
+
+    let language = Locale::parse(&a.locale).unwrap_or(Locale::Nl);
+    let mut doc = DataExport {
+        format: FORMAT.to_owned(),
+        export_id: export_id.to_owned(),
+        generated_at: from_ms(now),
+        language,
+        summary: String::new(),
+        account: ExportAccount {
+            id: a.id,
+            organisation_id: a.organisation_id,
+            organisation_name: a.organisation_name,
+            role: a.role,
+            display_name: a.display_name,
+            email: a.email,
+            login_name: a.login_name,
+            locale: a.locale,
+            time_zone: a.time_zone,
+            quiet_hours_start: LocalTime::format(a.quiet_start_min),
+            quiet_hours_end: LocalTime::format(a.quiet_end_min),
+            preferred_reminder_time: a.reminder_time_min.map(LocalTime::format),
+            discreet_pushes: a.discreet_pushes,
+            notification_preferences: preferences.map(|(new_posts, replies, reactions, at)| {
+                ExportNotificationPreferences {
+                    new_posts,
+                    replies: replies != 0,
+                    reactions: reactions != 0,
+                    updated_at: from_ms(at),
+                }
+            }),
+            last_nudge_at: opt_from_ms(a.last_nudge_at),
+            created_at: from_ms(a.created_at),
+            deactivated_at: opt_from_ms(a.deactivated_at),
+        },
+        memberships: memberships
+            .into_iter()
+            .map(|m| ExportMembership {
+                consent: m.consent_version.map(|version| ExportConsent {
+                    version,
+                    consented_at: opt_from_ms(m.consented_at),
+                    agreement_text: (version == m.agreement_version)
+                        .then(|| m.agreement_text.clone()),
+                    current_agreement_version: m.agreement_version,
+                }),
+                id: m.id,
+                circle_id: m.circle_id,
+                circle_name: m.circle_name,
+                pseudonym: m.pseudonym,
+                role: m.role,
+                joined_at: from_ms(m.joined_at),
+                left_at: opt_from_ms(m.left_at),
+                away_until: opt_from_ms(m.away_until),
+                nudges_enabled: m.nudges_enabled != 0,
+                last_activity_at: from_ms(m.last_activity_at),
+                last_read_at: from_ms(m.last_read_at),
+            })
+            .collect(),
+        posts: posts
+            .into_iter()
+            .map(|p| ExportPost {
+                id: p.id,
+                circle_id: p.circle_id,
+                membership_id: p.author_membership_id,
+                reply_to_id: p.reply_to_id,
+                body: p.body,
+                created_at: from_ms(p.created_at),
+                edited_at: opt_from_ms(p.edited_at),
+                deleted_at: opt_from_ms(p.deleted_at),
+                hidden_at: opt_from_ms(p.hidden_at),
+                hidden_reason: p.hidden_reason,
+            })
+            .collect(),
+        reactions: reactions
+            .into_iter()
+            .map(|(post_id, kind, at)| ExportReaction {
+                post_id,
+                kind,
+                created_at: from_ms(at),
+            })
+            .collect(),
+        checkins: checkins
+            .into_iter()
+            .map(
+                |(id, circle_id, kind, mood, note, wants_contact, at)| ExportCheckin {
+                    id,
+                    circle_id,
+                    kind,
+                    mood,
+                    note,
+                    wants_contact: wants_contact != 0,
+                    created_at: from_ms(at),
+                },
+            )
+            .collect(),
+        notifications: notifications
+            .into_iter()
+            .map(
+                |(id, kind, title, body, circle_id, at, read_at)| ExportNotification {
+                    id,
+                    kind,
+                    title,
+                    body,
+                    circle_id,
+                    created_at: from_ms(at),
+                    read_at: opt_from_ms(read_at),
+                },
+            )
+            .collect(),
+        devices: devices
+            .into_iter()
+            .map(
+                |(id, kind, label, at, removed_at, removed_reason)| ExportDevice {
+                    id,
+                    kind,
+                    label,
+                    created_at: from_ms(at),
+                    removed_at: opt_from_ms(removed_at),
+                    removed_reason,
+                },
+            )
+            .collect(),
+        sessions: sessions
+            .into_iter()
+            .map(|(at, used, revoked_at, revoked_reason)| ExportSession {
+                created_at: from_ms(at),
+                last_used_at: from_ms(used),
+                revoked_at: opt_from_ms(revoked_at),
+                revoked_reason,
+            })
+            .collect(),
+        recovery_codes: codes
+            .into_iter()
+            .map(
+                |(issued_by, circle_id, at, expires, used)| ExportRecoveryCode {
+                    issued_by,
+                    circle_id,
+                    issued_at: from_ms(at),
+                    expires_at: from_ms(expires),
+                    used_at: opt_from_ms(used),
+                },
+            )
+            .collect(),
+        alerts: alerts
+            .into_iter()
+            .map(|r| ExportAlert {
+                id: r.id,
+                circle_id: r.circle_id,
+                membership_id: r.membership_id,
+                reason: r.reason,
+                status: r.status,
+                opened_at: from_ms(r.opened_at),
+                acknowledged_at: opt_from_ms(r.acknowledged_at),
+                acknowledged_by: r.acknowledged_by,
+                snoozed_until: opt_from_ms(r.snoozed_until),
+                escalated_at: opt_from_ms(r.escalated_at),
+                resolved_at: opt_from_ms(r.resolved_at),
+                resolved_by: r.resolved_by,
+                resolution_outcome: r.resolution_outcome,
+                resolution_note: r.resolution_note,
+            })
+            .collect(),
+        silence_steps: steps
+            .into_iter()
+            .map(
+                |(membership_id, action, outcome, start, fired)| ExportSilenceStep {
+                    membership_id,
+                    action,
+                    outcome,
+                    silence_started_at: from_ms(start),
+                    fired_at: from_ms(fired),
+                },
+            )
+            .collect(),
+        access_log: access
+            .into_iter()
+            .map(|r| ExportAccessEntry {
+                accessed_at: from_ms(r.accessed_at),
+                staff_name: r.staff_name,
+                staff_role: r.actor_role,
+                on_your_behalf: r.on_behalf_of.as_deref() == Some(account_id),
+                circle_id: r.circle_id,
+                kind: r.kind,
+                action: r.action,
+                result_count: r.result_count,
+                operation: r.operation,
+            })
+            .collect(),
+    };
+    doc.summary = summary(&doc);
+    Ok(doc)
+}
+
+/// A few sentences in the member's language on what the document holds.
+fn summary(doc: &DataExport) -> String {
+    let date = doc.generated_at.strftime("%Y-%m-%d");
+    let circles: Vec<&str> = doc
+        .memberships
+        .iter()
+        .map(|m| m.circle_name.as_str())
+        .collect();
+    let circles = circles.join(", ");
+    let n = |v: usize| v.to_string();
+    match doc.language {
+        Locale::Nl => format!(
+            "Dit zijn alle gegevens die Kring op {date} over je bewaart. \
+             Je zit of zat in {} kring(en): {circles}. \
+             Je schreef {} bericht(en), gaf {} reactie(s) en deed {} check-in(s). \
+             Je inbox heeft {} melding(en); {} toestel(len) kregen je meldingen. \
+             Er zijn {} signaal/signalen over je naar je begeleiders gegaan. \
+             Medewerkers hebben {} keer je gegevens bekeken of gewijzigd (het toegangslog). \
+             Andere deelnemers staan er alleen met een id in; wachtwoorden, tokens en codes nooit.",
+            n(doc.memberships.len()),
+            n(doc.posts.len()),
+            n(doc.reactions.len()),
+            n(doc.checkins.len()),
+            n(doc.notifications.len()),
+            n(doc.devices.len()),
+            n(doc.alerts.len()),
+            n(doc.access_log.len()),
+        ),
+        Locale::En => format!(
+            "This is everything Kring holds about you on {date}. \
+             You are or were in {} circle(s): {circles}. \
+             You wrote {} post(s), gave {} reaction(s) and made {} check-in(s). \
+             Your inbox holds {} notification(s); {} device(s) received your pushes. \
+             {} alert(s) about you went to your workers. \
+             Staff read or changed your data {} time(s) (the access log). \
+             Other members appear only by id; passwords, tokens and codes never.",
+            n(doc.memberships.len()),
+            n(doc.posts.len()),
+            n(doc.reactions.len()),
+            n(doc.checkins.len()),
+            n(doc.notifications.len()),
+            n(doc.devices.len()),
+            n(doc.alerts.len()),
+            n(doc.access_log.len()),
+        ),
+    }
+}
