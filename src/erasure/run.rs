@@ -29,7 +29,8 @@ use crate::store::Tx;
 use crate::store::cache::Scope;
 use crate::store::claim::Queue;
 
-const QUEUE: Queue = Queue {
+/// Erasures wait in `due_at`; a claim holds for 5 minutes.
+pub const QUEUE: Queue = Queue {
     table: "erasures",
     key: "account_id",
     due: "due_at",

@@ -411,3 +411,36 @@ async fn erasure_can_be_cancelled_or_keep_posts(backend: Backend) {
     w.app.stop().await;
 }
 both_backends!(erasure_can_be_cancelled_or_keep_posts);
+
+/// An instance that claimed an erasure and crashed: nobody else erases in
+/// the meantime, and once its lease has run out the next claim does it.
+async fn a_crashed_erasure_is_done_after_its_lease(backend: Backend) {
+    let w = world(backend).await;
+    let app = &w.app;
+    app.post(
+        "/v1/me/erasure",
+        w.zon.token(),
+        json!({"confirmation": "erase my data"}),
+    )
+    .await
+    .expect(202);
+    app.clock.advance(SignedDuration::from_hours(24 * 7 + 1));
+    // The crashed instance's claim.
+    let claimed = app
+        .state
+        .store
+        .claim_due(&kring::erasure::run::QUEUE, app.now_ms(), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(claimed, [w.zon.account_id.clone()]);
+    let erasures = || kring::jobs::run_until_idle(&kring::erasure::run::Erasures, &app.state);
+    assert_eq!(erasures().await.unwrap(), 0, "held by the lease");
+    app.get("/v1/me", w.zon.token()).await.expect(200);
+    app.clock.advance(SignedDuration::from_mins(6));
+    assert_eq!(erasures().await.unwrap(), 1);
+    app.get("/v1/me", w.zon.token())
+        .await
+        .expect_problem(401, "invalid_token");
+    w.app.stop().await;
+}
+both_backends!(a_crashed_erasure_is_done_after_its_lease);
