@@ -432,7 +432,7 @@ async fn a_crashed_erasure_is_done_after_its_lease(backend: Backend) {
         .claim_due(&kring::erasure::run::QUEUE, app.now_ms(), 10, None)
         .await
         .unwrap();
-    assert_eq!(claimed, [w.zon.account_id.clone()]);
+    assert_eq!(claimed, std::slice::from_ref(&w.zon.account_id));
     let erasures = || kring::jobs::run_until_idle(&kring::erasure::run::Erasures, &app.state);
     assert_eq!(erasures().await.unwrap(), 0, "held by the lease");
     app.get("/v1/me", w.zon.token()).await.expect(200);
