@@ -13,3 +13,4 @@ CREATE TABLE erasures (
 );
 CREATE INDEX erasures_due ON erasures (due_at);
 ALTER TABLE accounts ADD COLUMN erased_at BIGINT;
+ALTER TABLE posts ADD COLUMN erased_at BIGINT;          -- removed at the member's request (erasure)

@@ -140,8 +140,8 @@ async fn erase_membership(
         let sql = if keep_posts {
             "UPDATE posts SET hidden_reason = NULL, updated_at = $1, change_seq = $2 WHERE id = $3"
         } else {
-            "UPDATE posts SET body = '', deleted_at = COALESCE(deleted_at, $1), hidden_reason = NULL,
-                    updated_at = $1, change_seq = $2 WHERE id = $3"
+            "UPDATE posts SET body = '', deleted_at = COALESCE(deleted_at, $1), erased_at = $1,
+                    hidden_reason = NULL, updated_at = $1, change_seq = $2 WHERE id = $3"
         };
         sqlx::query(sql)
             .bind(now)

@@ -54,6 +54,9 @@ pub enum PostStatus {
     Visible,
     /// Deleted by its author: a tombstone without a body.
     Deleted,
+    /// Removed at the member's request when they left Kring (their data
+    /// was erased): a tombstone without a body, so replies still read.
+    Removed,
     /// Hidden by a worker; members see no body.
     Hidden,
 }
@@ -208,6 +211,7 @@ pub(crate) struct PostRow {
     pub updated_at: i64,
     pub edited_at: Option<i64>,
     pub deleted_at: Option<i64>,
+    pub erased_at: Option<i64>,
     pub hidden_at: Option<i64>,
     pub hidden_reason: Option<String>,
     pub created_seq: i64,
@@ -220,7 +224,7 @@ pub(crate) struct PostRow {
 }
 
 /// The columns of [`PostRow`], as [`POST_SELECT_WITH_SYNC`] names them.
-const POST_ROW_FIELDS: [&str; 16] = [
+const POST_ROW_FIELDS: [&str; 17] = [
     "id",
     "circle_id",
     "author_membership_id",
@@ -232,6 +236,7 @@ const POST_ROW_FIELDS: [&str; 16] = [
     "updated_at",
     "edited_at",
     "deleted_at",
+    "erased_at",
     "hidden_at",
     "hidden_reason",
     "created_seq",
@@ -263,7 +268,7 @@ macro_rules! post_columns {
     () => {
         "SELECT p.id, p.circle_id, p.author_membership_id, m.pseudonym AS author_pseudonym,
                 m.role AS author_role, p.reply_to_id, p.body, p.created_at, p.updated_at, p.edited_at,
-                p.deleted_at, p.hidden_at, p.hidden_reason, p.created_seq, p.change_seq"
+                p.deleted_at, p.erased_at, p.hidden_at, p.hidden_reason, p.created_seq, p.change_seq"
     };
 }
 
@@ -446,7 +451,9 @@ fn render_one(
 }
 
 fn view(row: &PostRow, reactions: Vec<ReactionCount>, staff: bool) -> ApiResult<Post> {
-    let status = if row.deleted_at.is_some() {
+    let status = if row.erased_at.is_some() {
+        PostStatus::Removed
+    } else if row.deleted_at.is_some() {
         PostStatus::Deleted
     } else if row.hidden_at.is_some() {
         PostStatus::Hidden
@@ -474,7 +481,7 @@ fn view(row: &PostRow, reactions: Vec<ReactionCount>, staff: bool) -> ApiResult<
         } else {
             None
         },
-        reactions: if status == PostStatus::Deleted {
+        reactions: if matches!(status, PostStatus::Deleted | PostStatus::Removed) {
             Vec::new()
         } else {
             reactions
