@@ -34,11 +34,8 @@ fn parse_period(
     };
     let from = time("from", from, i64::MIN);
     let until = time("until", until, i64::MAX);
-    if let (Some(f), Some(u)) = (from, until)
-        && f >= u
-    {
-        v.fail("until", "must be after from");
-    }
+    // `until` at or before `from` is an empty period: an empty page, not
+    // an error (each bound is valid on its own).
     let limit = v.check("limit", parse_limit(limit));
     let cursor = match cursor {
         None => Some(None),

@@ -59,6 +59,17 @@ pub struct Erasure {
     pub keep_posts: bool,
 }
 
+/// The phrase that confirms an erasure, as the app shows it (the server
+/// also takes it in other case or with spaces around it).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+enum Confirmation {
+    #[schema(rename = "wis mijn gegevens")]
+    Nl,
+    #[schema(rename = "erase my data")]
+    En,
+}
+
 /// A member's request to be erased.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"confirmation": "wis mijn gegevens", "keep_posts": false}))]
@@ -66,7 +77,7 @@ pub struct EraseMe {
     /// The member types `wis mijn gegevens` (or `erase my data`), case and
     /// surrounding spaces aside: the app shows the phrase and explains what
     /// it means. Anything else is refused (422).
-    #[schema(example = "wis mijn gegevens")]
+    #[schema(example = "wis mijn gegevens", value_type = Confirmation)]
     pub confirmation: String,
     /// Keep my posts as a former member: they stay under the name "former
     /// member" (oud-lid) so threads still read, with nothing linking them
