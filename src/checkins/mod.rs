@@ -165,11 +165,14 @@ const IM_OK: Entry = Entry {
     wants_contact: false,
 };
 
+/// Writes a check-in for the caller's `access` to a circle. The access is
+/// read before the transaction begins (through the read cache where it is
+/// on): a read from the pool while a transaction holds a connection would
+/// let concurrent requests hold every connection and wait for one more.
 async fn insert(
     state: &AppState,
     tx: &mut Tx,
-    caller: &Caller,
-    circle_id: &str,
+    access: CircleAccess,
     entry: Entry,
 ) -> ApiResult<Checkin> {
     let Entry {
@@ -178,9 +181,7 @@ async fn insert(
         note,
         wants_contact,
     } = entry;
-    // Access comes from the read cache, before the write lock is taken; the
-    // insert itself requires the membership to still be active.
-    let access = cached_access(state, caller, circle_id).await?;
+    // The insert itself requires the membership to still be active.
     let membership_id = access.member_membership_id()?.to_owned();
     let now = state.now_ms();
     let id = new_id();
@@ -258,12 +259,12 @@ pub async fn create_checkin(
     let (Some(mood), Some(note)) = (mood, note) else {
         return Err(v.into_error());
     };
+    let access = cached_access(&state, &caller, &circle_id).await?;
     let mut tx = idem.begin(&state.store).await?;
     let checkin = insert(
         &state,
         &mut tx,
-        &caller,
-        &circle_id,
+        access,
         Entry {
             kind: "mood",
             mood: Some(mood),
@@ -294,8 +295,9 @@ pub async fn im_ok(
     idem: Idempotent,
     Path(circle_id): Path<String>,
 ) -> ApiResult<Response> {
+    let access = cached_access(&state, &caller, &circle_id).await?;
     let mut tx = idem.begin(&state.store).await?;
-    let checkin = insert(&state, &mut tx, &caller, &circle_id, IM_OK).await?;
+    let checkin = insert(&state, &mut tx, access, IM_OK).await?;
     idem.commit(tx, (StatusCode::CREATED, axum::Json(checkin)))
         .await
 }
@@ -335,11 +337,15 @@ pub async fn im_ok_everywhere(
     .bind(&caller.account_id)
     .fetch_all(state.store.pool())
     .await?;
+    let mut accesses = Vec::with_capacity(circles.len());
+    for circle_id in &circles {
+        accesses.push(cached_access(&state, &caller, circle_id).await?);
+    }
     // One transaction: "I'm OK" lands in every circle or in none.
     let mut tx = idem.begin(&state.store).await?;
-    let mut items = Vec::with_capacity(circles.len());
-    for circle_id in circles {
-        items.push(insert(&state, &mut tx, &caller, &circle_id, IM_OK).await?);
+    let mut items = Vec::with_capacity(accesses.len());
+    for access in accesses {
+        items.push(insert(&state, &mut tx, access, IM_OK).await?);
     }
     idem.commit(tx, (StatusCode::CREATED, axum::Json(CheckinList { items })))
         .await

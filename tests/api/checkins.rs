@@ -192,3 +192,48 @@ async fn syncs_catch_writes_that_commit_out_of_order(backend: Backend) {
     app.stop().await;
 }
 both_backends!(syncs_catch_writes_that_commit_out_of_order);
+
+/// Many members check in at once, more than the pool has connections: each
+/// check-in reads its access before its transaction, so no request holds a
+/// connection while it waits for another (on PostgreSQL, without read
+/// caches, they once all did, and every request hung until the pool's
+/// timeout).
+async fn many_check_ins_at_once_all_land(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let org = app
+        .organisation("Buurtwerk", "anna@buurtwerk.example")
+        .await;
+    let worker = app.worker(&org, "sam@buurtwerk.example").await;
+    let circle = app.circle(&worker, "Samen sterk").await;
+    let mut members = Vec::new();
+    for i in 0..40 {
+        members.push(app.member(&worker, &circle, &format!("Lid {i}")).await);
+    }
+    let path = format!("/v1/circles/{circle}/checkins");
+    let started = std::time::Instant::now();
+    let answers = futures_util::future::join_all(members.iter().map(|m| {
+        let (app, path) = (&app, &path);
+        async move {
+            let ok_path = format!("{path}/ok");
+            let (plain, ok) = tokio::join!(
+                app.post(path, m.token(), json!({"mood": 4})),
+                app.post(&ok_path, m.token(), json!({})),
+            );
+            (plain.status.as_u16(), ok.status.as_u16())
+        }
+    }))
+    .await;
+    assert!(
+        answers.iter().all(|&a| a == (201, 201)),
+        "{answers:?} after {:?}",
+        started.elapsed()
+    );
+    let listed = app
+        .get(&format!("{path}?limit=100"), worker.token())
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 80);
+    app.stop().await;
+}
+both_backends!(many_check_ins_at_once_all_land);
