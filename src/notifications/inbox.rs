@@ -8,13 +8,12 @@ use utoipa::ToSchema;
 
 use crate::circles::access;
 use crate::clock::{from_ms, opt_from_ms};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::sync::{SyncList, SyncQuery};
 use crate::http::{Caller, Json, Query};
 use crate::notifications::produce::{Outgoing, notify, preferences};
 use crate::notifications::texts::TextParams;
-use crate::openapi::{Forbidden, NotFound, ValidationFailed};
 use crate::push::payload::NotificationKind;
 use crate::state::AppState;
 
@@ -123,8 +122,6 @@ const SELECT: &str =
     params(SyncQuery),
     responses(
         (status = 200, description = "A page of inbox items", body = NotificationPage),
-        (status = 410, response = crate::openapi::ResyncRequired),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn list(
@@ -201,7 +198,6 @@ pub async fn unread_count(
     params(("notification_id" = String, Path, description = "The inbox item's id")),
     responses(
         (status = 200, description = "The item, read", body = Notification),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn mark_read(
@@ -320,7 +316,6 @@ pub struct UpdatePreferences {
     request_body = UpdatePreferences,
     responses(
         (status = 200, description = "Your preferences", body = NotificationPreferences),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn update_preferences(
@@ -377,6 +372,7 @@ pub struct PersonalMessageSent {
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/members/{membership_id}/messages", tag = "notifications",
     operation_id = "circle_member_messages_create",
+    extensions(("x-problem-codes" = json!([Code::StaffOnly]))),
     security(("bearer" = [])),
     params(
         ("circle_id" = String, Path, description = "The circle's id"),
@@ -386,9 +382,6 @@ pub struct PersonalMessageSent {
     request_body = PersonalMessage,
     responses(
         (status = 201, description = "Sent to the member's inbox and devices", body = PersonalMessageSent),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn personal_message(
