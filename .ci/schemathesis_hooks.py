@@ -84,25 +84,25 @@ def repair(op, case):
         query.pop("since", None)
     if not isinstance(body, dict):
         return
-    if op == "update_membership":
+    if op == "circle_membership_update":
         within(body, "away_until", timedelta(days=365))
-    elif op == "snooze":
+    elif op == "alert_snooze":
         within(body, "until", timedelta(days=14))
-    elif op == "update_me":
+    elif op == "me_update":
         if ROLE == "member":
             body.pop("display_name", None)
             body.pop("working_hours", None)
         ordered_hours(body.get("working_hours"))
         distinct_hours(body.get("quiet_hours"))
         reminder_outside_quiet(body)
-    elif op in ("create_circle", "update_circle"):
+    elif op in ("circles_create", "circle_update"):
         valid_policy(body.get("escalation_policy"))
-    elif op == "join":
+    elif op == "invite_join":
         signed_in = any(name.lower() == "authorization" for name in case.headers or {})
         if signed_in or "login_name" not in body or "password" not in body:
             body.pop("login_name", None)
             body.pop("password", None)
-    elif op in ("register_device", "update_device"):
+    elif op in ("devices_register", "device_update"):
         for key in [k for k in body if k not in DEVICE_FIELDS]:
             del body[key]
         if isinstance(body.get("keys"), dict):

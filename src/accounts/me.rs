@@ -111,6 +111,7 @@ pub async fn load_me(conn: &mut AnyConnection, account_id: &str) -> ApiResult<Me
 /// Your account and settings.
 #[utoipa::path(
     get, path = "/v1/me", tag = "me",
+    operation_id = "me_get",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Your account", body = Me),
@@ -157,6 +158,7 @@ pub struct UpdateMe {
 /// pushes.
 #[utoipa::path(
     patch, path = "/v1/me", tag = "me",
+    operation_id = "me_update",
     security(("bearer" = [])),
     request_body = UpdateMe,
     responses(

@@ -189,6 +189,7 @@ pub struct LoginRequest {
 /// attempts sent at once cannot get past the limit.
 #[utoipa::path(
     post, path = "/v1/auth/login", tag = "auth",
+    operation_id = "auth_login",
     security(()),
     request_body = LoginRequest,
     responses(
@@ -330,6 +331,7 @@ struct RefreshRow {
 /// otherwise revokes the whole session: code `refresh_token_reused`.
 #[utoipa::path(
     post, path = "/v1/auth/refresh", tag = "auth",
+    operation_id = "auth_refresh",
     security(()),
     request_body = RefreshRequest,
     responses(
@@ -454,6 +456,7 @@ pub async fn refresh(
 /// Sign out on this device: revokes this session's tokens.
 #[utoipa::path(
     post, path = "/v1/auth/logout", tag = "auth",
+    operation_id = "auth_logout",
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Signed out"),
@@ -476,6 +479,7 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
 /// Sign out everywhere: revokes every session of this account.
 #[utoipa::path(
     post, path = "/v1/auth/logout-all", tag = "auth",
+    operation_id = "auth_logout_all",
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Signed out on every device"),
@@ -643,6 +647,7 @@ pub async fn create_code(
 /// sign in with the new password instead.
 #[utoipa::path(
     post, path = "/v1/auth/setup", tag = "auth",
+    operation_id = "auth_setup",
     security(()),
     params(IdempotencyKey),
     request_body = SetupRequest,
@@ -714,6 +719,7 @@ pub struct RecoverRequest {
 /// (ask the worker for a new code), so a replay can never open a session.
 #[utoipa::path(
     post, path = "/v1/auth/recover", tag = "auth",
+    operation_id = "auth_recover",
     security(()),
     params(IdempotencyKey),
     request_body = RecoverRequest,

@@ -228,6 +228,7 @@ async fn insert(
 /// contact. Counts as activity.
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/checkins", tag = "checkins",
+    operation_id = "circle_checkins_create",
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id"), IdempotencyKey),
     request_body = CreateCheckin,
@@ -281,6 +282,7 @@ pub async fn create_checkin(
 /// notification action. Counts as activity.
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/checkins/ok", tag = "checkins",
+    operation_id = "circle_checkins_im_ok",
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id"), IdempotencyKey),
     responses(
@@ -311,6 +313,7 @@ pub struct CheckinList {
 /// may name several circles. Counts as activity in each.
 #[utoipa::path(
     post, path = "/v1/me/im-ok", tag = "checkins",
+    operation_id = "me_im_ok",
     security(("bearer" = [])),
     params(IdempotencyKey),
     responses(
@@ -358,6 +361,7 @@ pub async fn im_ok_everywhere(
 /// their own.
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/checkins", tag = "checkins",
+    operation_id = "circle_checkins_list",
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id"), SyncQuery),
     responses(

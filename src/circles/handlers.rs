@@ -224,6 +224,7 @@ pub async fn load_circle(
 /// Your circles (coordinators: every circle of the organisation), oldest first.
 #[utoipa::path(
     get, path = "/v1/circles", tag = "circles",
+    operation_id = "circles_list",
     security(("bearer" = [])),
     params(CursorQuery),
     responses(
@@ -306,6 +307,7 @@ pub struct CreateCircle {
 /// Staff: create a circle. A worker who creates one becomes its worker.
 #[utoipa::path(
     post, path = "/v1/circles", tag = "circles",
+    operation_id = "circles_create",
     security(("bearer" = [])),
     params(IdempotencyKey),
     request_body = CreateCircle,
@@ -380,6 +382,7 @@ pub async fn create_circle(
 /// One circle.
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}", tag = "circles",
+    operation_id = "circle_get",
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id")),
     responses(
@@ -430,6 +433,7 @@ pub struct UpdateCircle {
 /// whether it is sensitive.
 #[utoipa::path(
     patch, path = "/v1/circles/{circle_id}", tag = "circles",
+    operation_id = "circle_update",
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id")),
     request_body = UpdateCircle,

@@ -109,6 +109,7 @@ pub struct CreateInvite {
 /// (revoke that invite and create a new one).
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/invites", tag = "invites",
+    operation_id = "circle_invites_create",
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id"), IdempotencyKey),
     request_body = CreateInvite,
@@ -184,6 +185,7 @@ pub async fn create_invite(
 /// Staff of the circle: its invites, newest first.
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/invites", tag = "invites",
+    operation_id = "circle_invites_list",
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id")),
     responses(
@@ -215,6 +217,7 @@ pub async fn list_invites(
 /// Staff of the circle: revoke an invite so nobody else joins with it.
 #[utoipa::path(
     delete, path = "/v1/circles/{circle_id}/invites/{invite_id}", tag = "invites",
+    operation_id = "circle_invite_revoke",
     security(("bearer" = [])),
     params(
         ("circle_id" = String, Path, description = "The circle's id"),
@@ -329,6 +332,7 @@ async fn find_invite(
 /// See where an invite code leads, and the agreement to consent to.
 #[utoipa::path(
     get, path = "/v1/invites/{code}", tag = "invites",
+    operation_id = "invite_preview",
     security(()),
     params(("code" = String, Path, description = "The invite code; case and dashes do not matter", example = "KX4M-7TQD-9HCA")),
     responses(
@@ -495,6 +499,7 @@ async fn use_invite(tx: &mut crate::store::Tx, invite_id: &str, now: i64) -> Api
 /// worker for a recovery code); a replay never opens a session.
 #[utoipa::path(
     post, path = "/v1/join", tag = "invites",
+    operation_id = "invite_join",
     params(IdempotencyKey),
     request_body = JoinRequest,
     security((), ("bearer" = [])),

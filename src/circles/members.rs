@@ -191,6 +191,7 @@ pub async fn load_member(
 /// away-until, last activity and consent.
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/members", tag = "memberships",
+    operation_id = "circle_members_list",
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id")),
     responses(
@@ -232,6 +233,7 @@ pub async fn list_members(
 /// Your membership of this circle.
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/membership", tag = "memberships",
+    operation_id = "circle_membership_get",
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id")),
     responses(
@@ -274,6 +276,7 @@ pub struct UpdateMembership {
 /// Change your pseudonym, reminders or away-until in this circle.
 #[utoipa::path(
     patch, path = "/v1/circles/{circle_id}/membership", tag = "memberships",
+    operation_id = "circle_membership_update",
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id")),
     request_body = UpdateMembership,
@@ -346,6 +349,7 @@ pub struct ConsentRequest {
 /// Members: consent to the circle's current agreement (after it changed).
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/membership/consent", tag = "memberships",
+    operation_id = "circle_membership_consent",
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id")),
     request_body = ConsentRequest,
@@ -389,6 +393,7 @@ pub async fn consent(
 /// Leave this circle. Your posts stay, under your pseudonym.
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/membership/leave", tag = "memberships",
+    operation_id = "circle_membership_leave",
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id")),
     responses(

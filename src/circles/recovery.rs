@@ -53,6 +53,7 @@ pub struct RecoveryCode {
 /// 409 `idempotency_replay_refused`.
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/members/{membership_id}/recovery-code", tag = "memberships",
+    operation_id = "circle_member_recovery_code_create",
     security(("bearer" = [])),
     params(
         ("circle_id" = String, Path, description = "The circle's id"),
@@ -221,6 +222,7 @@ struct RecordRow {
 /// and where is shown for codes issued within this circle's organisation.
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/members/{membership_id}/recovery-codes", tag = "memberships",
+    operation_id = "circle_member_recovery_codes_list",
     security(("bearer" = [])),
     params(
         ("circle_id" = String, Path, description = "The circle's id"),

@@ -33,6 +33,7 @@ pub struct AddWorker {
 /// Coordinators: make a staff member a worker of this circle.
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/workers", tag = "circles",
+    operation_id = "circle_workers_add",
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id"), IdempotencyKey),
     request_body = AddWorker,
@@ -108,6 +109,7 @@ pub(super) async fn add_worker_membership(
 /// Coordinators: a worker leaves this circle.
 #[utoipa::path(
     delete, path = "/v1/circles/{circle_id}/workers/{account_id}", tag = "circles",
+    operation_id = "circle_worker_remove",
     security(("bearer" = [])),
     params(
         ("circle_id" = String, Path, description = "The circle's id"),

@@ -337,6 +337,7 @@ pub async fn remove_device(
 /// Your devices.
 #[utoipa::path(
     get, path = "/v1/devices", tag = "devices",
+    operation_id = "devices_list",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Your registered devices", body = DeviceList),
@@ -364,6 +365,7 @@ pub async fn list_devices(
 /// a token that another account registered moves to you.
 #[utoipa::path(
     post, path = "/v1/devices", tag = "devices",
+    operation_id = "devices_register",
     security(("bearer" = [])),
     params(IdempotencyKey),
     request_body = RegisterDevice,
@@ -454,6 +456,7 @@ async fn write_fields(
 /// Its kind stays: another kind answers 409 `device_kind_changed`.
 #[utoipa::path(
     put, path = "/v1/devices/{device_id}", tag = "devices",
+    operation_id = "device_update",
     security(("bearer" = [])),
     params(("device_id" = String, Path, description = "The device's id")),
     request_body = RegisterDevice,
@@ -515,6 +518,7 @@ pub async fn update_device(
 /// Stop pushing to this device (sign-out, uninstall).
 #[utoipa::path(
     delete, path = "/v1/devices/{device_id}", tag = "devices",
+    operation_id = "device_unregister",
     security(("bearer" = [])),
     params(("device_id" = String, Path, description = "The device's id")),
     responses(

@@ -119,6 +119,7 @@ const SELECT: &str =
 /// change first. Every response carries the `sync_token` to pass next time.
 #[utoipa::path(
     get, path = "/v1/notifications", tag = "notifications",
+    operation_id = "notifications_list",
     security(("bearer" = [])),
     params(SyncQuery),
     responses(
@@ -178,6 +179,7 @@ async fn count_unread(state: &AppState, account_id: &str) -> ApiResult<i64> {
 /// How many inbox items you have not read.
 #[utoipa::path(
     get, path = "/v1/notifications/unread-count", tag = "notifications",
+    operation_id = "notifications_unread_count_get",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Your unread count", body = UnreadCount),
@@ -195,6 +197,7 @@ pub async fn unread_count(
 /// Mark one inbox item read.
 #[utoipa::path(
     post, path = "/v1/notifications/{notification_id}/read", tag = "notifications",
+    operation_id = "notification_read",
     security(("bearer" = [])),
     params(("notification_id" = String, Path, description = "The inbox item's id")),
     responses(
@@ -230,6 +233,7 @@ pub async fn mark_read(
 /// Mark your whole inbox read.
 #[utoipa::path(
     post, path = "/v1/notifications/read-all", tag = "notifications",
+    operation_id = "notifications_read_all",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Your unread count, now 0", body = UnreadCount),
@@ -281,6 +285,7 @@ pub struct NotificationPreferences {
 /// Your notification preferences.
 #[utoipa::path(
     get, path = "/v1/me/notification-preferences", tag = "notifications",
+    operation_id = "me_notification_preferences_get",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Your preferences", body = NotificationPreferences),
@@ -311,6 +316,7 @@ pub struct UpdatePreferences {
 /// Change what you want to be told about; absent fields stay as they are.
 #[utoipa::path(
     patch, path = "/v1/me/notification-preferences", tag = "notifications",
+    operation_id = "me_notification_preferences_update",
     security(("bearer" = [])),
     request_body = UpdatePreferences,
     responses(
@@ -371,6 +377,7 @@ pub struct PersonalMessageSent {
 /// Workers: a personal "thinking of you" to a member of the circle.
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/members/{membership_id}/messages", tag = "notifications",
+    operation_id = "circle_member_messages_create",
     security(("bearer" = [])),
     params(
         ("circle_id" = String, Path, description = "The circle's id"),

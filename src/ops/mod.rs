@@ -46,6 +46,7 @@ pub struct Health {
 /// Liveness: the process is up.
 #[utoipa::path(
     get, path = "/healthz", tag = "operations",
+    operation_id = "healthz_get",
     security(()),
     responses((status = 200, description = "Alive", body = Health))
 )]
@@ -58,6 +59,7 @@ pub async fn healthz() -> axum::Json<Health> {
 /// Readiness: the database answers and every migration is applied.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
+    operation_id = "readyz_get",
     security(()),
     responses(
         (status = 200, description = "Ready to serve", body = Health),
@@ -85,6 +87,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<He
 /// This OpenAPI 3.1 document.
 #[utoipa::path(
     get, path = "/openapi.json", tag = "operations",
+    operation_id = "openapi_get",
     security(()),
     responses((status = 200, description = "The OpenAPI spec", content_type = "application/json"))
 )]
@@ -99,6 +102,7 @@ pub async fn openapi_json(Extension(spec): Extension<SpecJson>) -> Response {
 /// Prometheus text exposition.
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
+    operation_id = "metrics_get",
     security(()),
     responses(
         (status = 200, description = "Metrics in Prometheus text format", content_type = "text/plain"),

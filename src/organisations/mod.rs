@@ -46,6 +46,7 @@ pub struct Organisation {
 /// Your organisation.
 #[utoipa::path(
     get, path = "/v1/organisation", tag = "organisation",
+    operation_id = "organisation_get",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Your organisation", body = Organisation),
@@ -113,6 +114,7 @@ impl StaffRow {
 /// Coordinators and workers: the organisation's staff.
 #[utoipa::path(
     get, path = "/v1/organisation/staff", tag = "organisation",
+    operation_id = "organisation_staff_list",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The staff", body = StaffList),
@@ -185,6 +187,7 @@ pub struct StaffCreated {
 /// `idempotency_replay_refused` (issue a new setup code instead).
 #[utoipa::path(
     post, path = "/v1/organisation/staff", tag = "organisation",
+    operation_id = "organisation_staff_create",
     security(("bearer" = [])),
     params(IdempotencyKey),
     request_body = CreateStaff,
@@ -285,6 +288,7 @@ pub struct SetupCode {
 /// `idempotency_replay_refused`.
 #[utoipa::path(
     post, path = "/v1/organisation/staff/{account_id}/setup-code", tag = "organisation",
+    operation_id = "organisation_staff_setup_code_create",
     security(("bearer" = [])),
     params(("account_id" = String, Path, description = "The staff member's account id"), IdempotencyKey),
     responses(
@@ -343,6 +347,7 @@ pub async fn setup_code(
 /// setup code stops working, and they leave every circle they worked in. Their posts stay. You cannot remove yourself.
 #[utoipa::path(
     delete, path = "/v1/organisation/staff/{account_id}", tag = "organisation",
+    operation_id = "organisation_staff_remove",
     security(("bearer" = [])),
     params(("account_id" = String, Path, description = "The staff member's account id")),
     responses(

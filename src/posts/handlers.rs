@@ -107,6 +107,7 @@ impl FeedQuery {
 /// again without `since`.
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/posts", tag = "posts",
+    operation_id = "circle_posts_list",
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id"), FeedQuery),
     responses(
@@ -338,6 +339,7 @@ pub struct CreatePost {
 /// Write a post or a reply in the circle. Counts as activity.
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/posts", tag = "posts",
+    operation_id = "circle_posts_create",
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id"), IdempotencyKey),
     request_body = CreatePost,
@@ -410,6 +412,7 @@ pub async fn create_post(
 /// One post.
 #[utoipa::path(
     get, path = "/v1/posts/{post_id}", tag = "posts",
+    operation_id = "post_get",
     security(("bearer" = [])),
     params(("post_id" = String, Path, description = "The post's id")),
     responses(
@@ -442,6 +445,7 @@ pub struct EditPost {
 /// The author: change a post's text.
 #[utoipa::path(
     patch, path = "/v1/posts/{post_id}", tag = "posts",
+    operation_id = "post_update",
     security(("bearer" = [])),
     params(("post_id" = String, Path, description = "The post's id")),
     request_body = EditPost,
@@ -486,6 +490,7 @@ pub async fn edit_post(
 /// replies keep their place.
 #[utoipa::path(
     delete, path = "/v1/posts/{post_id}", tag = "posts",
+    operation_id = "post_delete",
     security(("bearer" = [])),
     params(("post_id" = String, Path, description = "The post's id")),
     responses(
@@ -542,6 +547,7 @@ pub struct HidePost {
 /// Staff: hide a post from members, with a reason.
 #[utoipa::path(
     post, path = "/v1/posts/{post_id}/hide", tag = "posts",
+    operation_id = "post_hide",
     security(("bearer" = [])),
     params(("post_id" = String, Path, description = "The post's id")),
     request_body = HidePost,
@@ -595,6 +601,7 @@ pub async fn hide_post(
 /// Staff: show a hidden post again.
 #[utoipa::path(
     delete, path = "/v1/posts/{post_id}/hide", tag = "posts",
+    operation_id = "post_unhide",
     security(("bearer" = [])),
     params(("post_id" = String, Path, description = "The post's id")),
     responses(

@@ -24,6 +24,7 @@ fn parse_kind(kind: &str) -> ApiResult<ReactionKind> {
 /// reacting twice with the same kind changes nothing.
 #[utoipa::path(
     put, path = "/v1/posts/{post_id}/reactions/{kind}", tag = "posts",
+    operation_id = "post_reaction_add",
     security(("bearer" = [])),
     params(
         ("post_id" = String, Path, description = "The post's id"),
@@ -74,6 +75,7 @@ pub async fn add_reaction(
 /// Take back your reaction.
 #[utoipa::path(
     delete, path = "/v1/posts/{post_id}/reactions/{kind}", tag = "posts",
+    operation_id = "post_reaction_remove",
     security(("bearer" = [])),
     params(
         ("post_id" = String, Path, description = "The post's id"),
@@ -127,6 +129,7 @@ pub struct ReadPosition {
 /// Mark the circle read up to a post.
 #[utoipa::path(
     put, path = "/v1/circles/{circle_id}/read-position", tag = "posts",
+    operation_id = "circle_read_position_set",
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id")),
     request_body = ReadPositionRequest,

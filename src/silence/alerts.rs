@@ -231,6 +231,7 @@ pub struct AlertQuery {
 /// newest first, in pages (`limit`, `cursor` → `next_cursor`).
 #[utoipa::path(
     get, path = "/v1/alerts", tag = "alerts",
+    operation_id = "alerts_list",
     security(("bearer" = [])),
     params(AlertQuery),
     responses(
@@ -308,6 +309,7 @@ pub async fn list_alerts(
 /// Staff: one alert.
 #[utoipa::path(
     get, path = "/v1/alerts/{alert_id}", tag = "alerts",
+    operation_id = "alert_get",
     security(("bearer" = [])),
     params(("alert_id" = String, Path, description = "The alert's id")),
     responses(
@@ -368,6 +370,7 @@ async fn finish(
 /// Staff: acknowledge an alert ("I'm on it"). Stops the escalation to the coordinators.
 #[utoipa::path(
     post, path = "/v1/alerts/{alert_id}/acknowledge", tag = "alerts",
+    operation_id = "alert_acknowledge",
     security(("bearer" = [])),
     params(("alert_id" = String, Path, description = "The alert's id")),
     responses(
@@ -406,6 +409,7 @@ pub struct SnoozeRequest {
 /// Staff: snooze an alert until a time; it opens again then.
 #[utoipa::path(
     post, path = "/v1/alerts/{alert_id}/snooze", tag = "alerts",
+    operation_id = "alert_snooze",
     security(("bearer" = [])),
     params(("alert_id" = String, Path, description = "The alert's id")),
     request_body = SnoozeRequest,
@@ -469,6 +473,7 @@ pub struct ResolveRequest {
 /// them access to notes about them).
 #[utoipa::path(
     post, path = "/v1/alerts/{alert_id}/resolve", tag = "alerts",
+    operation_id = "alert_resolve",
     security(("bearer" = [])),
     params(("alert_id" = String, Path, description = "The alert's id")),
     request_body = ResolveRequest,
@@ -586,6 +591,7 @@ fn silence_start(last_activity_at: i64, away_until: Option<i64>) -> i64 {
 /// Staff: how each member of the circle is doing.
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/overview", tag = "alerts",
+    operation_id = "circle_overview_get",
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id")),
     responses(

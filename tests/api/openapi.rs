@@ -144,3 +144,32 @@ fn every_operation_is_documented() {
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
     assert!(spec["components"]["schemas"]["Problem"].is_object());
 }
+
+/// operationIds are the method names of generated clients: `resource_action`
+/// in snake case, unique, and stable, so each one is recorded in the spec's
+/// changelog (which every later spec change updates).
+#[test]
+fn operation_ids_name_resource_and_action_and_are_recorded() {
+    let spec: Value = serde_json::from_str(COMMITTED).unwrap();
+    let changelog = include_str!("../../openapi/CHANGELOG.md");
+    let mut seen = std::collections::BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_default();
+            let name = format!("{} {path}", method.to_uppercase());
+            let words: Vec<&str> = id.split('_').collect();
+            assert!(
+                words.len() >= 2
+                    && words
+                        .iter()
+                        .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase())),
+                "{name}: operationId {id:?} is not resource_action in snake case"
+            );
+            assert!(seen.insert(id.to_owned()), "{name}: operationId {id} twice");
+            assert!(
+                changelog.contains(&format!("`{id}`")),
+                "{name}: operationId {id} is not recorded in openapi/CHANGELOG.md"
+            );
+        }
+    }
+}
