@@ -31,6 +31,9 @@ Two jobs, both in `before_call`, so they see every request of every phase:
      at it.
    - `POST /v1/join`: `login_name` and `password` come together, and only
      when joining creates an account (no bearer token).
+   - `time_zone` (me, join, staff): the spec says "an IANA time zone name"
+     with its characters; the server checks the name against its time zone
+     database. A generated name that is no zone becomes `Europe/Amsterdam`.
    - Web Push `endpoint`: the host must be a push service this server allows
      (deployment configuration, `KRING_WEBPUSH_ALLOWED_HOSTS`).
    - device bodies: generated extra properties are dropped. A device body is
@@ -42,6 +45,7 @@ Two jobs, both in `before_call`, so they see every request of every phase:
 import os
 import re
 import uuid
+import zoneinfo
 from datetime import datetime, timedelta, timezone
 
 import schemathesis
@@ -84,6 +88,7 @@ def repair(op, case):
         query.pop("since", None)
     if not isinstance(body, dict):
         return
+    known_zone(body)
     if op == "circle_membership_update":
         within(body, "away_until", timedelta(days=365))
     elif op == "alert_snooze":
@@ -110,6 +115,14 @@ def repair(op, case):
                 del body["keys"][key]
         if body.get("kind") == "webpush" and isinstance(body.get("endpoint"), str):
             body["endpoint"] = PUSH_ENDPOINT
+
+
+ZONES = zoneinfo.available_timezones()
+
+
+def known_zone(body):
+    if isinstance(body.get("time_zone"), str) and body["time_zone"] not in ZONES:
+        body["time_zone"] = "Europe/Amsterdam"
 
 
 def parse_time(value):

@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
-use crate::openapi::{ApiDoc, CommonResponses};
+use crate::openapi::{ApiDoc, CommonResponses, OpenEnums};
 use crate::ops::SpecJson;
 use crate::state::AppState;
 use crate::{
@@ -39,6 +39,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts();
     CommonResponses.modify(&mut spec);
     access_log::policy::Documented.modify(&mut spec);
+    OpenEnums.modify(&mut spec);
     (router, spec)
 }
 

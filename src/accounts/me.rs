@@ -33,7 +33,7 @@ pub struct Me {
     /// Members who chose a login name and password.
     pub login_name: Option<String>,
     pub locale: Locale,
-    #[schema(example = "Europe/Amsterdam")]
+    #[schema(value_type = TimeZoneName)]
     pub time_zone: String,
     pub quiet_hours: QuietHours,
     /// The member's preferred local time for reminders, `HH:MM`.

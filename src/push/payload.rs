@@ -6,6 +6,8 @@
 //! and the spec carries it as the `PushPayload` schema.
 
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ArrayBuilder, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
 /// What a notification is about.
@@ -100,7 +102,8 @@ pub enum PushAction {
     "actions": []
 }))]
 pub struct PushPayload {
-    #[schema(inline)]
+    /// What the notification is about (see [`open_kind`]).
+    #[schema(schema_with = open_kind)]
     pub kind: NotificationKind,
     /// The inbox item. Stable across retries: drop duplicates by this id.
     pub notification_id: String,
@@ -125,8 +128,32 @@ pub struct PushPayload {
     pub discreet: bool,
     /// Unread inbox items of the recipient, for the app icon.
     pub badge: i64,
-    #[schema(inline)]
+    /// Buttons to show with the notification (see [`open_actions`]).
+    #[schema(schema_with = open_actions)]
     pub actions: Vec<PushAction>,
+}
+
+/// `kind`: the kinds of [`NotificationKind`], open (the payload is read by
+/// apps built before a new kind existed).
+fn open_kind() -> RefOr<Schema> {
+    crate::openapi::open_enum(
+        NotificationKind::schema(),
+        Some(
+            "What the notification is about. For a kind the app does not know, it shows \
+             `title` and `body` and opens the inbox on a tap.",
+        ),
+    )
+}
+
+/// `actions`: a list of [`PushAction`]s, open like `kind`.
+fn open_actions() -> RefOr<Schema> {
+    ArrayBuilder::new()
+        .items(crate::openapi::open_enum(PushAction::schema(), None))
+        .description(Some(
+            "Buttons to show with the notification. The app leaves out an action it does \
+             not know.",
+        ))
+        .into()
 }
 
 /// The payload's JSON Schema (draft 2020-12), as committed in

@@ -3,8 +3,9 @@
 //! After changing the API, regenerate it with
 //! `cargo run -- openapi > openapi/openapi.json`.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use crate::both_backends;
 use crate::support::{Backend, TestApp};
 
 const COMMITTED: &str = include_str!("../../openapi/openapi.json");
@@ -171,5 +172,110 @@ fn operation_ids_name_resource_and_action_and_are_recorded() {
                 "{name}: operationId {id} is not recorded in openapi/CHANGELOG.md"
             );
         }
+    }
+}
+
+/// A time zone is a string the server checks, not a list of the server's
+/// zones: a name the spec's pattern admits but no database knows is 422
+/// `validation_failed` on `time_zone`, wherever an app sends one.
+async fn time_zones_are_strings_the_server_checks(backend: Backend) {
+    let spec: Value = serde_json::from_str(COMMITTED).unwrap();
+    let zone = &spec["components"]["schemas"]["TimeZone"];
+    assert_eq!(zone["type"], "string");
+    assert!(zone.get("enum").is_none(), "no list of zones: {zone}");
+    assert!(zone["description"].as_str().unwrap().contains("IANA"));
+    assert_eq!(zone["examples"][0], "Europe/Amsterdam");
+
+    let app = TestApp::spawn(backend).await;
+    let org = app
+        .organisation("Buurtwerk", "coordinator@example.org")
+        .await;
+    let worker = app.worker(&org, "worker@example.org").await;
+    let circle = app.circle(&worker, "Samen sterk").await;
+    let member = app.member(&worker, &circle, "Zonnebloem").await;
+    let code = app.invite(&worker, &circle, 1).await;
+    for unknown in ["Europe/Atlantis", "Mars/Olympus_Mons", "Etc/GMT+99"] {
+        let r = app
+            .patch("/v1/me", member.token(), json!({"time_zone": unknown}))
+            .await
+            .expect_problem(422, "validation_failed");
+        assert_eq!(r.fields(), vec!["time_zone"]);
+        let r = app
+            .post(
+                "/v1/join",
+                None,
+                json!({"code": code, "pseudonym": "Klaproos", "consent_version": 1, "time_zone": unknown}),
+            )
+            .await
+            .expect_problem(422, "validation_failed");
+        assert_eq!(r.fields(), vec!["time_zone"]);
+        let r = app
+            .post(
+                "/v1/organisation/staff",
+                org.coordinator.token(),
+                json!({"role": "worker", "email": "sam@example.org", "display_name": "Sam", "time_zone": unknown}),
+            )
+            .await
+            .expect_problem(422, "validation_failed");
+        assert_eq!(r.fields(), vec!["time_zone"]);
+    }
+    // A zone the server knows is kept as sent.
+    let r = app
+        .patch(
+            "/v1/me",
+            member.token(),
+            json!({"time_zone": "America/Paramaribo"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["time_zone"], "America/Paramaribo");
+    app.stop().await;
+}
+both_backends!(time_zones_are_strings_the_server_checks);
+
+/// An open enum: `anyOf` the known values and any string, with the rule
+/// for apps in its description.
+fn is_open(schema: &Value) -> bool {
+    let items = schema["anyOf"].as_array().cloned().unwrap_or_default();
+    items.len() == 2
+        && items[0]["type"] == "string"
+        && items[0]["enum"].as_array().is_some_and(|e| !e.is_empty())
+        && items[1] == json!({"type": "string"})
+        && schema["description"]
+            .as_str()
+            .is_some_and(|d| d.ends_with(kring::openapi::OPEN_ENUM_RULE))
+}
+
+/// Enums only the server sends may grow, and say so in a way generators
+/// understand; enums an app sends are closed (the server refuses other
+/// values). The push payload's `kind` and `actions` are open too.
+#[test]
+fn response_enums_are_open_and_request_enums_closed() {
+    let spec: Value = serde_json::from_str(COMMITTED).unwrap();
+    let (requests, responses) = kring::openapi::schema_uses(&spec);
+    let schemas = spec["components"]["schemas"].as_object().unwrap();
+    let (mut open, mut closed) = (0, 0);
+    for (name, schema) in schemas {
+        let is_enum = schema.get("enum").is_some() || is_open(schema);
+        if !is_enum {
+            continue;
+        }
+        if requests.contains(name) {
+            assert!(schema["enum"].is_array(), "{name} is in a request: closed");
+            closed += 1;
+        } else {
+            assert!(responses.contains(name), "{name} is used");
+            assert!(is_open(schema), "{name} is only in responses: open");
+            open += 1;
+        }
+    }
+    assert!(open >= 10 && closed >= 5, "{open} open, {closed} closed");
+    assert!(is_open(&schemas["NotificationKind"]));
+    assert!(is_open(&schemas["AlertStatus"]));
+    let payload: Value =
+        serde_json::from_str(include_str!("../../openapi/push-payload.schema.json")).unwrap();
+    for schema in [&schemas["PushPayload"], &payload] {
+        assert!(is_open(&schema["properties"]["kind"]), "kind: {schema}");
+        assert!(is_open(&schema["properties"]["actions"]["items"]));
     }
 }
