@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
-use crate::openapi::{ApiDoc, CommonResponses, OpenEnums};
+use crate::openapi::{ApiDoc, OpenEnums, Problems};
 use crate::ops::SpecJson;
 use crate::state::AppState;
 use crate::{
@@ -37,7 +37,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(exports::router())
         .merge(ops::router())
         .split_for_parts();
-    CommonResponses.modify(&mut spec);
+    Problems.modify(&mut spec);
     access_log::policy::Documented.modify(&mut spec);
     OpenEnums.modify(&mut spec);
     (router, spec)

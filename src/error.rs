@@ -1,12 +1,17 @@
 //! One error type for the API, mapped once to RFC 9457 problem+json.
 //!
-//! Every variant carries a stable machine-readable `code`; internal errors are
-//! logged with their cause and shown to the caller only as `internal_error`.
+//! Every error carries a stable machine-readable `code` from the registry in
+//! [`codes`], which also gives its HTTP status; internal errors are logged
+//! with their cause and shown to the caller only as `internal_error`.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+pub mod codes;
+
+pub use codes::Code;
 
 /// A field that failed validation, and why.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
@@ -45,6 +50,10 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     /// Stable machine-readable error code; switch on this, not on `detail`.
+    /// Each error response of an operation lists the codes it can carry
+    /// (`x-problem-codes`); the spec's root lists those any request can
+    /// meet.
+    #[schema(example = "validation_failed")]
     pub code: String,
     /// A human-readable explanation (English).
     pub detail: String,
@@ -59,24 +68,17 @@ pub struct Problem {
 #[derive(Debug, Clone, Copy)]
 pub struct KeyTaken;
 
+/// An error the API answers with. Its `code`, and with it the HTTP status,
+/// comes from the registry in [`codes`].
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("the request has invalid fields")]
     Validation(Vec<FieldError>),
+    /// A registered code with an explanation for people.
     #[error("{detail}")]
-    BadRequest { code: &'static str, detail: String },
-    #[error("{detail}")]
-    Unauthorized { code: &'static str, detail: String },
-    #[error("{detail}")]
-    Forbidden { code: &'static str, detail: String },
+    Problem { code: Code, detail: String },
     #[error("{0} not found")]
     NotFound(&'static str),
-    #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
-    #[error("{detail}")]
-    Unprocessable { code: &'static str, detail: String },
-    #[error("{detail}")]
-    Gone { code: &'static str, detail: String },
     #[error("this method is not allowed here")]
     MethodNotAllowed,
     #[error("request body too large")]
@@ -91,7 +93,7 @@ pub enum ApiError {
     HeadersTooLarge(usize),
     #[error("{detail}")]
     Unavailable {
-        code: &'static str,
+        code: Code,
         detail: String,
         retry_after_secs: u64,
     },
@@ -106,43 +108,9 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::BadRequest {
-            code,
-            detail: detail.into(),
-        }
-    }
-
-    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Unauthorized {
-            code,
-            detail: detail.into(),
-        }
-    }
-
-    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Forbidden {
-            code,
-            detail: detail.into(),
-        }
-    }
-
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Conflict {
-            code,
-            detail: detail.into(),
-        }
-    }
-
-    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Unprocessable {
-            code,
-            detail: detail.into(),
-        }
-    }
-
-    pub fn gone(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Gone {
+    /// The problem `code` with `detail`; its status is the code's.
+    pub fn new(code: Code, detail: impl Into<String>) -> Self {
+        Self::Problem {
             code,
             detail: detail.into(),
         }
@@ -151,9 +119,9 @@ impl ApiError {
     /// A write's error: a unique-constraint violation (the name, address
     /// or code is already used) is the conflict `code`; anything else stays
     /// a database error. The one place such violations are told apart.
-    pub fn conflict_if_taken(err: sqlx::Error, code: &'static str, detail: &str) -> Self {
+    pub fn conflict_if_taken(err: sqlx::Error, code: Code, detail: &str) -> Self {
         match &err {
-            sqlx::Error::Database(db) if db.is_unique_violation() => Self::conflict(code, detail),
+            sqlx::Error::Database(db) if db.is_unique_violation() => Self::new(code, detail),
             _ => Self::Database(err),
         }
     }
@@ -163,44 +131,22 @@ impl ApiError {
     }
 
     pub fn status(&self) -> StatusCode {
-        match self {
-            Self::Validation(_) | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict { .. } | Self::KeyTaken => StatusCode::CONFLICT,
-            Self::Gone { .. } => StatusCode::GONE,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.code().status()
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            Self::Validation(_) => "validation_failed",
-            Self::BadRequest { code, .. }
-            | Self::Unauthorized { code, .. }
-            | Self::Forbidden { code, .. }
-            | Self::Conflict { code, .. }
-            | Self::Unprocessable { code, .. }
-            | Self::Gone { code, .. }
-            | Self::Unavailable { code, .. } => code,
-            Self::NotFound(_) => "not_found",
-            Self::KeyTaken => "idempotency_in_progress",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::TooManyRequests { .. } => "too_many_requests",
-            Self::RequestTimeout => "request_timeout",
-            Self::HeadersTooLarge(_) => "headers_too_large",
-            Self::Database(_) | Self::Internal(_) => "internal_error",
+            Self::Validation(_) => Code::ValidationFailed,
+            Self::Problem { code, .. } | Self::Unavailable { code, .. } => *code,
+            Self::NotFound(_) => Code::NotFound,
+            Self::KeyTaken => Code::IdempotencyInProgress,
+            Self::MethodNotAllowed => Code::MethodNotAllowed,
+            Self::PayloadTooLarge => Code::PayloadTooLarge,
+            Self::UnsupportedMediaType => Code::UnsupportedMediaType,
+            Self::TooManyRequests { .. } => Code::TooManyRequests,
+            Self::RequestTimeout => Code::RequestTimeout,
+            Self::HeadersTooLarge(_) => Code::HeadersTooLarge,
+            Self::Database(_) | Self::Internal(_) => Code::InternalError,
         }
     }
 
@@ -226,7 +172,7 @@ impl ApiError {
             type_: format!("urn:kring:problem:{}", self.code()),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
-            code: self.code().to_owned(),
+            code: self.code().as_str().to_owned(),
             detail,
             errors: match self {
                 Self::Validation(errors) => errors.clone(),
@@ -250,10 +196,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if self.status() == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         match &self {
-            Self::Unauthorized { .. } => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
             Self::KeyTaken => {
                 response.extensions_mut().insert(KeyTaken);
             }

@@ -1,16 +1,20 @@
-//! The OpenAPI document: metadata, security scheme, tags, and the shared
-//! problem+json error responses that every route refers to.
+//! The OpenAPI document: metadata, security scheme, tags, every
+//! operation's problem+json error responses (made from the problem codes
+//! it can answer with), and the field schemas that state the validators'
+//! rules.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::extensions::ExtensionsBuilder;
+use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::schema::{
     AnyOfBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
 };
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
-use utoipa::{Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
+use crate::error::codes::{self, Code, Reach};
 use crate::error::{FieldError, Problem};
 
 #[derive(OpenApi)]
@@ -31,7 +35,6 @@ use crate::error::{FieldError, Problem};
     modifiers(&SecurityAddon),
     components(
         schemas(Problem, FieldError, crate::push::PushPayload),
-        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, ReplayRefused, Gone, ResyncRequired, ValidationFailed, TooManyRequests, Internal),
     ),
     tags(
         (name = "auth", description = "Sign-in, tokens and sessions"),
@@ -72,118 +75,168 @@ impl Modify for SecurityAddon {
     }
 }
 
-fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/problem+json",
-            Content::new(Some(Ref::from_schema_name("Problem"))),
-        )
-        .build()
-        .into()
-}
+/// The extension that names problem `code`s. On an operation, in its
+/// `#[utoipa::path(extensions(...))]`: the codes its handler answers with
+/// (as [`Code`]s, so only registered ones compile). On each error response
+/// of the finished spec: every code that operation answers with that status.
+/// At the root of the spec: the codes any request can meet.
+pub const PROBLEM_CODES: &str = "x-problem-codes";
 
-macro_rules! problem_responses {
-    ($($name:ident => $description:literal,)*) => {
-        $(
-            #[doc = $description]
-            pub struct $name;
-
-            impl<'r> ToResponse<'r> for $name {
-                fn response() -> (&'r str, RefOr<utoipa::openapi::Response>) {
-                    (stringify!($name), problem_response($description))
-                }
-            }
-        )*
-    };
-}
-
-problem_responses! {
-    BadRequest => "The request is malformed (for example invalid JSON, a key named twice in one object (`duplicate_key`), or a bad header).",
-    Unauthorized => "No valid access token: `unauthenticated`, `invalid_token` or `token_expired` (refresh and retry).",
-    Forbidden => "You can see this, but your role may not do it.",
-    NotFound => "It does not exist, or you may not see it.",
-    Conflict => "It conflicts with the current state (for example a pseudonym already taken).",
-    ReplayRefused => "`idempotency_replay_refused`: a request with this Idempotency-Key already succeeded, and its response held a secret (tokens or a one-time code) that is never kept for replay, so nothing was done again; `detail` says what to do instead (sign in, or ask for a new code). `idempotency_in_progress`: that request is still running; retry shortly. Any other code: the request conflicts with the current state (for example a name already taken).",
-    Gone => "A code that has expired, been used up or revoked.",
-    ResyncRequired => "`resync_required`: the `sync_token` is ahead of this server (its database was restored from an older backup). Drop your copy of the list and load it again from the first page, without `since`.",
-    ValidationFailed => "Fields failed validation; `errors` lists each field and why.",
-    TooManyRequests => "Too many attempts; wait for `Retry-After` seconds.",
-    Internal => "Something went wrong on the server; retry later.",
-}
-
-/// Every operation gets the same generic responses for things that can go
-/// wrong on any route (a server error, a missing or expired token on a
-/// secured route, an oversized body, a wrong media type), so the spec never
-/// omits a status the server can send and no handler repeats them.
-pub struct CommonResponses;
+/// Every operation's error responses, made from its problem codes: the ones
+/// its handler names, and the ones that come with the mechanisms it uses (a
+/// bearer token, a JSON body, path and query parameters, `since`,
+/// `Idempotency-Key`, the database). Each error response lists its codes
+/// with what they mean, so the spec never omits a code the server can send,
+/// and no handler repeats the common ones.
+pub struct Problems;
 
 /// The operations that answer without the database and cannot fail.
 const CANNOT_FAIL: &[&str] = &["/healthz", "/readyz", "/openapi.json"];
 
-impl Modify for CommonResponses {
+impl Modify for Problems {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let global_security = openapi.security.clone();
         for (path, item) in openapi.paths.paths.iter_mut() {
-            for op in operations(item) {
-                let has_body = op.request_body.is_some();
-                if !CANNOT_FAIL.contains(&path.as_str()) {
-                    op.responses
-                        .responses
-                        .entry("500".into())
-                        .or_insert_with(|| Ref::from_response_name("Internal").into());
-                }
-                // A secured operation (a bearer token required) answers 401
-                // without one; an empty requirement (`security: [{}]`) is a
-                // public one.
-                let secured = op
-                    .security
-                    .as_ref()
-                    .or(global_security.as_ref())
-                    .is_some_and(|reqs| reqs.iter().any(|r| !is_empty_requirement(r)));
-                if secured {
-                    op.responses
-                        .responses
-                        .entry("401".into())
-                        .or_insert_with(|| Ref::from_response_name("Unauthorized").into());
-                }
-                // Any operation can meet a malformed query string or header.
-                op.responses
-                    .responses
-                    .entry("400".into())
-                    .or_insert_with(|| Ref::from_response_name("BadRequest").into());
-                let idempotent = op
-                    .parameters
-                    .iter()
-                    .flatten()
-                    .any(|p| matches!(p, RefOr::T(p) if p.name == "Idempotency-Key"));
-                if idempotent {
-                    op.responses.responses.entry("409".into()).or_insert_with(|| {
-                        problem_response("A request with this Idempotency-Key is still in progress (`idempotency_in_progress`), or the change conflicts with the current state.")
-                    });
-                    op.responses
-                        .responses
-                        .entry("422".into())
-                        .or_insert_with(|| Ref::from_response_name("ValidationFailed").into());
-                }
-                if has_body {
-                    op.responses
-                        .responses
-                        .entry("413".into())
-                        .or_insert_with(|| {
-                            problem_response("The request body is larger than the server accepts.")
-                        });
-                    op.responses
-                        .responses
-                        .entry("415".into())
-                        .or_insert_with(|| {
-                            problem_response(
-                                "The body must be JSON (`Content-Type: application/json`).",
-                            )
-                        });
-                }
+            for (method, op) in operations(item) {
+                let mut codes = declared_codes(op);
+                codes.extend(mechanism_codes(
+                    path,
+                    method,
+                    op,
+                    global_security.as_deref(),
+                ));
+                set_problem_responses(op, &codes);
             }
         }
+        let anywhere: Vec<&str> = Code::ALL
+            .iter()
+            .filter(|c| c.reach() == Reach::AnyRequest)
+            .map(|c| c.as_str())
+            .collect();
+        openapi
+            .extensions
+            .get_or_insert_with(Default::default)
+            .insert(PROBLEM_CODES.into(), serde_json::json!(anywhere));
+    }
+}
+
+/// The codes an operation's handler names, taken out of its extensions.
+fn declared_codes(op: &mut Operation) -> BTreeSet<Code> {
+    let declared = op.extensions.as_mut().and_then(|e| e.remove(PROBLEM_CODES));
+    if op.extensions.as_ref().is_some_and(|e| e.is_empty()) {
+        op.extensions = None;
+    }
+    declared
+        .as_ref()
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str().and_then(codes::lookup))
+        .collect()
+}
+
+/// The codes that come with what an operation uses.
+fn mechanism_codes(
+    path: &str,
+    method: Method,
+    op: &Operation,
+    global_security: Option<&[SecurityRequirement]>,
+) -> Vec<Code> {
+    // The control-character check on every query string.
+    let mut codes = vec![Code::InvalidQuery];
+    if !CANNOT_FAIL.contains(&path) {
+        codes.push(Code::InternalError);
+    }
+    // A bearer token: required, or optional beside an empty requirement.
+    let requirements = op.security.as_deref().or(global_security).unwrap_or(&[]);
+    if requirements.iter().any(|r| !is_empty_requirement(r)) {
+        codes.extend([Code::InvalidToken, Code::TokenExpired]);
+        if !requirements.iter().any(is_empty_requirement) {
+            codes.push(Code::Unauthenticated);
+        }
+    }
+    for param in op.parameters.iter().flatten() {
+        let RefOr::T(param) = param else { continue };
+        match (&param.parameter_in, param.name.as_str()) {
+            (ParameterIn::Path, _) => codes.push(Code::NotFound),
+            (ParameterIn::Query, name) => {
+                codes.push(Code::ValidationFailed);
+                if name == "since" {
+                    codes.push(Code::ResyncRequired);
+                }
+            }
+            _ => {}
+        }
+    }
+    // Every POST honours an `Idempotency-Key` when one is sent, whether
+    // the operation asks for it or not.
+    if method == Method::Post {
+        codes.extend([
+            Code::InvalidIdempotencyKey,
+            Code::IdempotencyInProgress,
+            Code::IdempotencyKeyReused,
+        ]);
+    }
+    if op.request_body.is_some() {
+        codes.extend([
+            Code::MalformedJson,
+            Code::DuplicateKey,
+            Code::UnreadableBody,
+            Code::PayloadTooLarge,
+            Code::UnsupportedMediaType,
+            Code::ValidationFailed,
+        ]);
+    }
+    codes
+}
+
+/// Replaces the operation's problem responses with one per status of
+/// `codes`, each listing its codes and what they mean.
+fn set_problem_responses(op: &mut Operation, codes: &BTreeSet<Code>) {
+    op.responses
+        .responses
+        .retain(|status, response| !(is_error(status) && is_problem(response)));
+    let mut by_status: BTreeMap<u16, Vec<Code>> = BTreeMap::new();
+    for code in codes {
+        by_status
+            .entry(code.status().as_u16())
+            .or_default()
+            .push(*code);
+    }
+    for (status, codes) in by_status {
+        let description = codes
+            .iter()
+            .map(|c| format!("- `{}`: {}", c.as_str(), c.meaning()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let names: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+        let response = ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                Content::new(Some(Ref::from_schema_name("Problem"))),
+            )
+            .extensions(Some(
+                ExtensionsBuilder::new()
+                    .add(PROBLEM_CODES, serde_json::json!(names))
+                    .build(),
+            ))
+            .build();
+        op.responses
+            .responses
+            .insert(status.to_string(), response.into());
+    }
+}
+
+fn is_error(status: &str) -> bool {
+    status.starts_with('4') || status.starts_with('5')
+}
+
+/// A problem+json response (rather than, say, `/readyz`'s 503 health report).
+fn is_problem(response: &RefOr<utoipa::openapi::Response>) -> bool {
+    match response {
+        RefOr::Ref(_) => true,
+        RefOr::T(r) => r.content.contains_key("application/problem+json"),
     }
 }
 
@@ -284,20 +337,30 @@ fn collect_refs(
 }
 
 /// Whether a security requirement asks for nothing (`{}`).
-fn is_empty_requirement(requirement: &utoipa::openapi::security::SecurityRequirement) -> bool {
+fn is_empty_requirement(requirement: &SecurityRequirement) -> bool {
     serde_json::to_value(requirement).is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
 }
 
-fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+/// A path's operations, with their methods.
+fn operations(item: &mut PathItem) -> impl Iterator<Item = (Method, &mut Operation)> {
     [
-        item.get.as_mut(),
-        item.put.as_mut(),
-        item.post.as_mut(),
-        item.delete.as_mut(),
-        item.patch.as_mut(),
+        (Method::Get, item.get.as_mut()),
+        (Method::Put, item.put.as_mut()),
+        (Method::Post, item.post.as_mut()),
+        (Method::Delete, item.delete.as_mut()),
+        (Method::Patch, item.patch.as_mut()),
     ]
     .into_iter()
-    .flatten()
+    .filter_map(|(method, op)| op.map(|op| (method, op)))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Put,
+    Post,
+    Delete,
+    Patch,
 }
 
 // Field schemas. Each names the rules that one of Kring's validators

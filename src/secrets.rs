@@ -6,7 +6,7 @@
 
 use argon2::Argon2;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
@@ -230,7 +230,7 @@ impl Hashing {
     fn busy(&self) -> ApiError {
         self.refused.inc();
         ApiError::Unavailable {
-            code: "busy",
+            code: Code::Busy,
             detail: "Too many sign-ins at this moment; try again in a few seconds".into(),
             retry_after_secs: 2,
         }
@@ -314,7 +314,10 @@ mod tests {
         let third = gate.run(|| ()).await;
         assert!(matches!(
             third,
-            Err(ApiError::Unavailable { code: "busy", .. })
+            Err(ApiError::Unavailable {
+                code: Code::Busy,
+                ..
+            })
         ));
         release.send(()).expect("release");
         first.await.expect("first").expect("ran");

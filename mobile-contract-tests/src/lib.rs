@@ -136,7 +136,50 @@ impl Spec {
             return Ok(());
         };
         self.validate(schema, body)
-            .map_err(|e| format!("{name}: {e}"))
+            .map_err(|e| format!("{name}: {e}"))?;
+        if ct == "application/problem+json" {
+            self.check_problem(method, path, status, body)?;
+        }
+        Ok(())
+    }
+
+    /// Checks that a problem's `code` is documented: among the codes the
+    /// operation lists for this status (`x-problem-codes` on the response),
+    /// or among those any request can meet (`x-problem-codes` at the root).
+    /// A request that reaches no operation (an unknown path or method) is
+    /// not checked here.
+    pub fn check_problem(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        body: &Value,
+    ) -> Result<(), String> {
+        let code = body["code"].as_str().unwrap_or_default();
+        let listed = |codes: &Value| {
+            codes
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c == code))
+        };
+        if listed(&self.doc["x-problem-codes"]) {
+            return Ok(());
+        }
+        let Some((template, op)) = self.operation(method, path) else {
+            return Ok(());
+        };
+        let name = format!("{method} {template} → {status}");
+        let response = op["responses"]
+            .get(status.to_string())
+            .map(|r| self.resolve(r))
+            .ok_or_else(|| format!("{name}: status not documented (code {code:?})"))?;
+        if listed(&response["x-problem-codes"]) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{name}: code {code:?} is not among the documented codes {}",
+                response["x-problem-codes"]
+            ))
+        }
     }
 
     /// Validates a value against a schema of the spec (its `$ref`s resolve

@@ -3,7 +3,7 @@
 
 use sqlx::AnyConnection;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::http::Role;
 use crate::ids::AccountId;
 
@@ -40,7 +40,7 @@ pub async fn member(
     .execute(&mut *conn)
     .await
     .map_err(|e| {
-        ApiError::conflict_if_taken(e, "login_name_taken", "This login name is taken; choose another")
+        ApiError::conflict_if_taken(e, Code::LoginNameTaken, "This login name is taken; choose another")
     })?;
     Ok(id)
 }
@@ -79,7 +79,7 @@ pub async fn staff(
     .map_err(|e| {
         ApiError::conflict_if_taken(
             e,
-            "email_taken",
+            Code::EmailTaken,
             "An account with this e-mail address already exists",
         )
     })?;

@@ -12,7 +12,6 @@ use crate::clock::from_ms;
 use crate::error::{ApiError, ApiResult, Validator};
 use crate::http::{Caller, Json, Role};
 use crate::ids::AccountId;
-use crate::openapi::ValidationFailed;
 use crate::state::AppState;
 use crate::store::Tx;
 
@@ -163,7 +162,6 @@ pub struct UpdateMe {
     request_body = UpdateMe,
     responses(
         (status = 200, description = "Your updated account", body = Me),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn update_me(

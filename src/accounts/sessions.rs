@@ -16,10 +16,9 @@ use utoipa::ToSchema;
 
 use crate::accounts::me::{Me, load_me};
 use crate::clock::from_ms;
-use crate::error::{ApiError, ApiResult, Validator};
+use crate::error::{ApiError, ApiResult, Code, Validator};
 use crate::http::idempotency::{HoldsSecret, IdempotencyKey, Idempotent};
 use crate::http::{Caller, ClientAddress, Json};
-use crate::openapi::{TooManyRequests, Unauthorized, ValidationFailed};
 use crate::secrets::{canonical_code, hash_token, new_id, new_token};
 use crate::state::AppState;
 use crate::store::Tx;
@@ -190,13 +189,11 @@ pub struct LoginRequest {
 #[utoipa::path(
     post, path = "/v1/auth/login", tag = "auth",
     operation_id = "auth_login",
+    extensions(("x-problem-codes" = json!([Code::InvalidCredentials, Code::TooManyRequests, Code::Busy, Code::IdempotencyReplayRefused]))),
     security(()),
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in", body = AuthResponse),
-        (status = 401, response = Unauthorized),
-        (status = 422, response = ValidationFailed),
-        (status = 429, response = TooManyRequests),
     )
 )]
 pub async fn login(
@@ -255,8 +252,8 @@ pub async fn login(
                 .into_response_with(StatusCode::OK, "Sign in again."))
         }
         // The claimed slot stays: it is the failure.
-        _ => Err(ApiError::unauthorized(
-            "invalid_credentials",
+        _ => Err(ApiError::new(
+            Code::InvalidCredentials,
             "The login or password is not correct",
         )),
     }
@@ -332,20 +329,18 @@ struct RefreshRow {
 #[utoipa::path(
     post, path = "/v1/auth/refresh", tag = "auth",
     operation_id = "auth_refresh",
+    extensions(("x-problem-codes" = json!([Code::InvalidRefreshToken, Code::SessionRevoked, Code::RefreshTokenExpired, Code::RefreshTokenReused, Code::IdempotencyReplayRefused]))),
     security(()),
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new token pair", body = Tokens),
-        (status = 401, response = Unauthorized),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn refresh(
     State(state): State<AppState>,
     Json(req): Json<RefreshRequest>,
 ) -> ApiResult<Response> {
-    let invalid =
-        || ApiError::unauthorized("invalid_refresh_token", "The refresh token is not valid");
+    let invalid = || ApiError::new(Code::InvalidRefreshToken, "The refresh token is not valid");
     if req.refresh_token.is_empty() || req.refresh_token.len() > 200 {
         return Err(invalid());
     }
@@ -367,8 +362,8 @@ pub async fn refresh(
     .await?;
     let (session_id, account_id, revoked_at) = session.ok_or_else(invalid)?;
     if revoked_at.is_some() {
-        return Err(ApiError::unauthorized(
-            "session_revoked",
+        return Err(ApiError::new(
+            Code::SessionRevoked,
             "This session has been signed out",
         ));
     }
@@ -380,8 +375,8 @@ pub async fn refresh(
     .fetch_one(&mut *tx)
     .await?;
     if row.expires_at <= now {
-        return Err(ApiError::unauthorized(
-            "refresh_token_expired",
+        return Err(ApiError::new(
+            Code::RefreshTokenExpired,
             "The refresh token has expired; sign in again",
         ));
     }
@@ -443,8 +438,8 @@ pub async fn refresh(
         .await?;
         tx.commit().await?;
         tracing::warn!(session_id = %session_id, "refresh token reused; session revoked");
-        return Err(ApiError::unauthorized(
-            "refresh_token_reused",
+        return Err(ApiError::new(
+            Code::RefreshTokenReused,
             "This refresh token was already used; the session has been signed out for safety",
         ));
     };
@@ -558,20 +553,20 @@ async fn live_code(
     // Removal also marks the codes used; this says why, and holds for a
     // code that some other path left behind.
     if row.deactivated_at.is_some() {
-        return Err(ApiError::gone(
-            "code_revoked",
+        return Err(ApiError::new(
+            Code::CodeRevoked,
             "This code was revoked: its account has been removed",
         ));
     }
     if row.used_at.is_some() {
-        return Err(ApiError::gone(
-            "code_used",
+        return Err(ApiError::new(
+            Code::CodeUsed,
             "This code has already been used",
         ));
     }
     if row.expires_at <= now {
-        return Err(ApiError::gone(
-            "code_expired",
+        return Err(ApiError::new(
+            Code::CodeExpired,
             "This code has expired; ask for a new one",
         ));
     }
@@ -596,8 +591,8 @@ async fn spend_code(
     .await?
     .rows_affected();
     if spent != 1 {
-        return Err(ApiError::gone(
-            "code_used",
+        return Err(ApiError::new(
+            Code::CodeUsed,
             "This code has already been used",
         ));
     }
@@ -648,14 +643,12 @@ pub async fn create_code(
 #[utoipa::path(
     post, path = "/v1/auth/setup", tag = "auth",
     operation_id = "auth_setup",
+    extensions(("x-problem-codes" = json!([Code::CodeUsed, Code::CodeExpired, Code::CodeRevoked, Code::Busy, Code::IdempotencyReplayRefused]))),
     security(()),
     params(IdempotencyKey),
     request_body = SetupRequest,
     responses(
         (status = 200, description = "Password set; signed in", body = AuthResponse),
-        (status = 409, response = crate::openapi::ReplayRefused),
-        (status = 410, response = crate::openapi::Gone),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn setup(
@@ -720,14 +713,12 @@ pub struct RecoverRequest {
 #[utoipa::path(
     post, path = "/v1/auth/recover", tag = "auth",
     operation_id = "auth_recover",
+    extensions(("x-problem-codes" = json!([Code::CodeUsed, Code::CodeExpired, Code::CodeRevoked, Code::IdempotencyReplayRefused]))),
     security(()),
     params(IdempotencyKey),
     request_body = RecoverRequest,
     responses(
         (status = 200, description = "Signed in on this device", body = AuthResponse),
-        (status = 409, response = crate::openapi::ReplayRefused),
-        (status = 410, response = crate::openapi::Gone),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn recover(

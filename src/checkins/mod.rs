@@ -13,11 +13,10 @@ use utoipa_axum::routes;
 use crate::access_log::{Action, Audit, Kind, Subject};
 use crate::circles::{CircleAccess, cached_access, record_activity};
 use crate::clock::from_ms;
-use crate::error::{ApiError, ApiResult, Validator};
+use crate::error::{ApiError, ApiResult, Code, Validator};
 use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::sync::{SyncList, SyncQuery};
 use crate::http::{Caller, Json, Query};
-use crate::openapi::{Forbidden, NotFound, ValidationFailed};
 use crate::secrets::new_id;
 use crate::state::AppState;
 use crate::store::Tx;
@@ -229,14 +228,12 @@ async fn insert(
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/checkins", tag = "checkins",
     operation_id = "circle_checkins_create",
+    extensions(("x-problem-codes" = json!([Code::MembersOnly]))),
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id"), IdempotencyKey),
     request_body = CreateCheckin,
     responses(
         (status = 201, description = "Checked in", body = Checkin),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn create_checkin(
@@ -283,12 +280,11 @@ pub async fn create_checkin(
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/checkins/ok", tag = "checkins",
     operation_id = "circle_checkins_im_ok",
+    extensions(("x-problem-codes" = json!([Code::MembersOnly]))),
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id"), IdempotencyKey),
     responses(
         (status = 201, description = "Checked in", body = Checkin),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn im_ok(
@@ -314,11 +310,11 @@ pub struct CheckinList {
 #[utoipa::path(
     post, path = "/v1/me/im-ok", tag = "checkins",
     operation_id = "me_im_ok",
+    extensions(("x-problem-codes" = json!([Code::MembersOnly, Code::NotFound]))),
     security(("bearer" = [])),
     params(IdempotencyKey),
     responses(
         (status = 201, description = "Checked in, one check-in per circle", body = CheckinList),
-        (status = 403, response = Forbidden),
     )
 )]
 pub async fn im_ok_everywhere(
@@ -327,8 +323,8 @@ pub async fn im_ok_everywhere(
     idem: Idempotent,
 ) -> ApiResult<Response> {
     if caller.role != crate::http::Role::Member {
-        return Err(crate::error::ApiError::forbidden(
-            "members_only",
+        return Err(crate::error::ApiError::new(
+            Code::MembersOnly,
             "Only members of a circle do this",
         ));
     }
@@ -366,9 +362,6 @@ pub async fn im_ok_everywhere(
     params(("circle_id" = String, Path, description = "The circle's id"), SyncQuery),
     responses(
         (status = 200, description = "A page of check-ins", body = CheckinPage),
-        (status = 404, response = NotFound),
-        (status = 410, response = crate::openapi::ResyncRequired),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn list_checkins(

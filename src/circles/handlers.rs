@@ -12,12 +12,11 @@ use crate::accounts::types::Locale;
 use crate::circles::access;
 use crate::circles::policy::EscalationPolicy;
 use crate::clock::from_ms;
-use crate::error::{ApiError, ApiResult, Validator};
+use crate::error::{ApiError, ApiResult, Code, Validator};
 use crate::http::cursor::{Cursor, CursorQuery, next_cursor};
 use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json, Query, Role};
 use crate::ids::CircleId;
-use crate::openapi::{Forbidden, NotFound, ValidationFailed};
 use crate::secrets::new_id;
 use crate::state::AppState;
 
@@ -229,7 +228,6 @@ pub async fn load_circle(
     params(CursorQuery),
     responses(
         (status = 200, description = "Circles", body = CirclePage),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn list_circles(
@@ -308,13 +306,12 @@ pub struct CreateCircle {
 #[utoipa::path(
     post, path = "/v1/circles", tag = "circles",
     operation_id = "circles_create",
+    extensions(("x-problem-codes" = json!([Code::StaffOnly]))),
     security(("bearer" = [])),
     params(IdempotencyKey),
     request_body = CreateCircle,
     responses(
         (status = 201, description = "The new circle", body = Circle),
-        (status = 403, response = Forbidden),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn create_circle(
@@ -387,7 +384,6 @@ pub async fn create_circle(
     params(("circle_id" = String, Path, description = "The circle's id")),
     responses(
         (status = 200, description = "The circle", body = Circle),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn get_circle(
@@ -434,14 +430,12 @@ pub struct UpdateCircle {
 #[utoipa::path(
     patch, path = "/v1/circles/{circle_id}", tag = "circles",
     operation_id = "circle_update",
+    extensions(("x-problem-codes" = json!([Code::StaffOnly]))),
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id")),
     request_body = UpdateCircle,
     responses(
         (status = 200, description = "The updated circle", body = Circle),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn update_circle(

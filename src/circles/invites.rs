@@ -15,12 +15,11 @@ use crate::circles::handlers::Agreement;
 use crate::circles::members::{MemberView, load_member};
 use crate::circles::pseudonym::Pseudonym;
 use crate::clock::from_ms;
-use crate::error::{ApiError, ApiResult, Validator};
+use crate::error::{ApiError, ApiResult, Code, Validator};
 use crate::http::auth::MaybeCaller;
 use crate::http::idempotency::{HoldsSecret, IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json, Role};
 use crate::ids::{AccountId, CircleId};
-use crate::openapi::{Forbidden, Gone, NotFound, Unauthorized, ValidationFailed};
 use crate::secrets::{canonical_code, hash_token, new_code, new_id};
 use crate::state::AppState;
 
@@ -110,15 +109,12 @@ pub struct CreateInvite {
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/invites", tag = "invites",
     operation_id = "circle_invites_create",
+    extensions(("x-problem-codes" = json!([Code::StaffOnly, Code::IdempotencyReplayRefused]))),
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id"), IdempotencyKey),
     request_body = CreateInvite,
     responses(
         (status = 201, description = "The invite, with its code (shown once)", body = Invite),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = crate::openapi::ReplayRefused),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn create_invite(
@@ -186,12 +182,11 @@ pub async fn create_invite(
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/invites", tag = "invites",
     operation_id = "circle_invites_list",
+    extensions(("x-problem-codes" = json!([Code::StaffOnly]))),
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id")),
     responses(
         (status = 200, description = "Invites (without their codes)", body = InviteList),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn list_invites(
@@ -218,6 +213,7 @@ pub async fn list_invites(
 #[utoipa::path(
     delete, path = "/v1/circles/{circle_id}/invites/{invite_id}", tag = "invites",
     operation_id = "circle_invite_revoke",
+    extensions(("x-problem-codes" = json!([Code::StaffOnly]))),
     security(("bearer" = [])),
     params(
         ("circle_id" = String, Path, description = "The circle's id"),
@@ -225,8 +221,6 @@ pub async fn list_invites(
     ),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn revoke_invite(
@@ -309,20 +303,20 @@ async fn find_invite(
     .await?;
     let row = row.ok_or(ApiError::NotFound("invite"))?;
     if row.revoked_at.is_some() {
-        return Err(ApiError::gone(
-            "invite_revoked",
+        return Err(ApiError::new(
+            Code::InviteRevoked,
             "This invite has been withdrawn; ask for a new one",
         ));
     }
     if row.expires_at <= now {
-        return Err(ApiError::gone(
-            "invite_expired",
+        return Err(ApiError::new(
+            Code::InviteExpired,
             "This invite has expired; ask for a new one",
         ));
     }
     if row.uses >= row.max_uses {
-        return Err(ApiError::gone(
-            "invite_used_up",
+        return Err(ApiError::new(
+            Code::InviteUsedUp,
             "This invite has been used up; ask for a new one",
         ));
     }
@@ -333,12 +327,11 @@ async fn find_invite(
 #[utoipa::path(
     get, path = "/v1/invites/{code}", tag = "invites",
     operation_id = "invite_preview",
+    extensions(("x-problem-codes" = json!([Code::InviteRevoked, Code::InviteExpired, Code::InviteUsedUp]))),
     security(()),
     params(("code" = String, Path, description = "The invite code; case and dashes do not matter", example = "KX4M-7TQD-9HCA")),
     responses(
         (status = 200, description = "The circle the code leads to", body = InvitePreview),
-        (status = 404, response = NotFound),
-        (status = 410, response = Gone),
     )
 )]
 pub async fn preview_invite(
@@ -480,8 +473,8 @@ async fn use_invite(tx: &mut crate::store::Tx, invite_id: &str, now: i64) -> Api
     .await?
     .rows_affected();
     if used != 1 {
-        return Err(ApiError::gone(
-            "invite_used_up",
+        return Err(ApiError::new(
+            Code::InviteUsedUp,
             "This invite has been used up; ask for a new one",
         ));
     }
@@ -500,17 +493,12 @@ async fn use_invite(tx: &mut crate::store::Tx, invite_id: &str, now: i64) -> Api
 #[utoipa::path(
     post, path = "/v1/join", tag = "invites",
     operation_id = "invite_join",
+    extensions(("x-problem-codes" = json!([Code::StaffCannotJoin, Code::NotFound, Code::InviteRevoked, Code::InviteExpired, Code::InviteUsedUp, Code::AgreementChanged, Code::OtherOrganisation, Code::AlreadyInCircle, Code::PseudonymTaken, Code::LoginNameTaken, Code::Busy, Code::IdempotencyReplayRefused]))),
     params(IdempotencyKey),
     request_body = JoinRequest,
     security((), ("bearer" = [])),
     responses(
         (status = 201, description = "Joined", body = JoinResponse),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = crate::openapi::ReplayRefused),
-        (status = 410, response = Gone),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn join(
@@ -529,8 +517,8 @@ pub async fn join(
     if let Some(c) = &caller
         && c.role != Role::Member
     {
-        return Err(ApiError::forbidden(
-            "staff_cannot_join",
+        return Err(ApiError::new(
+            Code::StaffCannotJoin,
             "Staff are added to circles by a coordinator, not with an invite",
         ));
     }
@@ -545,8 +533,8 @@ pub async fn join(
     let mut tx = idem.begin(&state.store).await?;
     let invite = find_invite(&mut tx, &req.code, now).await?;
     if req.consent_version != invite.agreement_version {
-        return Err(ApiError::conflict(
-            "agreement_changed",
+        return Err(ApiError::new(
+            Code::AgreementChanged,
             format!(
                 "The circle's agreement is now version {}; show it again and ask for consent",
                 invite.agreement_version
@@ -558,8 +546,8 @@ pub async fn join(
     let account_id = match &caller {
         Some(c) => {
             if c.organisation_id != invite.organisation_id {
-                return Err(ApiError::conflict(
-                    "other_organisation",
+                return Err(ApiError::new(
+                    Code::OtherOrganisation,
                     "This invite is for another organisation; join it without signing in to get a separate account",
                 ));
             }

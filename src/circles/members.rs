@@ -10,11 +10,10 @@ use utoipa::ToSchema;
 use crate::access_log::{Action, Audit, Kind, Subject};
 use crate::circles::access;
 use crate::clock::{from_ms, opt_from_ms};
-use crate::error::{ApiError, ApiResult, Validator};
+use crate::error::{ApiError, ApiResult, Code, Validator};
 use crate::http::time::parse_timestamp;
 use crate::http::{Caller, Json};
 use crate::ids::{CircleId, MembershipId};
-use crate::openapi::{Conflict, Forbidden, NotFound, ValidationFailed};
 use crate::state::AppState;
 
 use super::membership::{self, Changes};
@@ -196,7 +195,6 @@ pub async fn load_member(
     params(("circle_id" = String, Path, description = "The circle's id")),
     responses(
         (status = 200, description = "Members and workers", body = MemberList),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn list_members(
@@ -234,12 +232,11 @@ pub async fn list_members(
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/membership", tag = "memberships",
     operation_id = "circle_membership_get",
+    extensions(("x-problem-codes" = json!([Code::NotInCircle]))),
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id")),
     responses(
         (status = 200, description = "Your membership", body = MemberView),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn get_membership(
@@ -277,15 +274,12 @@ pub struct UpdateMembership {
 #[utoipa::path(
     patch, path = "/v1/circles/{circle_id}/membership", tag = "memberships",
     operation_id = "circle_membership_update",
+    extensions(("x-problem-codes" = json!([Code::NotInCircle, Code::PseudonymTaken]))),
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id")),
     request_body = UpdateMembership,
     responses(
         (status = 200, description = "Your membership", body = MemberView),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn update_membership(
@@ -350,15 +344,12 @@ pub struct ConsentRequest {
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/membership/consent", tag = "memberships",
     operation_id = "circle_membership_consent",
+    extensions(("x-problem-codes" = json!([Code::MembersOnly, Code::AgreementChanged]))),
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id")),
     request_body = ConsentRequest,
     responses(
         (status = 200, description = "Your membership with the new consent", body = MemberView),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn consent(
@@ -372,8 +363,8 @@ pub async fn consent(
     let access = access(&mut tx, &caller, &circle_id).await?;
     let id = access.member_membership_id()?.to_owned();
     if req.version != access.agreement_version {
-        return Err(ApiError::conflict(
-            "agreement_changed",
+        return Err(ApiError::new(
+            Code::AgreementChanged,
             format!(
                 "The current agreement is version {}; read it and consent to that",
                 access.agreement_version
@@ -394,12 +385,11 @@ pub async fn consent(
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/membership/leave", tag = "memberships",
     operation_id = "circle_membership_leave",
+    extensions(("x-problem-codes" = json!([Code::NotInCircle]))),
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id")),
     responses(
         (status = 204, description = "You left the circle"),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn leave(

@@ -4,7 +4,7 @@
 //! brings the member's silence schedule up to date itself, so no caller can
 //! forget either.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::ids::{AccountId, CircleId, MembershipId};
 use crate::silence::engine;
 use crate::store::Tx;
@@ -50,8 +50,8 @@ pub async fn enrol(
     .await?;
     let written = match existing {
         Some((_, None)) => {
-            return Err(ApiError::conflict(
-                "already_in_circle",
+            return Err(ApiError::new(
+                Code::AlreadyInCircle,
                 match role {
                     EnrolAs::Member { .. } => "You are already in this circle",
                     EnrolAs::Worker => "This person is already in the circle",
@@ -232,7 +232,7 @@ pub async fn leave_all(tx: &mut Tx, account: &AccountId, now: i64) -> ApiResult<
 fn pseudonym_taken(err: sqlx::Error) -> ApiError {
     ApiError::conflict_if_taken(
         err,
-        "pseudonym_taken",
+        Code::PseudonymTaken,
         "Someone in this circle already uses this name",
     )
 }

@@ -21,7 +21,7 @@ use sqlx::AnyConnection;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::http::{Caller, Role};
 use crate::state::AppState;
 use crate::store::cache::{Loaded, Scope, Shelf};
@@ -77,8 +77,8 @@ impl CircleAccess {
         if self.is_staff() {
             Ok(())
         } else {
-            Err(ApiError::forbidden(
-                "staff_only",
+            Err(ApiError::new(
+                Code::StaffOnly,
                 "Only the circle's workers and coordinators may do this",
             ))
         }
@@ -90,8 +90,8 @@ impl CircleAccess {
             Relation::Worker { membership_id } | Relation::Member { membership_id } => {
                 Ok(membership_id)
             }
-            Relation::Coordinator => Err(ApiError::forbidden(
-                "not_in_circle",
+            Relation::Coordinator => Err(ApiError::new(
+                Code::NotInCircle,
                 "Join the circle as a worker to take part in it",
             )),
         }
@@ -101,8 +101,8 @@ impl CircleAccess {
     pub fn member_membership_id(&self) -> ApiResult<&str> {
         match &self.relation {
             Relation::Member { membership_id } => Ok(membership_id),
-            _ => Err(ApiError::forbidden(
-                "members_only",
+            _ => Err(ApiError::new(
+                Code::MembersOnly,
                 "Only members of the circle do this",
             )),
         }

@@ -14,12 +14,11 @@ use crate::access_log::{Action, Audit, Kind, Subject};
 use crate::accounts::sessions::create_code;
 use crate::circles::access;
 use crate::clock::{from_ms, opt_from_ms};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::http::Caller;
 use crate::http::idempotency::{HoldsSecret, IdempotencyKey, Idempotent};
 use crate::notifications::produce::{Outgoing, notify};
 use crate::notifications::texts::TextParams;
-use crate::openapi::{Forbidden, NotFound};
 use crate::push::payload::NotificationKind;
 use crate::state::AppState;
 
@@ -54,6 +53,7 @@ pub struct RecoveryCode {
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/members/{membership_id}/recovery-code", tag = "memberships",
     operation_id = "circle_member_recovery_code_create",
+    extensions(("x-problem-codes" = json!([Code::StaffOnly, Code::IdempotencyReplayRefused]))),
     security(("bearer" = [])),
     params(
         ("circle_id" = String, Path, description = "The circle's id"),
@@ -62,9 +62,6 @@ pub struct RecoveryCode {
     ),
     responses(
         (status = 201, description = "The code", body = RecoveryCode),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = crate::openapi::ReplayRefused),
     )
 )]
 pub async fn recovery_code(
@@ -223,6 +220,7 @@ struct RecordRow {
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/members/{membership_id}/recovery-codes", tag = "memberships",
     operation_id = "circle_member_recovery_codes_list",
+    extensions(("x-problem-codes" = json!([Code::StaffOnly]))),
     security(("bearer" = [])),
     params(
         ("circle_id" = String, Path, description = "The circle's id"),
@@ -230,8 +228,6 @@ struct RecordRow {
     ),
     responses(
         (status = 200, description = "The codes, newest first", body = RecoveryCodeList),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn list_recovery_codes(

@@ -10,11 +10,10 @@ use utoipa::ToSchema;
 use crate::circles::access;
 use crate::circles::members::{MemberView, load_member};
 use crate::circles::pseudonym::Pseudonym;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json};
 use crate::ids::{AccountId, CircleId, MembershipId};
-use crate::openapi::{Conflict, Forbidden, NotFound, ValidationFailed};
 use crate::state::AppState;
 use crate::store::Tx;
 
@@ -34,15 +33,12 @@ pub struct AddWorker {
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/workers", tag = "circles",
     operation_id = "circle_workers_add",
+    extensions(("x-problem-codes" = json!([Code::CoordinatorOnly, Code::AlreadyInCircle, Code::PseudonymTaken]))),
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id"), IdempotencyKey),
     request_body = AddWorker,
     responses(
         (status = 201, description = "The worker's membership", body = MemberView),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn add_worker(
@@ -110,6 +106,7 @@ pub(super) async fn add_worker_membership(
 #[utoipa::path(
     delete, path = "/v1/circles/{circle_id}/workers/{account_id}", tag = "circles",
     operation_id = "circle_worker_remove",
+    extensions(("x-problem-codes" = json!([Code::CoordinatorOnly]))),
     security(("bearer" = [])),
     params(
         ("circle_id" = String, Path, description = "The circle's id"),
@@ -117,8 +114,6 @@ pub(super) async fn add_worker_membership(
     ),
     responses(
         (status = 204, description = "Removed"),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn remove_worker(

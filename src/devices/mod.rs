@@ -13,10 +13,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::clock::from_ms;
-use crate::error::{ApiError, ApiResult, Validator};
+use crate::error::{ApiError, ApiResult, Code, Validator};
 use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json};
-use crate::openapi::{Conflict, NotFound, ValidationFailed};
 use crate::push::DeviceKind;
 use crate::secrets::{hash_token, new_id};
 use crate::state::AppState;
@@ -372,7 +371,6 @@ pub async fn list_devices(
     responses(
         (status = 201, description = "Registered", body = Device),
         (status = 200, description = "Already registered; updated", body = Device),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn register_device(
@@ -457,14 +455,12 @@ async fn write_fields(
 #[utoipa::path(
     put, path = "/v1/devices/{device_id}", tag = "devices",
     operation_id = "device_update",
+    extensions(("x-problem-codes" = json!([Code::DeviceKindChanged]))),
     security(("bearer" = [])),
     params(("device_id" = String, Path, description = "The device's id")),
     request_body = RegisterDevice,
     responses(
         (status = 200, description = "Updated", body = Device),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn update_device(
@@ -490,8 +486,8 @@ pub async fn update_device(
     match kind {
         None => return Err(ApiError::NotFound("device")),
         Some(k) if k != p.kind.as_str() => {
-            return Err(ApiError::conflict(
-                "device_kind_changed",
+            return Err(ApiError::new(
+                Code::DeviceKindChanged,
                 "A device cannot change its kind; register the new device instead",
             ));
         }
@@ -523,7 +519,6 @@ pub async fn update_device(
     params(("device_id" = String, Path, description = "The device's id")),
     responses(
         (status = 204, description = "Unregistered"),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn unregister_device(

@@ -6,7 +6,7 @@ use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::secrets::hash_token;
 use crate::state::AppState;
 use crate::store::cache::{Loaded, Scope, Shelf};
@@ -96,7 +96,7 @@ impl Caller {
                 .fetch_optional(state.store.pool())
                 .await?;
                 let row = row.ok_or_else(|| {
-                    ApiError::unauthorized("invalid_token", "The access token is not valid")
+                    ApiError::new(Code::InvalidToken, "The access token is not valid")
                 })?;
                 // Revoking a session or deactivating an account touches it.
                 Ok::<_, ApiError>(Loaded {
@@ -107,8 +107,8 @@ impl Caller {
             })
             .await?;
         if row.expires_at <= state.now_ms() {
-            return Err(ApiError::unauthorized(
-                "token_expired",
+            return Err(ApiError::new(
+                Code::TokenExpired,
                 "The access token has expired; refresh it",
             ));
         }
@@ -124,8 +124,8 @@ impl Caller {
         if self.role.is_staff() {
             Ok(())
         } else {
-            Err(ApiError::forbidden(
-                "staff_only",
+            Err(ApiError::new(
+                Code::StaffOnly,
                 "Only workers and coordinators may do this",
             ))
         }
@@ -135,8 +135,8 @@ impl Caller {
         if self.role == Role::Coordinator {
             Ok(())
         } else {
-            Err(ApiError::forbidden(
-                "coordinator_only",
+            Err(ApiError::new(
+                Code::CoordinatorOnly,
                 "Only coordinators may do this",
             ))
         }
@@ -154,8 +154,8 @@ impl FromRequestParts<AppState> for Caller {
             return Ok(caller.clone());
         }
         let token = bearer_token(parts).ok_or_else(|| {
-            ApiError::unauthorized(
-                "unauthenticated",
+            ApiError::new(
+                Code::Unauthenticated,
                 "Sign in: this needs a bearer access token",
             )
         })?;

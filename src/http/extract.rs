@@ -13,7 +13,7 @@ use serde::de::{
 };
 use serde_json::{Map, Number, Value};
 
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, Code, FieldError};
 
 /// A JSON request body. Requires `Content-Type: application/json`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -45,7 +45,7 @@ where
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge
             } else {
-                ApiError::bad_request("unreadable_body", "The request body could not be read")
+                ApiError::new(Code::UnreadableBody, "The request body could not be read")
             }
         })?;
         parse_json(&bytes).map(Json)
@@ -71,14 +71,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value = match (parsed, duplicate.into_inner()) {
         (Ok(value), _) => value,
         (Err(_), Some(path)) => {
-            return Err(ApiError::bad_request(
-                "duplicate_key",
+            return Err(ApiError::new(
+                Code::DuplicateKey,
                 format!("The body names `{path}` more than once"),
             ));
         }
         (Err(e), None) => {
-            return Err(ApiError::bad_request(
-                "malformed_json",
+            return Err(ApiError::new(
+                Code::MalformedJson,
                 format!("The body is not valid JSON: {e}"),
             ));
         }
@@ -102,8 +102,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                         strip_position(&inner.to_string()),
                     )]))
                 }
-                _ => Err(ApiError::bad_request(
-                    "malformed_json",
+                _ => Err(ApiError::new(
+                    Code::MalformedJson,
                     format!("The body is not valid JSON: {inner}"),
                 )),
             }
@@ -596,7 +596,7 @@ mod tests {
     #[test]
     fn duplicate_keys_are_refused_with_their_path() {
         let err = parse_json::<Body>(br#"{"name":"a","inner":{"count":1,"count":2}}"#).unwrap_err();
-        assert_eq!(err.code(), "duplicate_key");
+        assert_eq!(err.code(), Code::DuplicateKey);
         assert!(err.to_string().contains("`inner.count`"), "{err}");
         let err = parse_json::<Value>(br#"{"a":[{"b":1},{"b":1,"b":2}]}"#).unwrap_err();
         assert!(err.to_string().contains("`a[1].b`"), "{err}");
@@ -604,14 +604,14 @@ mod tests {
         assert!(parse_json::<Value>(br#"{"a":{"b":1},"c":{"b":1}}"#).is_ok());
         assert_eq!(
             parse_json::<Value>(br#"{"a":1} x"#).unwrap_err().code(),
-            "malformed_json"
+            Code::MalformedJson
         );
     }
 
     #[test]
     fn syntax_errors_are_malformed_json() {
         let err = parse_json::<Body>(b"{not json").unwrap_err();
-        assert_eq!(err.code(), "malformed_json");
+        assert_eq!(err.code(), Code::MalformedJson);
     }
 }
 
@@ -662,8 +662,8 @@ pub async fn reject_control_characters(
         return axum::response::IntoResponse::into_response(ApiError::NotFound("route"));
     }
     if uri.query().is_some_and(has_encoded_control) {
-        return axum::response::IntoResponse::into_response(ApiError::bad_request(
-            "invalid_query",
+        return axum::response::IntoResponse::into_response(ApiError::new(
+            Code::InvalidQuery,
             "The query string holds control characters",
         ));
     }

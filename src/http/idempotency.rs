@@ -32,7 +32,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
 
-use crate::error::{ApiError, KeyTaken};
+use crate::error::{ApiError, Code, KeyTaken};
 use crate::http::auth::{Caller, bearer_token};
 use crate::state::{AppState, Faults};
 use crate::store::{Store, Tx};
@@ -62,8 +62,8 @@ impl HoldsSecret {
     }
 
     fn refusal(self) -> ApiError {
-        ApiError::conflict(
-            "idempotency_replay_refused",
+        ApiError::new(
+            Code::IdempotencyReplayRefused,
             format!(
                 "A request with this Idempotency-Key already succeeded, and its response held a \
                  secret that is never kept for replay, so nothing was done again. {}",
@@ -249,8 +249,8 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
         .and_then(|v| v.to_str().ok())
         .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()))
         .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_idempotency_key",
+            ApiError::new(
+                Code::InvalidIdempotencyKey,
                 "Idempotency-Key must be 1 to 255 printable ASCII characters",
             )
         })?
@@ -266,7 +266,7 @@ async fn handle(state: AppState, req: Request, next: Next) -> Result<Response, A
             }
             // An unknown or expired token gets no scope; the handler
             // answers 401.
-            Err(ApiError::Unauthorized { .. }) => {
+            Err(err) if err.status() == StatusCode::UNAUTHORIZED => {
                 return Ok(next.run(Request::from_parts(parts, body)).await);
             }
             // Anything else (the database briefly away) fails the request:
@@ -371,8 +371,8 @@ async fn stored_answer(state: &AppState, claim: &Claim) -> Result<Option<Respons
         return Ok(None);
     };
     if stored.fingerprint != claim.fingerprint {
-        return Err(ApiError::unprocessable(
-            "idempotency_key_reused",
+        return Err(ApiError::new(
+            Code::IdempotencyKeyReused,
             "This Idempotency-Key was already used for a different request",
         ));
     }
@@ -413,8 +413,8 @@ fn replay(status: i64, content_type: Option<&str>, body: String) -> Response {
 }
 
 fn in_progress() -> ApiError {
-    ApiError::conflict(
-        "idempotency_in_progress",
+    ApiError::new(
+        Code::IdempotencyInProgress,
         "A request with this Idempotency-Key is still being processed; retry shortly",
     )
 }

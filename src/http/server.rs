@@ -41,7 +41,7 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 /// Header fields a request may carry.
 pub const MAX_HEADERS: usize = 100;
@@ -124,7 +124,7 @@ pub async fn serve(
 /// Over the limit: a complete 503 problem+json, then close.
 async fn refuse(mut stream: TcpStream) {
     let problem = ApiError::Unavailable {
-        code: "too_many_connections",
+        code: Code::TooManyConnections,
         detail: "The server has too many open connections; try again in a moment.".into(),
         retry_after_secs: 1,
     }
@@ -178,11 +178,14 @@ fn replacement(buf: &[u8]) -> Option<Vec<u8>> {
     let status: u16 = head.get(9..12)?.parse().ok()?;
     let status = axum::http::StatusCode::from_u16(status).ok()?;
     let (code, detail) = match status.as_u16() {
-        431 => ("headers_too_large", "The request's headers are too large."),
-        408 => ("request_timeout", "The request took too long to arrive."),
-        414 => ("uri_too_long", "The request's URI is too long."),
+        431 => (
+            Code::HeadersTooLarge,
+            "The request's headers are too large.",
+        ),
+        408 => (Code::RequestTimeout, "The request took too long to arrive."),
+        414 => (Code::UriTooLong, "The request's URI is too long."),
         _ => (
-            "malformed_request",
+            Code::MalformedRequest,
             "The request is not valid HTTP (for example, control bytes in a header).",
         ),
     };
@@ -190,7 +193,7 @@ fn replacement(buf: &[u8]) -> Option<Vec<u8>> {
         "type": format!("urn:kring:problem:{code}"),
         "title": status.canonical_reason().unwrap_or("Error"),
         "status": status.as_u16(),
-        "code": code,
+        "code": code.as_str(),
         "detail": detail,
     })
     .to_string();

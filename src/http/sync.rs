@@ -16,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::error::{ApiError, Validator};
+use crate::error::{ApiError, Code, Validator};
 use crate::http::cursor::{Keyset, parse_limit};
 use crate::store::Store;
 
@@ -149,8 +149,8 @@ impl Mark {
 /// restore from an older backup. Continuing from it would skip whatever the
 /// server numbers next, so the app starts its copy over.
 pub fn resync_required() -> ApiError {
-    ApiError::gone(
-        "resync_required",
+    ApiError::new(
+        Code::ResyncRequired,
         "This sync_token is ahead of the server (its data was restored from an older backup); \
          drop your copy and load the list again without since",
     )
@@ -343,7 +343,7 @@ mod tests {
         let err = page.check_head(11).unwrap_err();
         assert_eq!(
             (err.status().as_u16(), err.code()),
-            (410, "resync_required")
+            (410, Code::ResyncRequired)
         );
         let listing = SyncQuery::default()
             .parse("k")

@@ -9,13 +9,12 @@ use utoipa::ToSchema;
 use crate::access_log::{Action, Audit, Kind, Subject};
 use crate::circles::access;
 use crate::clock::{from_ms, opt_from_ms};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::sync::{SyncList, SyncQuery};
 use crate::http::{Caller, Json, Query};
 use crate::notifications::produce::{Outgoing, notify, preferences};
 use crate::notifications::texts::TextParams;
-use crate::openapi::{Forbidden, NotFound, ValidationFailed};
 use crate::push::payload::NotificationKind;
 use crate::state::AppState;
 
@@ -124,8 +123,6 @@ const SELECT: &str =
     params(SyncQuery),
     responses(
         (status = 200, description = "A page of inbox items", body = NotificationPage),
-        (status = 410, response = crate::openapi::ResyncRequired),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn list(
@@ -202,7 +199,6 @@ pub async fn unread_count(
     params(("notification_id" = String, Path, description = "The inbox item's id")),
     responses(
         (status = 200, description = "The item, read", body = Notification),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn mark_read(
@@ -321,7 +317,6 @@ pub struct UpdatePreferences {
     request_body = UpdatePreferences,
     responses(
         (status = 200, description = "Your preferences", body = NotificationPreferences),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn update_preferences(
@@ -378,6 +373,7 @@ pub struct PersonalMessageSent {
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/members/{membership_id}/messages", tag = "notifications",
     operation_id = "circle_member_messages_create",
+    extensions(("x-problem-codes" = json!([Code::StaffOnly]))),
     security(("bearer" = [])),
     params(
         ("circle_id" = String, Path, description = "The circle's id"),
@@ -387,9 +383,6 @@ pub struct PersonalMessageSent {
     request_body = PersonalMessage,
     responses(
         (status = 201, description = "Sent to the member's inbox and devices", body = PersonalMessageSent),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn personal_message(

@@ -14,11 +14,10 @@ use crate::accounts::me::validate_display_name;
 use crate::accounts::sessions::create_code;
 use crate::accounts::types::{Locale, TimeZoneName};
 use crate::clock::from_ms;
-use crate::error::{ApiError, ApiResult, Validator};
+use crate::error::{ApiError, ApiResult, Code, Validator};
 use crate::http::idempotency::{HoldsSecret, IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json, Role};
 use crate::ids::AccountId;
-use crate::openapi::{Conflict, Forbidden, NotFound, ValidationFailed};
 use crate::secrets::new_id;
 use crate::state::AppState;
 use crate::store::Store;
@@ -115,10 +114,10 @@ impl StaffRow {
 #[utoipa::path(
     get, path = "/v1/organisation/staff", tag = "organisation",
     operation_id = "organisation_staff_list",
+    extensions(("x-problem-codes" = json!([Code::StaffOnly]))),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The staff", body = StaffList),
-        (status = 403, response = Forbidden),
     )
 )]
 pub async fn list_staff(
@@ -188,14 +187,12 @@ pub struct StaffCreated {
 #[utoipa::path(
     post, path = "/v1/organisation/staff", tag = "organisation",
     operation_id = "organisation_staff_create",
+    extensions(("x-problem-codes" = json!([Code::CoordinatorOnly, Code::EmailTaken, Code::IdempotencyReplayRefused]))),
     security(("bearer" = [])),
     params(IdempotencyKey),
     request_body = CreateStaff,
     responses(
         (status = 201, description = "Created, with a setup code", body = StaffCreated),
-        (status = 403, response = Forbidden),
-        (status = 409, response = crate::openapi::ReplayRefused),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn create_staff(
@@ -289,13 +286,11 @@ pub struct SetupCode {
 #[utoipa::path(
     post, path = "/v1/organisation/staff/{account_id}/setup-code", tag = "organisation",
     operation_id = "organisation_staff_setup_code_create",
+    extensions(("x-problem-codes" = json!([Code::CoordinatorOnly, Code::IdempotencyReplayRefused]))),
     security(("bearer" = [])),
     params(("account_id" = String, Path, description = "The staff member's account id"), IdempotencyKey),
     responses(
         (status = 201, description = "A new setup code", body = SetupCode),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = crate::openapi::ReplayRefused),
     )
 )]
 pub async fn setup_code(
@@ -348,13 +343,11 @@ pub async fn setup_code(
 #[utoipa::path(
     delete, path = "/v1/organisation/staff/{account_id}", tag = "organisation",
     operation_id = "organisation_staff_remove",
+    extensions(("x-problem-codes" = json!([Code::CoordinatorOnly, Code::CannotRemoveSelf]))),
     security(("bearer" = [])),
     params(("account_id" = String, Path, description = "The staff member's account id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
     )
 )]
 pub async fn remove_staff(
@@ -364,8 +357,8 @@ pub async fn remove_staff(
 ) -> ApiResult<StatusCode> {
     caller.require_coordinator()?;
     if account_id == caller.account_id {
-        return Err(ApiError::conflict(
-            "cannot_remove_self",
+        return Err(ApiError::new(
+            Code::CannotRemoveSelf,
             "You cannot remove yourself; ask another coordinator",
         ));
     }

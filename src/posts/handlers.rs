@@ -12,11 +12,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::access_log::{Action, Audit, Kind, Subject};
 use crate::circles::{access, cached_access, record_activity};
-use crate::error::{ApiError, ApiResult, Validator};
+use crate::error::{ApiError, ApiResult, Code, Validator};
 use crate::http::cursor::parse_limit;
 use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json, Query};
-use crate::openapi::{Conflict, Forbidden, NotFound, ValidationFailed};
 use crate::posts::{
     FeedMark, FirstPage, POST_SELECT, POST_SELECT_WITH_SYNC, Post, PostPage, PostRow,
     as_one_json_row, load_post, next_change, post_access, reactions_of, render,
@@ -112,9 +111,6 @@ impl FeedQuery {
     params(("circle_id" = String, Path, description = "The circle's id"), FeedQuery),
     responses(
         (status = 200, description = "A page of posts", body = PostPage),
-        (status = 404, response = NotFound),
-        (status = 410, response = crate::openapi::ResyncRequired),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn feed(
@@ -340,14 +336,12 @@ pub struct CreatePost {
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/posts", tag = "posts",
     operation_id = "circle_posts_create",
+    extensions(("x-problem-codes" = json!([Code::NotInCircle]))),
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id"), IdempotencyKey),
     request_body = CreatePost,
     responses(
         (status = 201, description = "The new post", body = Post),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn create_post(
@@ -417,7 +411,6 @@ pub async fn create_post(
     params(("post_id" = String, Path, description = "The post's id")),
     responses(
         (status = 200, description = "The post", body = Post),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn get_post(
@@ -446,15 +439,12 @@ pub struct EditPost {
 #[utoipa::path(
     patch, path = "/v1/posts/{post_id}", tag = "posts",
     operation_id = "post_update",
+    extensions(("x-problem-codes" = json!([Code::PostDeleted, Code::NotAuthor]))),
     security(("bearer" = [])),
     params(("post_id" = String, Path, description = "The post's id")),
     request_body = EditPost,
     responses(
         (status = 200, description = "The edited post", body = Post),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn edit_post(
@@ -469,7 +459,7 @@ pub async fn edit_post(
     let (row, access) = post_access(&mut tx, &caller, &post_id).await?;
     require_author(&row, access.membership_id().ok())?;
     if row.deleted_at.is_some() {
-        return Err(ApiError::conflict("post_deleted", "This post was deleted"));
+        return Err(ApiError::new(Code::PostDeleted, "This post was deleted"));
     }
     let seq = next_change(&mut tx, &row.circle_id).await?;
     sqlx::query(
@@ -491,12 +481,11 @@ pub async fn edit_post(
 #[utoipa::path(
     delete, path = "/v1/posts/{post_id}", tag = "posts",
     operation_id = "post_delete",
+    extensions(("x-problem-codes" = json!([Code::NotAuthor]))),
     security(("bearer" = [])),
     params(("post_id" = String, Path, description = "The post's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn delete_post(
@@ -531,8 +520,8 @@ fn require_author(row: &PostRow, membership_id: Option<&str>) -> ApiResult<()> {
     if membership_id == Some(row.author_membership_id.as_str()) {
         Ok(())
     } else {
-        Err(ApiError::forbidden(
-            "not_author",
+        Err(ApiError::new(
+            Code::NotAuthor,
             "Only the author may change this post",
         ))
     }
@@ -548,15 +537,12 @@ pub struct HidePost {
 #[utoipa::path(
     post, path = "/v1/posts/{post_id}/hide", tag = "posts",
     operation_id = "post_hide",
+    extensions(("x-problem-codes" = json!([Code::StaffOnly, Code::PostDeleted]))),
     security(("bearer" = [])),
     params(("post_id" = String, Path, description = "The post's id")),
     request_body = HidePost,
     responses(
         (status = 200, description = "The hidden post", body = Post),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn hide_post(
@@ -577,7 +563,7 @@ pub async fn hide_post(
     let (row, access) = post_access(&mut tx, &caller, &post_id).await?;
     access.require_staff()?;
     if row.deleted_at.is_some() {
-        return Err(ApiError::conflict("post_deleted", "This post was deleted"));
+        return Err(ApiError::new(Code::PostDeleted, "This post was deleted"));
     }
     let seq = next_change(&mut tx, &row.circle_id).await?;
     sqlx::query("UPDATE posts SET hidden_at = $1, hidden_reason = $2, hidden_by = $3, updated_at = $1, change_seq = $5 WHERE id = $4")
@@ -602,12 +588,11 @@ pub async fn hide_post(
 #[utoipa::path(
     delete, path = "/v1/posts/{post_id}/hide", tag = "posts",
     operation_id = "post_unhide",
+    extensions(("x-problem-codes" = json!([Code::StaffOnly]))),
     security(("bearer" = [])),
     params(("post_id" = String, Path, description = "The post's id")),
     responses(
         (status = 200, description = "The post, visible again", body = Post),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn unhide_post(

@@ -8,9 +8,8 @@ use utoipa::ToSchema;
 use crate::access_log::{Action, Audit, Kind, Subject};
 use crate::circles::{access, record_activity};
 use crate::clock::from_ms;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::http::{Caller, Json};
-use crate::openapi::{Conflict, Forbidden, NotFound, ValidationFailed};
 use crate::posts::{Post, ReactionKind, load_post, post_access};
 use crate::state::AppState;
 use crate::store::Tx;
@@ -25,6 +24,7 @@ fn parse_kind(kind: &str) -> ApiResult<ReactionKind> {
 #[utoipa::path(
     put, path = "/v1/posts/{post_id}/reactions/{kind}", tag = "posts",
     operation_id = "post_reaction_add",
+    extensions(("x-problem-codes" = json!([Code::NotInCircle, Code::PostUnavailable, Code::ValidationFailed]))),
     security(("bearer" = [])),
     params(
         ("post_id" = String, Path, description = "The post's id"),
@@ -32,10 +32,6 @@ fn parse_kind(kind: &str) -> ApiResult<ReactionKind> {
     ),
     responses(
         (status = 200, description = "The post with its reactions", body = Post),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn add_reaction(
@@ -50,8 +46,8 @@ pub async fn add_reaction(
     let (row, access) = post_access(&mut tx, &caller, &post_id).await?;
     let membership_id = access.membership_id()?.to_owned();
     if row.deleted_at.is_some() || row.hidden_at.is_some() {
-        return Err(ApiError::conflict(
-            "post_unavailable",
+        return Err(ApiError::new(
+            Code::PostUnavailable,
             "This post was deleted or hidden",
         ));
     }
@@ -76,6 +72,7 @@ pub async fn add_reaction(
 #[utoipa::path(
     delete, path = "/v1/posts/{post_id}/reactions/{kind}", tag = "posts",
     operation_id = "post_reaction_remove",
+    extensions(("x-problem-codes" = json!([Code::NotInCircle, Code::ValidationFailed]))),
     security(("bearer" = [])),
     params(
         ("post_id" = String, Path, description = "The post's id"),
@@ -83,9 +80,6 @@ pub async fn add_reaction(
     ),
     responses(
         (status = 200, description = "The post with its reactions", body = Post),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn remove_reaction(
@@ -130,14 +124,12 @@ pub struct ReadPosition {
 #[utoipa::path(
     put, path = "/v1/circles/{circle_id}/read-position", tag = "posts",
     operation_id = "circle_read_position_set",
+    extensions(("x-problem-codes" = json!([Code::NotInCircle]))),
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id")),
     request_body = ReadPositionRequest,
     responses(
         (status = 200, description = "Your read position and unread count", body = ReadPosition),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn set_read_position(

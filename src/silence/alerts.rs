@@ -9,11 +9,10 @@ use utoipa::{IntoParams, ToSchema};
 use crate::access_log::{Action, Audit, Kind, Subject};
 use crate::circles::access;
 use crate::clock::{from_ms, opt_from_ms};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::http::cursor::{Cursor, CursorQuery};
 use crate::http::time::parse_timestamp;
 use crate::http::{Caller, Json, Query, Role};
-use crate::openapi::{Conflict, Forbidden, NotFound, ValidationFailed};
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -232,12 +231,11 @@ pub struct AlertQuery {
 #[utoipa::path(
     get, path = "/v1/alerts", tag = "alerts",
     operation_id = "alerts_list",
+    extensions(("x-problem-codes" = json!([Code::StaffOnly]))),
     security(("bearer" = [])),
     params(AlertQuery),
     responses(
         (status = 200, description = "Alerts", body = AlertList),
-        (status = 403, response = Forbidden),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn list_alerts(
@@ -314,7 +312,6 @@ pub async fn list_alerts(
     params(("alert_id" = String, Path, description = "The alert's id")),
     responses(
         (status = 200, description = "The alert", body = Alert),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn get_alert(
@@ -343,8 +340,8 @@ async fn changeable(
     let mut tx = state.store.begin().await?;
     let row = visible_alert(&mut tx, caller, alert_id).await?;
     if row.status == "resolved" {
-        return Err(ApiError::conflict(
-            "alert_resolved",
+        return Err(ApiError::new(
+            Code::AlertResolved,
             "This alert is already resolved",
         ));
     }
@@ -371,12 +368,11 @@ async fn finish(
 #[utoipa::path(
     post, path = "/v1/alerts/{alert_id}/acknowledge", tag = "alerts",
     operation_id = "alert_acknowledge",
+    extensions(("x-problem-codes" = json!([Code::AlertResolved]))),
     security(("bearer" = [])),
     params(("alert_id" = String, Path, description = "The alert's id")),
     responses(
         (status = 200, description = "Acknowledged", body = Alert),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
     )
 )]
 pub async fn acknowledge(
@@ -410,14 +406,12 @@ pub struct SnoozeRequest {
 #[utoipa::path(
     post, path = "/v1/alerts/{alert_id}/snooze", tag = "alerts",
     operation_id = "alert_snooze",
+    extensions(("x-problem-codes" = json!([Code::AlertResolved]))),
     security(("bearer" = [])),
     params(("alert_id" = String, Path, description = "The alert's id")),
     request_body = SnoozeRequest,
     responses(
         (status = 200, description = "Snoozed", body = Alert),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn snooze(
@@ -474,14 +468,12 @@ pub struct ResolveRequest {
 #[utoipa::path(
     post, path = "/v1/alerts/{alert_id}/resolve", tag = "alerts",
     operation_id = "alert_resolve",
+    extensions(("x-problem-codes" = json!([Code::AlertResolved]))),
     security(("bearer" = [])),
     params(("alert_id" = String, Path, description = "The alert's id")),
     request_body = ResolveRequest,
     responses(
         (status = 200, description = "Resolved", body = Alert),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn resolve(
@@ -592,12 +584,11 @@ fn silence_start(last_activity_at: i64, away_until: Option<i64>) -> i64 {
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/overview", tag = "alerts",
     operation_id = "circle_overview_get",
+    extensions(("x-problem-codes" = json!([Code::StaffOnly]))),
     security(("bearer" = [])),
     params(("circle_id" = String, Path, description = "The circle's id")),
     responses(
         (status = 200, description = "Each member's state", body = CircleOverview),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn overview(

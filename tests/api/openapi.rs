@@ -279,3 +279,80 @@ fn response_enums_are_open_and_request_enums_closed() {
         assert!(is_open(&schema["properties"]["actions"]["items"]));
     }
 }
+
+/// Problem codes are part of the contract. Every code the server can answer
+/// with is in the registry (`kring::error::Code`: an `ApiError` takes no
+/// other), and every registered code is in the spec: under the error
+/// responses of the operations that answer with it (with the code's own
+/// status), or at the root among the codes any request can meet. Every
+/// error response lists its codes and says what each means. (That each
+/// code a test meets is listed for its operation is checked on every
+/// request, in `support::TestApp::request_with`.)
+#[test]
+fn every_problem_code_is_registered_and_documented() {
+    use kring::error::codes::{Code, Reach, lookup};
+    let spec: Value = serde_json::from_str(COMMITTED).unwrap();
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (status, response) in op["responses"].as_object().unwrap() {
+                if !(status.starts_with('4') || status.starts_with('5'))
+                    || response
+                        .pointer("/content/application~1problem+json")
+                        .is_none()
+                {
+                    continue;
+                }
+                let name = format!("{} {path} {status}", method.to_uppercase());
+                let codes = response["x-problem-codes"].as_array();
+                assert!(
+                    codes.is_some_and(|c| !c.is_empty()),
+                    "{name}: lists its codes"
+                );
+                for code in codes.into_iter().flatten() {
+                    let code = code.as_str().unwrap();
+                    let registered = lookup(code).unwrap_or_else(|| panic!("{name}: {code}"));
+                    assert_eq!(registered.status().as_str(), status, "{name}: {code}");
+                    assert_eq!(registered.reach(), Reach::Operation, "{name}: {code}");
+                    let description = response["description"].as_str().unwrap();
+                    assert!(
+                        description.contains(&format!("`{code}`: {}", registered.meaning())),
+                        "{name}: says what {code} means"
+                    );
+                    documented.insert(registered);
+                }
+            }
+        }
+    }
+    for code in spec["x-problem-codes"].as_array().unwrap() {
+        let registered = lookup(code.as_str().unwrap()).unwrap();
+        assert_eq!(registered.reach(), Reach::AnyRequest, "{code}");
+        documented.insert(registered);
+    }
+    let missing: Vec<&str> = Code::ALL
+        .iter()
+        .filter(|c| !documented.contains(c))
+        .map(|c| c.as_str())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "codes the spec does not name: {missing:?}"
+    );
+}
+
+/// The README's table of problem codes is the registry's.
+#[test]
+fn the_readme_lists_every_problem_code() {
+    let readme = include_str!("../../README.md");
+    let start = "<!-- problem-codes: generated from src/error/codes.rs -->\n";
+    let table = readme
+        .split_once(start)
+        .and_then(|(_, rest)| rest.split_once("<!-- /problem-codes -->"))
+        .map(|(table, _)| table)
+        .expect("README marks its table of problem codes");
+    assert!(
+        table == kring::error::codes::markdown_table(),
+        "the README's problem codes differ from the registry; replace the table with:\n{}",
+        kring::error::codes::markdown_table()
+    );
+}

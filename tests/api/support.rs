@@ -48,6 +48,13 @@ macro_rules! both_backends {
     };
 }
 
+/// The committed spec, read once.
+pub fn spec() -> &'static mobile_contract_tests::Spec {
+    static SPEC: std::sync::LazyLock<mobile_contract_tests::Spec> =
+        std::sync::LazyLock::new(mobile_contract_tests::Spec::load);
+    &SPEC
+}
+
 pub fn postgres_url() -> Option<String> {
     std::env::var("KRING_TEST_POSTGRES_URL")
         .ok()
@@ -270,6 +277,7 @@ impl TestApp {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Resp {
+        let method_name = method.as_str().to_owned();
         let mut req = self
             .client
             .request(method, format!("{}{}", self.base, path));
@@ -292,6 +300,15 @@ impl TestApp {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
+        // Every problem code a test meets is one the spec documents for
+        // that operation and status.
+        let problem = headers
+            .get("content-type")
+            .is_some_and(|v| v == "application/problem+json");
+        if problem && let Err(e) = spec().check_problem(&method_name, path, status.as_u16(), &body)
+        {
+            panic!("undocumented problem code: {e}");
+        }
         Resp {
             status,
             headers,
