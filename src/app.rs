@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
-use crate::openapi::{ApiDoc, OpenEnums, Problems};
+use crate::openapi::{ApiDoc, Links, OpenEnums, Problems, ResponseHeaders, Security};
 use crate::ops::SpecJson;
 use crate::state::AppState;
 use crate::{
@@ -37,8 +37,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(exports::router())
         .merge(ops::router())
         .split_for_parts();
+    Security.modify(&mut spec);
     Problems.modify(&mut spec);
     access_log::policy::Documented.modify(&mut spec);
+    ResponseHeaders.modify(&mut spec);
+    Links.modify(&mut spec);
     OpenEnums.modify(&mut spec);
     (router, spec)
 }

@@ -1,14 +1,20 @@
-//! The OpenAPI document: metadata, security scheme and tags here; every
-//! operation's error responses, made from the problem codes it can answer
-//! with, in [`problems`]; open enums in [`open_enums`]; and the field
-//! schemas that state the validators' rules in [`fields`].
+//! The OpenAPI document: metadata, conventions (`openapi/description.md`),
+//! security and tags here; every operation's error responses, made from the
+//! problem codes it can answer with, in [`problems`]; the response headers
+//! in [`headers`]; links between operations in [`links`]; open enums in
+//! [`open_enums`]; and the field schemas that state the validators' rules in
+//! [`fields`].
 
 mod fields;
+mod headers;
+mod links;
 mod open_enums;
 mod problems;
 
-use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder, PathItem, PathsBuilder};
+use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, Ref, Required, Response};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{FieldError, Problem};
@@ -17,6 +23,8 @@ pub use fields::{
     AgreementText, DeviceLabel, HideReason, MessageText, Name, Note, PostBody, Theme, Weekday,
     free_text_pattern, lines_pattern, plain_text_pattern,
 };
+pub use headers::ResponseHeaders;
+pub use links::Links;
 pub use open_enums::{OPEN_ENUM_RULE, OpenEnums, open_enum, schema_uses};
 pub use problems::{PROBLEM_CODES, Problems};
 
@@ -24,15 +32,9 @@ pub use problems::{PROBLEM_CODES, Problems};
 #[openapi(
     info(
         title = "Kring API",
-        description = "The REST API behind Kring's phone apps: small asynchronous support circles \
-                       with gentle reminders and worker alerts.\n\n\
-                       Conventions: JSON with snake_case fields; ids are opaque strings; times are \
-                       RFC 3339 UTC. Errors are RFC 9457 `application/problem+json` with a stable \
-                       `code`. Lists use cursor pagination (`limit`, `cursor` → `next_cursor`) and \
-                       `since` for incremental sync. Send `Idempotency-Key` on every POST that \
-                       creates something: a retry returns the first response.",
         version = env!("CARGO_PKG_VERSION"),
         license(name = "EUPL-1.2", identifier = "EUPL-1.2"),
+        contact(name = "The Kring maintainers"),
     ),
     servers((url = "/", description = "This Kring server")),
     modifiers(&SecurityAddon),
@@ -62,6 +64,12 @@ struct SecurityAddon;
 
 impl Modify for SecurityAddon {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.info.description = Some(include_str!("openapi/description.md").trim().to_owned());
+        openapi.webhooks = Some(
+            PathsBuilder::new()
+                .path("push_notification", push_notification())
+                .build(),
+        );
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
@@ -75,6 +83,66 @@ impl Modify for SecurityAddon {
                     .build(),
             ),
         );
+    }
+}
+
+/// The push payload contract, as an OpenAPI webhook: what the app receives
+/// (through APNs, FCM or Web Push, not from Kring directly).
+fn push_notification() -> PathItem {
+    let operation = OperationBuilder::new()
+        .tag("notifications")
+        .operation_id(Some("push_notification_receive"))
+        .summary(Some("A push notification, as the app receives it"))
+        .description(Some(
+            "Not an endpoint: the data of every push message Kring sends to a registered \
+             device (`devices_register`), whatever the provider. FCM delivers it as the \
+             message's `data`, APNs as the custom keys beside `aps`, Web Push as the \
+             decrypted body. A push is a copy of an inbox item and may come more than once: \
+             drop duplicates by `notification_id`, and read the inbox (`notifications_list`) \
+             when the app opens, since pushes can be lost. The same schema is published as \
+             `push-payload.schema.json`.",
+        ))
+        .securities(Some(Vec::<SecurityRequirement>::new()))
+        .request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name("PushPayload"))),
+                )
+                .build(),
+        ))
+        .response(
+            "200",
+            Response::new("Nothing is answered to Kring: the push provider delivers the message."),
+        )
+        .build();
+    PathItem::new(HttpMethod::Post, operation)
+}
+
+/// A bearer token for every operation unless it says otherwise: the
+/// document requires one at its root, and a public operation declares
+/// `security: []` (none) instead of an empty requirement (`[{}]`, which
+/// reads as "a requirement that asks for nothing"). An operation that takes
+/// a token optionally keeps both (`[{}, {"bearer": []}]`).
+pub struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+        for item in openapi.paths.paths.values_mut() {
+            for (_, op) in operations(item) {
+                if let Some(requirements) = &mut op.security
+                    && !requirements.is_empty()
+                    && requirements.iter().all(is_empty_requirement)
+                {
+                    requirements.clear();
+                }
+            }
+        }
     }
 }
 

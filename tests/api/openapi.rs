@@ -356,3 +356,154 @@ fn the_readme_lists_every_problem_code() {
         kring::error::codes::markdown_table()
     );
 }
+
+/// The schema at `pointer` (`/a/b`) inside `schema`, through references,
+/// `anyOf`/`oneOf` branches and object properties.
+fn has_field(spec: &Value, schema: &Value, pointer: &[&str]) -> bool {
+    let schema = match schema["$ref"].as_str() {
+        Some(r) => spec
+            .pointer(r.trim_start_matches('#'))
+            .unwrap_or(&Value::Null),
+        None => schema,
+    };
+    let Some((first, rest)) = pointer.split_first() else {
+        return true;
+    };
+    let branches = ["anyOf", "oneOf", "allOf"]
+        .iter()
+        .filter_map(|k| schema[*k].as_array())
+        .flatten();
+    schema["properties"]
+        .get(*first)
+        .is_some_and(|p| has_field(spec, p, rest))
+        || branches.into_iter().any(|b| has_field(spec, b, pointer))
+}
+
+/// The main flows are links between operations (create → get, join → me,
+/// feed → sync and next page); each names a real operation, its real
+/// parameters, and fields the response or request really has.
+#[test]
+fn links_lead_to_real_operations_with_real_values() {
+    let spec: Value = serde_json::from_str(COMMITTED).unwrap();
+    let mut ops = std::collections::BTreeMap::new();
+    for item in spec["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            ops.insert(op["operationId"].as_str().unwrap().to_owned(), op);
+        }
+    }
+    let has_param = |op: &Value, place: &str, name: &str| {
+        op["parameters"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["name"] == name && p["in"] == place))
+    };
+    let mut count = 0;
+    for (id, op) in &ops {
+        for (status, response) in op["responses"].as_object().unwrap() {
+            let Some(links) = response["links"].as_object() else {
+                continue;
+            };
+            for (name, link) in links {
+                count += 1;
+                let at = format!("{id} {status} link {name}");
+                assert!(
+                    link["description"].as_str().is_some_and(|d| !d.is_empty()),
+                    "{at}"
+                );
+                let target = link["operationId"].as_str().unwrap();
+                let target = ops.get(target).unwrap_or_else(|| panic!("{at}: {target}"));
+                for (param, expression) in link["parameters"].as_object().into_iter().flatten() {
+                    let expression = expression.as_str().unwrap();
+                    assert!(
+                        ["path", "query", "header"]
+                            .iter()
+                            .any(|place| has_param(target, place, param)),
+                        "{at}: the target has no parameter {param}"
+                    );
+                    if let Some(pointer) = expression.strip_prefix("$response.body#/") {
+                        let schema = &response["content"]["application/json"]["schema"];
+                        let pointer: Vec<&str> = pointer.split('/').collect();
+                        assert!(has_field(&spec, schema, &pointer), "{at}: {expression}");
+                    } else if let Some(p) = expression.strip_prefix("$request.path.") {
+                        assert!(has_param(op, "path", p), "{at}: {expression}");
+                    } else if let Some(q) = expression.strip_prefix("$request.query.") {
+                        assert!(has_param(op, "query", q), "{at}: {expression}");
+                    } else {
+                        panic!("{at}: unexpected expression {expression}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(count >= 20, "only {count} links");
+    let links = |id: &str, status: &str| {
+        ops[id]["responses"][status]["links"]
+            .as_object()
+            .map(|l| {
+                l.values()
+                    .map(|v| v["operationId"].as_str().unwrap().to_owned())
+            })
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+    };
+    assert!(links("circles_create", "201").contains(&"circle_get".to_owned()));
+    assert!(links("invite_join", "201").contains(&"me_get".to_owned()));
+    assert!(links("circle_posts_list", "200").contains(&"circle_posts_list".to_owned()));
+}
+
+/// The document states its conventions and who to contact; public
+/// operations declare no security (`[]`) under a root that requires a
+/// bearer token; the headers the server sends are declared where they
+/// occur; the push payload is the one webhook.
+#[test]
+fn conventions_security_and_headers_are_declared() {
+    let spec: Value = serde_json::from_str(COMMITTED).unwrap();
+    let info = &spec["info"];
+    assert!(info["contact"]["name"].is_string());
+    assert_eq!(info["license"]["identifier"], "EUPL-1.2");
+    let description = info["description"].as_str().unwrap();
+    for section in [
+        "## Authentication",
+        "## Errors",
+        "## Idempotency",
+        "## Pagination",
+        "## Sync",
+        "## Push notifications",
+    ] {
+        assert!(description.contains(section), "info.description: {section}");
+    }
+    assert_eq!(spec["security"], json!([{"bearer": []}]));
+    let webhook = &spec["webhooks"]["push_notification"]["post"];
+    assert_eq!(
+        webhook.pointer("/requestBody/content/application~1json/schema/$ref"),
+        Some(&json!("#/components/schemas/PushPayload"))
+    );
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let name = format!("{} {path}", method.to_uppercase());
+            let security = op["security"].as_array().unwrap();
+            assert!(
+                !security.iter().any(|s| s == &json!({})) || security.len() > 1,
+                "{name}: a public operation says security: [], not [{{}}]"
+            );
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let headers = &response["headers"];
+                let problem = response
+                    .pointer("/content/application~1problem+json")
+                    .is_some();
+                if problem && (status == "429" || status == "503") {
+                    assert!(headers["Retry-After"].is_object(), "{name} {status}");
+                }
+                if status == "401" {
+                    assert!(headers["WWW-Authenticate"].is_object(), "{name} {status}");
+                }
+                if method == "post" && status.starts_with('2') {
+                    assert!(
+                        headers["Idempotent-Replayed"].is_object(),
+                        "{name} {status}"
+                    );
+                }
+            }
+        }
+    }
+}
