@@ -13,7 +13,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
-use crate::openapi::{ApiDoc, Links, OpenEnums, Problems, ResponseHeaders, Security};
+use crate::openapi::{
+    ApiDoc, Links, NullableDescriptions, OpenEnums, Problems, ResponseHeaders, Security,
+};
 use crate::ops::SpecJson;
 use crate::state::AppState;
 use crate::{
@@ -43,6 +45,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     ResponseHeaders.modify(&mut spec);
     Links.modify(&mut spec);
     OpenEnums.modify(&mut spec);
+    NullableDescriptions.modify(&mut spec);
     (router, spec)
 }
 

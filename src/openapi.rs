@@ -11,8 +11,10 @@ mod links;
 mod open_enums;
 mod problems;
 
+use utoipa::openapi::RefOr;
 use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder, PathItem, PathsBuilder};
 use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::Schema;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Content, Ref, Required, Response};
 use utoipa::{Modify, OpenApi};
@@ -140,6 +142,39 @@ impl Modify for Security {
                     && requirements.iter().all(is_empty_requirement)
                 {
                     requirements.clear();
+                }
+            }
+        }
+    }
+}
+
+/// A field that may be null is `oneOf` its schema and `null`; utoipa puts
+/// the field's description on the schema branch. It goes on the field
+/// itself, where generators and documentation read it.
+pub struct NullableDescriptions;
+
+impl Modify for NullableDescriptions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for schema in components.schemas.values_mut() {
+            let RefOr::T(Schema::Object(object)) = schema else {
+                continue;
+            };
+            for property in object.properties.values_mut() {
+                let RefOr::T(Schema::OneOf(one_of)) = property else {
+                    continue;
+                };
+                if one_of.description.is_some() {
+                    continue;
+                }
+                for item in &mut one_of.items {
+                    if let RefOr::Ref(r) = item
+                        && !r.description.is_empty()
+                    {
+                        one_of.description = Some(std::mem::take(&mut r.description));
+                    }
                 }
             }
         }

@@ -17,10 +17,28 @@ use crate::store::Tx;
 
 /// An account as its owner sees it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a5b2c1d07e4f8a9b0c1d2e3f4a5b",
+    "organisation_id": "0193a5b0c0de7a11b2c3d4e5f6a7b8c9",
+    "role": "member",
+    "display_name": null,
+    "email": null,
+    "login_name": "zonnebloem58",
+    "locale": "nl",
+    "time_zone": "Europe/Amsterdam",
+    "quiet_hours": {"start": "21:00", "end": "09:00"},
+    "preferred_reminder_time": "10:00",
+    "working_hours": null,
+    "created_at": "2026-11-02T09:00:00Z"
+}))]
 pub struct Me {
+    /// The account's id.
     #[schema(example = "0193a5b2c1d07e4f8a9b0c1d2e3f4a5b")]
     pub id: String,
+    /// The organisation the account belongs to; nothing crosses
+    /// organisations.
     pub organisation_id: String,
+    /// What the account may do in its organisation.
     pub role: Role,
     /// Staff only: the name colleagues see. Members appear under a pseudonym
     /// per circle instead.
@@ -29,21 +47,30 @@ pub struct Me {
     /// Staff only.
     #[schema(example = "anna@buurtwerk.example")]
     pub email: Option<String>,
-    /// Members who chose a login name and password.
+    /// The login name a member chose when joining, to sign in with a
+    /// password on another device; null for staff and for members without
+    /// one.
+    #[schema(example = "zonnebloem58")]
     pub login_name: Option<String>,
+    /// The language of notifications and reminders.
     pub locale: Locale,
+    /// The zone in which quiet hours, the reminder time and working hours
+    /// are read.
     #[schema(value_type = TimeZoneName)]
     pub time_zone: String,
+    /// No nudge is sent inside them (21:00 to 09:00 unless changed).
     pub quiet_hours: QuietHours,
-    /// The member's preferred local time for reminders, `HH:MM`.
-    #[schema(example = "10:00")]
+    /// The member's preferred local time for reminders, `HH:MM`; null for
+    /// none (a reminder then comes when the quiet hours end).
+    #[schema(value_type = Option<LocalTime>)]
     pub preferred_reminder_time: Option<String>,
     /// Staff only: when silence alerts may reach you.
     pub working_hours: Option<WorkingHoursSetting>,
     /// When your pushes are discreet ("Kring: you have a new message", with
     /// no circle name, pseudonym or message text on the lock screen).
     pub discreet_pushes: DiscreetPushes,
-    #[schema(value_type = String, format = DateTime)]
+    /// When the account was made.
+    #[schema(value_type = String, format = DateTime, example = "2026-11-02T09:00:00Z")]
     pub created_at: jiff::Timestamp,
 }
 
@@ -108,6 +135,10 @@ pub async fn load_me(conn: &mut AnyConnection, account_id: &str) -> ApiResult<Me
 }
 
 /// Your account and settings.
+///
+/// Any signed-in person: member, worker or coordinator. Changes nothing.
+/// `display_name`, `email` and `working_hours` are null for members, who
+/// appear under a pseudonym per circle instead (see `circle_membership_get`).
 #[utoipa::path(
     get, path = "/v1/me", tag = "me",
     operation_id = "me_get",
@@ -130,10 +161,13 @@ pub async fn get_me(State(state): State<AppState>, caller: Caller) -> ApiResult<
     "preferred_reminder_time": "10:00"
 }))]
 pub struct UpdateMe {
+    /// The language of notifications and reminders.
     #[schema(value_type = Option<Locale>)]
     pub locale: Option<String>,
+    /// The zone the phone is set to.
     #[schema(value_type = Option<TimeZoneName>)]
     pub time_zone: Option<String>,
+    /// When no nudge may come, in your own time zone.
     pub quiet_hours: Option<QuietHours>,
     /// `HH:MM`, or null to have no preference. Nudges come at this local
     /// time. It must lie outside your quiet hours (the ones sent with it, or
@@ -155,6 +189,14 @@ pub struct UpdateMe {
 
 /// Change your locale, time zone, quiet hours, reminder time or discreet
 /// pushes.
+///
+/// Any signed-in person; `display_name` and `working_hours` are for staff
+/// only (422 for a member). Absent fields stay as they are;
+/// `preferred_reminder_time: null` removes the preference. A changed time
+/// zone, quiet hours, reminder time or working hours reschedules the
+/// pending reminders and alerts of every circle you are in, at once. A
+/// changed `discreet_pushes` applies to pushes still waiting to be sent.
+/// Every bad field is listed in one 422. Answers the account as it is now.
 #[utoipa::path(
     patch, path = "/v1/me", tag = "me",
     operation_id = "me_update",

@@ -28,27 +28,65 @@ use crate::store::cache::Scope;
 /// after a lost response) without counting as reuse.
 const REUSE_GRACE_MS: i64 = 30_000;
 
-/// A fresh pair of tokens.
+/// A fresh pair of tokens for one session. Keep both in the phone's secure
+/// storage; they are never shown again.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "access_token": "kra_3q2-6vQZ0pJ7o1nY8m1cW6Q9rJx0dB4yq0b7w1r2s3t",
+    "access_token_expires_at": "2026-11-22T10:15:00Z",
+    "refresh_token": "krr_Zk3m9QwX0aB1cD2eF3gH4iJ5kL6mN7oP8qR9sT0uV1w",
+    "refresh_token_expires_at": "2027-05-21T10:00:00Z",
+    "token_type": "Bearer"
+}))]
 pub struct Tokens {
     /// Send as `Authorization: Bearer <access_token>`.
     #[schema(example = "kra_3q2-6vQZ0pJ7o1nY8m1cW6Q9rJx0dB4yq0b7w1r2s3t")]
     pub access_token: String,
+    /// When the access token stops working (15 minutes by default); after
+    /// it, requests answer 401 `token_expired`.
     #[schema(value_type = String, format = DateTime, example = "2026-11-22T10:15:00Z")]
     pub access_token_expires_at: jiff::Timestamp,
     /// Exchange at `POST /v1/auth/refresh` for a new pair; use each once.
     #[schema(example = "krr_Zk3m9QwX0aB1cD2eF3gH4iJ5kL6mN7oP8qR9sT0uV1w")]
     pub refresh_token: String,
+    /// When the refresh token stops working (180 days by default); every
+    /// refresh starts a new one.
     #[schema(value_type = String, format = DateTime, example = "2027-05-21T10:00:00Z")]
     pub refresh_token_expires_at: jiff::Timestamp,
+    /// Always `Bearer`.
     #[schema(example = "Bearer")]
     pub token_type: String,
 }
 
 /// An account and a new session for it.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "account": {
+        "id": "0193a5b2c1d07e4f8a9b0c1d2e3f4a5b",
+        "organisation_id": "0193a5b0c0de7a11b2c3d4e5f6a7b8c9",
+        "role": "worker",
+        "display_name": "Anna de Vries",
+        "email": "anna@buurtwerk.example",
+        "login_name": null,
+        "locale": "nl",
+        "time_zone": "Europe/Amsterdam",
+        "quiet_hours": {"start": "21:00", "end": "09:00"},
+        "preferred_reminder_time": null,
+        "working_hours": {"days": [1, 2, 3, 4, 5], "start": "09:00", "end": "17:00"},
+        "created_at": "2026-11-02T09:00:00Z"
+    },
+    "tokens": {
+        "access_token": "kra_3q2-6vQZ0pJ7o1nY8m1cW6Q9rJx0dB4yq0b7w1r2s3t",
+        "access_token_expires_at": "2026-11-22T10:15:00Z",
+        "refresh_token": "krr_Zk3m9QwX0aB1cD2eF3gH4iJ5kL6mN7oP8qR9sT0uV1w",
+        "refresh_token_expires_at": "2027-05-21T10:00:00Z",
+        "token_type": "Bearer"
+    }
+}))]
 pub struct AuthResponse {
+    /// The account signed in.
     pub account: Me,
+    /// The new session's tokens.
     pub tokens: Tokens,
 }
 
@@ -168,13 +206,16 @@ pub async fn revoke_sessions(
     Ok(())
 }
 
+/// A sign-in with a password.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"login": "anna@buurtwerk.example", "password": "correct horse battery staple"}))]
 pub struct LoginRequest {
     /// E-mail address (staff) or login name (members who chose one).
     #[schema(example = "anna@buurtwerk.example")]
     #[schema(min_length = 1, max_length = 254)]
     #[schema(pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$")]
     pub login: String,
+    /// The account's password.
     #[schema(example = "correct horse battery staple", format = Password)]
     #[schema(min_length = 1, max_length = 1024)]
     #[schema(pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$")]
@@ -183,9 +224,20 @@ pub struct LoginRequest {
 
 /// Sign in with e-mail or login name and password.
 ///
-/// Repeated failures for one name are throttled (429 with `Retry-After`):
-/// each attempt counts as a failure before its password is checked, so
-/// attempts sent at once cannot get past the limit.
+/// Public. Staff sign in with their e-mail address; members with the login
+/// name and password they chose when joining (members without one keep the
+/// session their app got at `invite_join`, or move with a recovery code,
+/// `auth_recover`). Opens a new session and answers the account with its
+/// first tokens; other sessions stay open.
+///
+/// Repeated failures are throttled (429 with `Retry-After`): by default 5
+/// failures per login name and 30 per client address within 15 minutes.
+/// Each attempt counts as a failure before its password is checked, so
+/// attempts sent at once cannot get past the limit; a right password takes
+/// its attempt back. Passwords are checked a few at a time: under load the
+/// answer is 503 `busy` with `Retry-After`. The tokens are never kept for
+/// an idempotent replay: a retry with the same `Idempotency-Key` answers
+/// 409 `idempotency_replay_refused`.
 #[utoipa::path(
     post, path = "/v1/auth/login", tag = "auth",
     operation_id = "auth_login",
@@ -305,8 +357,11 @@ async fn claim_attempt(
     Ok(attempt)
 }
 
+/// A refresh token to exchange.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"refresh_token": "krr_Zk3m9QwX0aB1cD2eF3gH4iJ5kL6mN7oP8qR9sT0uV1w"}))]
 pub struct RefreshRequest {
+    /// The `refresh_token` of the session's latest pair.
     #[schema(example = "krr_Zk3m9QwX0aB1cD2eF3gH4iJ5kL6mN7oP8qR9sT0uV1w")]
     #[schema(pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$")]
     pub refresh_token: String,
@@ -322,10 +377,18 @@ struct RefreshRow {
 
 /// Exchange a refresh token for a new token pair.
 ///
+/// Public: the refresh token is the credential. Call it when a request
+/// answers 401 `token_expired`, then retry that request with the new
+/// access token. The session stays the same; its old access token stops
+/// working.
+///
 /// Each refresh token works once. A retry within 30 seconds (a lost
 /// response), and refreshes sent at the same time, all get the same new
 /// pair, as long as that pair has not been used. Presenting a spent token
-/// otherwise revokes the whole session: code `refresh_token_reused`.
+/// otherwise revokes the whole session (401 `refresh_token_reused`: a sign
+/// that the token was copied); sign in again. A signed-out session answers
+/// `session_revoked`, an old token `refresh_token_expired`. Send it without
+/// an `Idempotency-Key`: the new tokens are never kept for a replay.
 #[utoipa::path(
     post, path = "/v1/auth/refresh", tag = "auth",
     operation_id = "auth_refresh",
@@ -449,6 +512,11 @@ pub async fn refresh(
 }
 
 /// Sign out on this device: revokes this session's tokens.
+///
+/// Any signed-in person. The access and refresh tokens of this session
+/// stop working at once; other sessions (other phones) stay signed in.
+/// Unregister the device first (`device_unregister`) if it should stop
+/// receiving pushes. Calling it again with the same token answers 401.
 #[utoipa::path(
     post, path = "/v1/auth/logout", tag = "auth",
     operation_id = "auth_logout",
@@ -472,6 +540,11 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
 }
 
 /// Sign out everywhere: revokes every session of this account.
+///
+/// Any signed-in person. Every session of the account, this one included,
+/// stops working at once: use it after losing a phone. Devices stay
+/// registered until their app unregisters them or their provider reports
+/// them gone.
 #[utoipa::path(
     post, path = "/v1/auth/logout-all", tag = "auth",
     operation_id = "auth_logout_all",
@@ -494,7 +567,9 @@ pub async fn logout_all(State(state): State<AppState>, caller: Caller) -> ApiRes
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A setup code and the password to set with it.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"code": "KX4M-7TQD-9HCA", "password": "correct horse battery staple"}))]
 pub struct SetupRequest {
     /// The one-time setup code the coordinator (or `kring admin`) handed out.
     #[schema(example = "KX4M-7TQD-9HCA")]
@@ -637,6 +712,14 @@ pub async fn create_code(
 
 /// Staff: choose a password with a one-time setup code and sign in.
 ///
+/// Public: the code is the credential. A coordinator gets a setup code when
+/// they add a staff member (`organisation_staff_create`, valid for 7 days,
+/// or a new one with `organisation_staff_setup_code_create`); the first
+/// coordinator gets theirs from `kring admin create-organisation`. Case and
+/// dashes in the code do not matter. Sets the password, spends the code and
+/// opens a session. A code that is not known is 422 on `code`; a used,
+/// replaced, expired or revoked one is 410.
+///
 /// The tokens are never kept for an idempotent replay: a retry with the same
 /// `Idempotency-Key` after success answers 409 `idempotency_replay_refused`;
 /// sign in with the new password instead.
@@ -696,7 +779,9 @@ pub fn validate_password(password: &str) -> Result<String, String> {
     Ok(password.to_owned())
 }
 
+/// A recovery code.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"code": "KX4M-7TQD-9HCA"}))]
 pub struct RecoverRequest {
     /// The one-time recovery code a worker issued.
     #[schema(example = "KX4M-7TQD-9HCA")]
@@ -706,7 +791,12 @@ pub struct RecoverRequest {
 
 /// Move an account to a new phone with a recovery code from a worker.
 ///
-/// Signs the account out on every other device and opens a session here.
+/// Public: the code is the credential. A worker issues a recovery code for
+/// a member (`circle_member_recovery_code_create`, valid for 24 hours).
+/// Case and dashes in the code do not matter. Spends the code, signs the
+/// account out on every other device, opens a session here, and tells the
+/// member in their inbox (`account_recovered`). A code that is not known is
+/// 422 on `code`; a used, replaced, expired or revoked one is 410.
 /// The tokens are never kept for an idempotent replay: a retry with the same
 /// `Idempotency-Key` after success answers 409 `idempotency_replay_refused`
 /// (ask the worker for a new code), so a replay can never open a session.

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
-/// The languages Kring speaks.
+/// The languages Kring speaks: `nl` (Dutch) and `en` (English).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Locale {
@@ -244,6 +244,7 @@ pub struct WorkingHoursSetting {
     /// ISO weekdays: 1 = Monday … 7 = Sunday.
     #[schema(value_type = Vec<crate::openapi::Weekday>, min_items = 1)]
     pub days: Vec<i64>,
+    /// When the working day starts, local `HH:MM`.
     #[schema(value_type = LocalTime)]
     pub start: String,
     /// Later than `start`.

@@ -11,7 +11,9 @@ use crate::secrets::hash_token;
 use crate::state::AppState;
 use crate::store::cache::{Loaded, Scope, Shelf};
 
-/// What an account is within its organisation.
+/// What an account is within its organisation: `coordinator` (sets up the
+/// organisation, its workers and circles), `worker` (a professional who
+/// guides circles) or `member` (a participant in one or more circles).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {

@@ -33,16 +33,29 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(remove_staff))
 }
 
+/// An organisation: the tenant that coordinators set up, with its staff
+/// and circles. Nothing crosses organisations.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a5b0c0de7a11b2c3d4e5f6a7b8c9",
+    "name": "Buurtwerk Noord",
+    "created_at": "2026-11-01T08:00:00Z"
+}))]
 pub struct Organisation {
+    /// The organisation's id.
     pub id: String,
+    /// Its name, as `kring admin create-organisation` set it.
     #[schema(example = "Buurtwerk Noord")]
     pub name: String,
+    /// When it was set up.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: jiff::Timestamp,
 }
 
 /// Your organisation.
+///
+/// Any signed-in person, members included (the app can show whose service
+/// it is). Changes nothing.
 #[utoipa::path(
     get, path = "/v1/organisation", tag = "organisation",
     operation_id = "organisation_get",
@@ -69,21 +82,44 @@ pub async fn get_organisation(
 
 /// A worker or coordinator of the organisation.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a5b3d4e57f6a8b9c0d1e2f3a4b5c",
+    "role": "worker",
+    "display_name": "Sam Jansen",
+    "email": "sam@buurtwerk.example",
+    "has_password": true,
+    "created_at": "2026-11-02T09:00:00Z"
+}))]
 pub struct StaffMember {
+    /// The staff member's account id (for `circle_workers_add`).
     pub id: String,
+    /// `worker` or `coordinator`.
     pub role: Role,
+    /// The name colleagues see.
     #[schema(example = "Sam Jansen")]
     pub display_name: Option<String>,
+    /// The address they sign in with.
     #[schema(example = "sam@buurtwerk.example")]
     pub email: Option<String>,
     /// False until they have used their setup code.
     pub has_password: bool,
+    /// When they were added.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: jiff::Timestamp,
 }
 
+/// The organisation's staff, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": [{
+    "id": "0193a5b3d4e57f6a8b9c0d1e2f3a4b5c",
+    "role": "worker",
+    "display_name": "Sam Jansen",
+    "email": "sam@buurtwerk.example",
+    "has_password": true,
+    "created_at": "2026-11-02T09:00:00Z"
+}]}))]
 pub struct StaffList {
+    /// Every worker and coordinator who has not been removed.
     pub items: Vec<StaffMember>,
 }
 
@@ -111,6 +147,10 @@ impl StaffRow {
 }
 
 /// Coordinators and workers: the organisation's staff.
+///
+/// Staff only (members get 403 `staff_only`). Every worker and coordinator
+/// who has not been removed, oldest first, in one list (no pagination).
+/// Changes nothing.
 #[utoipa::path(
     get, path = "/v1/organisation/staff", tag = "organisation",
     operation_id = "organisation_staff_list",
@@ -143,7 +183,8 @@ pub async fn list_staff(
     }))
 }
 
-/// The roles a coordinator can give: members join with an invite code.
+/// The roles a coordinator can give (`worker`, `coordinator`): members join
+/// with an invite code.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StaffRole {
@@ -151,35 +192,69 @@ pub enum StaffRole {
     Coordinator,
 }
 
+/// A new worker or coordinator.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "role": "worker",
+    "email": "sam@buurtwerk.example",
+    "display_name": "Sam Jansen",
+    "locale": "nl",
+    "time_zone": "Europe/Amsterdam"
+}))]
 pub struct CreateStaff {
+    /// `worker` or `coordinator`.
     #[schema(value_type = StaffRole)]
     pub role: Role,
+    /// The address they will sign in with; unique across Kring (409
+    /// `email_taken`), compared without case.
     #[schema(example = "sam@buurtwerk.example")]
     #[schema(max_length = 254, format = Email)]
     #[schema(pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$")]
     pub email: String,
+    /// The name colleagues see.
     #[schema(value_type = crate::openapi::Name)]
     pub display_name: String,
+    /// Their language; `nl` when absent.
     #[schema(value_type = Option<crate::accounts::types::Locale>)]
     pub locale: Option<String>,
+    /// Their time zone; `Europe/Amsterdam` when absent.
     #[schema(value_type = Option<crate::accounts::types::TimeZoneName>)]
     pub time_zone: Option<String>,
 }
 
 /// A new staff account and the one-time code with which they choose a password.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "account": {
+        "id": "0193a5b3d4e57f6a8b9c0d1e2f3a4b5c",
+        "role": "worker",
+        "display_name": "Sam Jansen",
+        "email": "sam@buurtwerk.example",
+        "has_password": false,
+        "created_at": "2026-11-02T09:00:00Z"
+    },
+    "setup_code": "KX4M-7TQD-9HCA",
+    "setup_code_expires_at": "2026-11-09T09:00:00Z"
+}))]
 pub struct StaffCreated {
+    /// The new account, without a password yet.
     pub account: StaffMember,
     /// Give this to the person; it is shown only once. They use it at
     /// `POST /v1/auth/setup`.
     #[schema(example = "KX4M-7TQD-9HCA")]
     pub setup_code: String,
+    /// When the code stops working (7 days after it was made).
     #[schema(value_type = String, format = DateTime)]
     pub setup_code_expires_at: jiff::Timestamp,
 }
 
 /// Coordinators: add a worker or coordinator.
+///
+/// Coordinators only (403 `coordinator_only`). Makes the account without a
+/// password and answers a one-time setup code, valid for 7 days, that the
+/// person uses at `auth_setup` to choose a password and sign in. To give
+/// them circles, add them as a worker (`circle_workers_add`). The e-mail
+/// address must be new to Kring (409 `email_taken`).
 ///
 /// The setup code is never kept for an idempotent replay: a retry with the
 /// same `Idempotency-Key` after success answers 409
@@ -269,17 +344,27 @@ pub async fn create_staff(
     .await
 }
 
+/// A one-time code with which a staff member chooses a (new) password.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "setup_code": "KX4M-7TQD-9HCA",
+    "setup_code_expires_at": "2026-11-09T09:00:00Z"
+}))]
 pub struct SetupCode {
+    /// Give this to the person; it is shown only once. They use it at
+    /// `POST /v1/auth/setup`. Case and dashes do not matter.
     #[schema(example = "KX4M-7TQD-9HCA")]
     pub setup_code: String,
+    /// When the code stops working (7 days after it was made).
     #[schema(value_type = String, format = DateTime)]
     pub setup_code_expires_at: jiff::Timestamp,
 }
 
 /// Coordinators: a new setup code for a staff member (a forgotten password).
 ///
-/// Replaces any earlier unused code. The staff member's sessions stay until
+/// Coordinators only (403 `coordinator_only`); 404 for an account that is
+/// not a current staff member of the organisation. The code is valid for
+/// 7 days and replaces any earlier unused code. The staff member's sessions stay until
 /// they set the new password. The code is never kept for an idempotent
 /// replay: a retry with the same `Idempotency-Key` after success answers 409
 /// `idempotency_replay_refused`.
@@ -338,8 +423,11 @@ pub async fn setup_code(
 
 /// Coordinators: remove a staff member from the organisation.
 ///
-/// Their account is deactivated, every session is signed out, an unused
-/// setup code stops working, and they leave every circle they worked in. Their posts stay. You cannot remove yourself.
+/// Coordinators only (403 `coordinator_only`); 404 for an account that is
+/// not a current staff member. Their account is deactivated, every session
+/// is signed out, an unused setup code stops working, and they leave every
+/// circle they worked in. Their posts stay. You cannot remove yourself (409
+/// `cannot_remove_self`).
 #[utoipa::path(
     delete, path = "/v1/organisation/staff/{account_id}", tag = "organisation",
     operation_id = "organisation_staff_remove",

@@ -507,3 +507,132 @@ fn conventions_security_and_headers_are_declared() {
         }
     }
 }
+
+/// Every example in the spec, with the schema it illustrates: schema
+/// `example`/`examples` (components, properties, items, branches,
+/// parameters, headers) and media type examples.
+fn examples(spec: &Value) -> Vec<(String, Value, Value)> {
+    fn schema(at: String, s: &Value, out: &mut Vec<(String, Value, Value)>) {
+        let Some(object) = s.as_object() else {
+            return;
+        };
+        if let Some(example) = object.get("example") {
+            out.push((at.clone(), s.clone(), example.clone()));
+        }
+        for example in object
+            .get("examples")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            out.push((at.clone(), s.clone(), example.clone()));
+        }
+        for (name, p) in object
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            schema(format!("{at}.{name}"), p, out);
+        }
+        for key in ["items", "additionalProperties", "not"] {
+            if let Some(sub) = object.get(key) {
+                schema(format!("{at}/{key}"), sub, out);
+            }
+        }
+        for key in ["anyOf", "oneOf", "allOf", "prefixItems"] {
+            for (i, sub) in object
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                schema(format!("{at}/{key}[{i}]"), sub, out);
+            }
+        }
+    }
+    fn media(at: String, content: &Value, out: &mut Vec<(String, Value, Value)>) {
+        for (kind, m) in content.as_object().into_iter().flatten() {
+            let at = format!("{at} {kind}");
+            let s = &m["schema"];
+            if let Some(example) = m.get("example") {
+                out.push((at.clone(), s.clone(), example.clone()));
+            }
+            for (name, e) in m
+                .get("examples")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                out.push((format!("{at} {name}"), s.clone(), e["value"].clone()));
+            }
+            schema(at, s, out);
+        }
+    }
+    let mut out = Vec::new();
+    for (name, s) in spec["components"]["schemas"].as_object().unwrap() {
+        schema(name.clone(), s, &mut out);
+    }
+    for root in ["paths", "webhooks"] {
+        for (path, item) in spec[root].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().unwrap() {
+                let at = format!("{} {path}", method.to_uppercase());
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    let at = format!("{at} parameter {}", p["name"]);
+                    if let Some(example) = p.get("example") {
+                        out.push((at.clone(), p["schema"].clone(), example.clone()));
+                    }
+                    schema(at, &p["schema"], &mut out);
+                }
+                media(
+                    format!("{at} request"),
+                    &op["requestBody"]["content"],
+                    &mut out,
+                );
+                for (status, r) in op["responses"].as_object().unwrap() {
+                    media(format!("{at} {status}"), &r["content"], &mut out);
+                    for (name, h) in r["headers"].as_object().into_iter().flatten() {
+                        let at = format!("{at} {status} header {name}");
+                        if let Some(example) = h.get("example") {
+                            out.push((at.clone(), h["schema"].clone(), example.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every example in the spec is valid against its own schema, so an app
+/// team can trust them (and a mock server can serve them).
+#[test]
+fn every_example_matches_its_schema() {
+    let spec: Value = serde_json::from_str(COMMITTED).unwrap();
+    let all = examples(&spec);
+    let failures: Vec<String> = all
+        .iter()
+        .filter_map(|(at, schema, example)| {
+            crate::support::spec()
+                .validate(schema, example)
+                .err()
+                .map(|e| format!("{at}: {e}\n  example: {example}"))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} examples fail:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
+    assert!(all.len() >= 100, "only {} examples", all.len());
+    // The check can fail: a wrong example is caught.
+    let problem = json!({"$ref": "#/components/schemas/Problem"});
+    assert!(
+        crate::support::spec()
+            .validate(&problem, &json!({"code": 1}))
+            .is_err()
+    );
+}
