@@ -24,7 +24,8 @@ use super::agreement::{default_agreement, validate_agreement};
 use super::settings::{self, CircleChanges};
 use super::staffing::add_worker_membership;
 
-/// Who sees members' check-ins.
+/// Who sees members' check-ins: `circle` (everyone in the circle) or
+/// `workers` (only the circle's workers, and each member their own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckinVisibility {
@@ -58,20 +59,29 @@ pub struct Agreement {
     /// Goes up by one whenever the text changes; members consent to a version.
     #[schema(example = 1)]
     pub version: i64,
+    /// The text to show before asking for consent.
+    #[schema(
+        example = "Jij bepaalt wanneer je schrijft. Als je een tijd niets laat horen, krijg je een vriendelijke herinnering."
+    )]
     pub text: String,
 }
 
 /// The caller's place in a circle.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MyMembership {
+    /// Your membership id.
     pub id: String,
+    /// Whether you are a member or a worker here.
     pub role: crate::circles::members::MembershipRole,
+    /// The name others in this circle see for you.
     #[schema(example = "Zonnebloem")]
     pub pseudonym: String,
     /// The agreement version this member consented to (null for workers).
     pub consent_version: Option<i64>,
 }
 
+/// A circle as the caller sees it: a small group with its workers, its
+/// rhythm and escalation policy, and the agreement its members consent to.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(example = json!({
     "id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
@@ -97,37 +107,75 @@ pub struct MyMembership {
     "updated_at": "2026-11-02T09:00:00Z"
 }))]
 pub struct Circle {
+    /// The circle's id.
     pub id: String,
+    /// The organisation the circle belongs to.
     pub organisation_id: String,
+    /// The circle's name.
     #[schema(example = "Samen sterk")]
     pub name: String,
+    /// What the circle is about; may be empty.
     #[schema(example = "Eenzaamheid na pensioen")]
     pub theme: String,
+    /// The circle's language; its default agreement is written in it.
     pub language: Locale,
     /// How often contact is expected, in days (1 to 14).
     #[schema(example = 2)]
     pub rhythm_days: i64,
+    /// What happens while a member stays silent, and when.
     pub escalation_policy: EscalationPolicy,
+    /// Who sees members' check-ins.
     pub checkin_visibility: CheckinVisibility,
     /// The circle's subject itself is private (debts, an illness): pushes
     /// about it are discreet for members who keep the default
     /// (`discreet_pushes: sensitive_circles`), naming no circle, person or
     /// message on the lock screen.
     pub sensitive: bool,
+    /// What members consent to; its `version` goes up when the text changes.
     pub agreement: Agreement,
     /// Your membership; null for a coordinator who is not in the circle.
     pub my_membership: Option<MyMembership>,
     /// Posts by others since your read position.
     #[schema(example = 3)]
     pub unread_count: i64,
+    /// When the circle was created.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: jiff::Timestamp,
+    /// When its settings last changed.
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: jiff::Timestamp,
 }
 
+/// A page of circles, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "items": [{
+        "id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+        "organisation_id": "0194f1a0c0de7a11b2c3d4e5f6a7b8c9",
+        "name": "Samen sterk",
+        "theme": "Eenzaamheid na pensioen",
+        "language": "nl",
+        "rhythm_days": 2,
+        "escalation_policy": {
+            "steps": [
+                {"after_hours": 48, "action": "nudge"},
+                {"after_hours": 72, "action": "nudge"},
+                {"after_hours": 96, "action": "alert_worker"}
+            ],
+            "coordinator_after_working_hours": 8,
+            "realert_after_days": 7
+        },
+        "checkin_visibility": "workers",
+        "agreement": {"version": 1, "text": "Jij bepaalt wanneer je schrijft."},
+        "my_membership": {"id": "0194f1a4aa117c2d9e8f7a6b5c4d3e2f", "role": "member", "pseudonym": "Zonnebloem", "consent_version": 1},
+        "unread_count": 3,
+        "created_at": "2026-11-02T09:00:00Z",
+        "updated_at": "2026-11-02T09:00:00Z"
+    }],
+    "next_cursor": null
+}))]
 pub struct CirclePage {
+    /// The circles on this page.
     pub items: Vec<Circle>,
     /// Pass as `cursor` for the next page; null at the end.
     pub next_cursor: Option<String>,
@@ -221,6 +269,11 @@ pub async fn load_circle(
 }
 
 /// Your circles (coordinators: every circle of the organisation), oldest first.
+///
+/// Any signed-in person. Members and workers get the circles they are in;
+/// coordinators get every circle of the organisation, with `my_membership`
+/// null where they are not a worker. Paginated (`limit`, `cursor` →
+/// `next_cursor`). Changes nothing.
 #[utoipa::path(
     get, path = "/v1/circles", tag = "circles",
     operation_id = "circles_list",
@@ -269,6 +322,7 @@ pub async fn list_circles(
     }))
 }
 
+/// A new circle; only `name` is required.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({
     "name": "Samen sterk",
@@ -278,6 +332,7 @@ pub async fn list_circles(
     "checkin_visibility": "workers"
 }))]
 pub struct CreateCircle {
+    /// The circle's name.
     #[schema(value_type = crate::openapi::Name)]
     pub name: String,
     /// What the circle is about.
@@ -303,6 +358,15 @@ pub struct CreateCircle {
 }
 
 /// Staff: create a circle. A worker who creates one becomes its worker.
+///
+/// Staff only (members get 403 `staff_only`). A worker becomes the circle's
+/// first worker, under their display name; a coordinator does not, and adds
+/// workers with `circle_workers_add`. Absent settings get their defaults:
+/// language `nl`, a rhythm of 2 days, the default escalation policy for the
+/// rhythm, check-ins seen by workers only, and the standard agreement in
+/// the circle's language (version 1). Then invite members with
+/// `circle_invites_create`. Send an `Idempotency-Key`: a retry never makes
+/// a second circle.
 #[utoipa::path(
     post, path = "/v1/circles", tag = "circles",
     operation_id = "circles_create",
@@ -377,6 +441,9 @@ pub async fn create_circle(
 }
 
 /// One circle.
+///
+/// Its current members and workers, and the coordinators of its
+/// organisation; for anyone else it does not exist (404). Changes nothing.
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}", tag = "circles",
     operation_id = "circle_get",
@@ -405,17 +472,23 @@ pub async fn get_circle(
     "agreement_text": "Jij bepaalt wanneer je schrijft. Na 3 dagen stilte krijg je een herinnering."
 }))]
 pub struct UpdateCircle {
+    /// A new name.
     #[schema(value_type = Option<crate::openapi::Name>)]
     pub name: Option<String>,
+    /// A new theme; empty for none.
     #[schema(value_type = Option<crate::openapi::Theme>)]
     pub theme: Option<String>,
+    /// A new language (it does not translate an agreement already written).
     #[schema(value_type = Option<Locale>)]
     pub language: Option<String>,
     /// 1 to 14 days. Changing the rhythm without giving a policy resets the
     /// policy to the default for the new rhythm.
     #[schema(minimum = 1, maximum = 14)]
     pub rhythm_days: Option<i64>,
+    /// A new escalation policy; every member's pending steps are planned
+    /// again with it.
     pub escalation_policy: Option<EscalationPolicy>,
+    /// Who sees members' check-ins from now on.
     pub checkin_visibility: Option<CheckinVisibility>,
     /// Mark the circle sensitive (pushes about it discreet by default) or not.
     pub sensitive: Option<bool>,
@@ -427,6 +500,17 @@ pub struct UpdateCircle {
 
 /// Staff of the circle: change its name, theme, rhythm, policy, agreement or
 /// whether it is sensitive.
+///
+/// The circle's workers and the organisation's coordinators (members get
+/// 403 `staff_only`). Absent fields stay as they are; every bad field is
+/// listed in one 422. A new rhythm without a policy resets the policy to
+/// the default for that rhythm; a new policy reschedules the pending
+/// reminders and alerts of every member at once. A different agreement text
+/// raises the agreement's version: members see their `consent_version`
+/// fall behind and are asked to consent again (`circle_membership_consent`);
+/// the same text changes nothing. Marking the circle sensitive makes pushes
+/// about it discreet for members who keep the default, including pushes
+/// still waiting to be sent. Answers the circle as it is now.
 #[utoipa::path(
     patch, path = "/v1/circles/{circle_id}", tag = "circles",
     operation_id = "circle_update",

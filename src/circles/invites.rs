@@ -26,6 +26,8 @@ use crate::state::AppState;
 use super::membership::{self, EnrolAs};
 use crate::accounts::create::NewMember;
 
+/// An invite: a short code with which members join a circle, until it
+/// expires, is used up or revoked.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "id": "0194f1d0e1f27a3b8c9d0e1f2a3b4c5d",
@@ -39,7 +41,9 @@ use crate::accounts::create::NewMember;
     "created_at": "2026-11-22T09:00:00Z"
 }))]
 pub struct Invite {
+    /// The invite's id (to revoke it).
     pub id: String,
+    /// The circle it leads to.
     pub circle_id: String,
     /// The code itself: shown only in the response that creates it.
     #[schema(example = "KX4M-7TQD-9HCA")]
@@ -47,19 +51,37 @@ pub struct Invite {
     /// The code's last four characters, to tell invites apart.
     #[schema(example = "9HCA")]
     pub code_hint: String,
+    /// When the code stops working.
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: jiff::Timestamp,
+    /// How many people may join with it.
     #[schema(example = 5)]
     pub max_uses: i64,
+    /// How many have.
     #[schema(example = 1)]
     pub uses: i64,
+    /// Whether staff withdrew it.
     pub revoked: bool,
+    /// When it was made.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: jiff::Timestamp,
 }
 
+/// A circle's invites, newest first, without their codes.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": [{
+    "id": "0194f1a5c6d77e8f9a0b1c2d3e4f5a6b",
+    "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+    "code": null,
+    "code_hint": "9HCA",
+    "expires_at": "2026-11-09T09:00:00Z",
+    "max_uses": 5,
+    "uses": 1,
+    "revoked": false,
+    "created_at": "2026-11-02T09:00:00Z"
+}]}))]
 pub struct InviteList {
+    /// The latest 200 invites.
     pub items: Vec<Invite>,
 }
 
@@ -91,7 +113,9 @@ impl From<InviteRow> for Invite {
     }
 }
 
+/// A new invite; both fields may be left out.
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({"expires_in_hours": 168, "max_uses": 5}))]
 pub struct CreateInvite {
     /// 1 to 720 hours (default 168, a week).
     #[schema(example = 168, minimum = 1, maximum = 720)]
@@ -102,6 +126,12 @@ pub struct CreateInvite {
 }
 
 /// Staff of the circle: a new invite code for members.
+///
+/// The circle's workers and the organisation's coordinators (members get
+/// 403 `staff_only`). The code (like `KX4M-7TQD-9HCA`, without look-alike
+/// characters) is shown only in this response; lists show its last four
+/// characters. Give it to the people who should join; they use it at
+/// `invite_preview` and `invite_join`.
 ///
 /// The code is never kept for an idempotent replay: a retry with the same
 /// `Idempotency-Key` after success answers 409 `idempotency_replay_refused`
@@ -179,6 +209,10 @@ pub async fn create_invite(
 }
 
 /// Staff of the circle: its invites, newest first.
+///
+/// The circle's workers and the organisation's coordinators (members get
+/// 403 `staff_only`). The latest 200, without their codes, including
+/// expired, used-up and revoked ones. Changes nothing.
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/invites", tag = "invites",
     operation_id = "circle_invites_list",
@@ -210,6 +244,10 @@ pub async fn list_invites(
 }
 
 /// Staff of the circle: revoke an invite so nobody else joins with it.
+///
+/// The circle's workers and the organisation's coordinators (members get
+/// 403 `staff_only`); 404 for an invite of another circle. Whoever already
+/// joined with it stays. Revoking a revoked invite again answers 204 too.
 #[utoipa::path(
     delete, path = "/v1/circles/{circle_id}/invites/{invite_id}", tag = "invites",
     operation_id = "circle_invite_revoke",
@@ -250,17 +288,33 @@ pub async fn revoke_invite(
 
 /// What an invite leads to, shown before joining.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+    "circle_name": "Samen sterk",
+    "theme": "Eenzaamheid na pensioen",
+    "language": "nl",
+    "organisation_name": "Buurtwerk Noord",
+    "agreement": {"version": 1, "text": "Jij bepaalt wanneer je schrijft."},
+    "expires_at": "2026-11-09T09:00:00Z"
+}))]
 pub struct InvitePreview {
+    /// The circle the code leads to.
     pub circle_id: String,
+    /// Its name.
     #[schema(example = "Samen sterk")]
     pub circle_name: String,
+    /// What it is about; may be empty.
+    #[schema(example = "Eenzaamheid na pensioen")]
     pub theme: String,
+    /// Its language.
     pub language: Locale,
+    /// Whose circle it is.
     #[schema(example = "Buurtwerk Noord")]
     pub organisation_name: String,
     /// What joining means: show it and ask for consent; send its version as
     /// `consent_version` when joining.
     pub agreement: Agreement,
+    /// When the code stops working.
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: jiff::Timestamp,
 }
@@ -324,6 +378,12 @@ async fn find_invite(
 }
 
 /// See where an invite code leads, and the agreement to consent to.
+///
+/// Public: the code is the credential. Case and dashes in the code do not
+/// matter. Show the circle and its agreement, and ask for consent before
+/// `invite_join`. An unknown code is 404; an expired, revoked or used-up
+/// one is 410 with the reason. Changes nothing (a preview uses no use of
+/// the invite).
 #[utoipa::path(
     get, path = "/v1/invites/{code}", tag = "invites",
     operation_id = "invite_preview",
@@ -354,6 +414,7 @@ pub async fn preview_invite(
     }))
 }
 
+/// Joining a circle with an invite code.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({
     "code": "KX4M-7TQD-9HCA",
@@ -398,8 +459,46 @@ pub struct JoinRequest {
 /// You are in: your account, your membership, and for a new account its
 /// first tokens.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "account": {
+        "id": "0194f1a4a0c17c2d9e8f7a6b5c4d3e2f",
+        "organisation_id": "0194f1a0c0de7a11b2c3d4e5f6a7b8c9",
+        "role": "member",
+        "display_name": null,
+        "email": null,
+        "login_name": null,
+        "locale": "nl",
+        "time_zone": "Europe/Amsterdam",
+        "quiet_hours": {"start": "21:00", "end": "09:00"},
+        "preferred_reminder_time": null,
+        "working_hours": null,
+        "created_at": "2026-11-02T10:00:00Z"
+    },
+    "membership": {
+        "id": "0194f1a4aa117c2d9e8f7a6b5c4d3e2f",
+        "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+        "pseudonym": "Zonnebloem",
+        "role": "member",
+        "joined_at": "2026-11-02T10:00:00Z",
+        "state": "active",
+        "away_until": null,
+        "nudges_enabled": true,
+        "last_activity_at": "2026-11-02T10:00:00Z",
+        "consent": {"version": 1, "at": "2026-11-02T10:00:00Z"},
+        "account_id": "0194f1a4a0c17c2d9e8f7a6b5c4d3e2f"
+    },
+    "tokens": {
+        "access_token": "kra_3q2-6vQZ0pJ7o1nY8m1cW6Q9rJx0dB4yq0b7w1r2s3t",
+        "access_token_expires_at": "2026-11-02T10:15:00Z",
+        "refresh_token": "krr_Zk3m9QwX0aB1cD2eF3gH4iJ5kL6mN7oP8qR9sT0uV1w",
+        "refresh_token_expires_at": "2027-05-01T10:00:00Z",
+        "token_type": "Bearer"
+    }
+}))]
 pub struct JoinResponse {
+    /// Your account (new, or the one you signed in with).
     pub account: Me,
+    /// Your membership of the circle.
     pub membership: MemberView,
     /// Present when joining created a new account (no bearer token was sent).
     pub tokens: Option<Tokens>,
@@ -482,6 +581,17 @@ async fn use_invite(tx: &mut crate::store::Tx, invite_id: &str, now: i64) -> Api
 }
 
 /// Join a circle with an invite code.
+///
+/// Public, or with a member's bearer token. Show `invite_preview` first and
+/// send the agreement version the person consented to. Staff accounts do
+/// not join with invites (403 `staff_cannot_join`), and a signed-in member
+/// of another organisation gets 409 `other_organisation` (join without a
+/// token for a separate account). Uses one use of the invite; the silence
+/// clock starts at joining. Someone already in the circle gets 409
+/// `already_in_circle`; someone who left comes back with a new pseudonym.
+/// With `login_name` and `password`, the new account can also sign in with
+/// `auth_login`; passwords are hashed a few at a time (503 `busy` with
+/// `Retry-After` under load).
 ///
 /// Without a bearer token this creates a member account (no e-mail needed)
 /// and returns its tokens. A signed-in member joins another circle of the

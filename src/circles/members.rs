@@ -22,7 +22,7 @@ use super::pseudonym::Pseudonym;
 /// The furthest ahead a member can set "away until".
 const MAX_AWAY_MS: i64 = 366 * 86_400_000;
 
-/// A person's role within one circle.
+/// A person's role within one circle: `member` or `worker`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MembershipRole {
@@ -40,7 +40,8 @@ impl MembershipRole {
     }
 }
 
-/// Where a membership stands.
+/// Where a membership stands: `active`, `away` (taking a break until
+/// `away_until`: no nudges, no alerts) or `left`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MembershipState {
@@ -53,7 +54,10 @@ pub enum MembershipState {
 /// The consent a member gave to the circle's agreement.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Consent {
+    /// The agreement version consented to.
+    #[schema(example = 1)]
     pub version: i64,
+    /// When.
     #[schema(value_type = String, format = DateTime)]
     pub at: jiff::Timestamp,
 }
@@ -77,18 +81,29 @@ pub struct Consent {
 pub struct MemberView {
     /// The membership id.
     pub id: String,
+    /// The circle.
     pub circle_id: String,
+    /// The name others in the circle see.
     #[schema(example = "Zonnebloem")]
     pub pseudonym: String,
+    /// Member or worker.
     pub role: MembershipRole,
+    /// When they joined (or came back).
     #[schema(value_type = String, format = DateTime)]
     pub joined_at: jiff::Timestamp,
+    /// Active, away or left.
     pub state: Option<MembershipState>,
+    /// The end of a break; null when not away.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub away_until: Option<jiff::Timestamp>,
+    /// Whether gentle reminders are on.
     pub nudges_enabled: Option<bool>,
+    /// The last post, reply, reaction or check-in in this circle: the start
+    /// of the current silence.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_activity_at: Option<jiff::Timestamp>,
+    /// Members: the agreement version consented to, and when; null for
+    /// workers.
     pub consent: Option<Consent>,
     /// Staff only: the member's account, for recovery codes and support.
     pub account_id: Option<String>,
@@ -99,8 +114,38 @@ pub struct MemberView {
     pub leaving_at: Option<jiff::Timestamp>,
 }
 
+/// A circle's current members and workers.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": [
+    {
+        "id": "0194f1a3bb217c2d9e8f7a6b5c4d3e2f",
+        "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+        "pseudonym": "Sam",
+        "role": "worker",
+        "joined_at": "2026-11-02T09:00:00Z",
+        "state": null,
+        "away_until": null,
+        "nudges_enabled": null,
+        "last_activity_at": null,
+        "consent": null,
+        "account_id": null
+    },
+    {
+        "id": "0194f1a4aa117c2d9e8f7a6b5c4d3e2f",
+        "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+        "pseudonym": "Zonnebloem",
+        "role": "member",
+        "joined_at": "2026-11-02T10:00:00Z",
+        "state": "active",
+        "away_until": null,
+        "nudges_enabled": true,
+        "last_activity_at": "2026-11-20T18:12:00Z",
+        "consent": {"version": 1, "at": "2026-11-02T10:00:00Z"},
+        "account_id": null
+    }
+]}))]
 pub struct MemberList {
+    /// Workers first, then members, each in the order they joined.
     pub items: Vec<MemberView>,
 }
 
@@ -186,8 +231,14 @@ pub async fn load_member(
         .into_view(true, now)
 }
 
-/// The circle's current members and workers. Staff see each member's state,
-/// away-until, last activity and consent.
+/// The circle's current members and workers.
+///
+/// Anyone who can see the circle: its members and workers, and the
+/// organisation's coordinators. Everyone sees pseudonyms, roles and when
+/// people joined; the circle's staff also see each member's state,
+/// away-until, reminders, last activity, consent and account id, and a
+/// member sees those of their own membership. In one list, workers first
+/// (no pagination: circles are small). Changes nothing.
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/members", tag = "memberships",
     operation_id = "circle_members_list",
@@ -229,6 +280,12 @@ pub async fn list_members(
 }
 
 /// Your membership of this circle.
+///
+/// Members and workers of the circle; a coordinator who is not one of its
+/// workers gets 403 `not_in_circle`. Shows your state, break, reminders
+/// and, for members, the agreement version you consented to: when the
+/// circle's `agreement.version` is higher, ask for consent again. Changes
+/// nothing.
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/membership", tag = "memberships",
     operation_id = "circle_membership_get",
@@ -256,6 +313,8 @@ pub async fn get_membership(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"nudges_enabled": false, "away_until": "2026-11-30T09:00:00Z"}))]
 pub struct UpdateMembership {
+    /// A new name in this circle; it must not look like one in use (409
+    /// `pseudonym_taken`).
     #[schema(value_type = Option<Pseudonym>)]
     pub pseudonym: Option<String>,
     /// Gentle reminders on or off. With reminders off your worker is still
@@ -271,6 +330,13 @@ pub struct UpdateMembership {
 }
 
 /// Change your pseudonym, reminders or away-until in this circle.
+///
+/// Members and workers of the circle (a coordinator outside it gets 403
+/// `not_in_circle`). Absent fields stay as they are; `away_until: null`
+/// ends a break now. A break or reminders off take effect at once: pending
+/// reminders and alerts are planned again, and the silence counts from the
+/// end of a break however it ends. Changes no other circle. Answers the
+/// membership as it is now.
 #[utoipa::path(
     patch, path = "/v1/circles/{circle_id}/membership", tag = "memberships",
     operation_id = "circle_membership_update",
@@ -332,7 +398,9 @@ pub async fn update_membership(
     Ok(axum::Json(view))
 }
 
+/// Consent to an agreement version.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"version": 2}))]
 pub struct ConsentRequest {
     /// The agreement version you read and agree to; must be the current one
     /// (another answers 409 `agreement_changed`).
@@ -341,6 +409,11 @@ pub struct ConsentRequest {
 }
 
 /// Members: consent to the circle's current agreement (after it changed).
+///
+/// Members of the circle only (workers consent to nothing: 403
+/// `members_only`). Show the circle's `agreement` and send its `version`;
+/// an older or newer one is 409 `agreement_changed` (load the circle again).
+/// Records the version and the time of consent.
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/membership/consent", tag = "memberships",
     operation_id = "circle_membership_consent",
@@ -382,6 +455,12 @@ pub async fn consent(
 }
 
 /// Leave this circle. Your posts stay, under your pseudonym.
+///
+/// Members and workers of the circle (a coordinator outside it gets 403
+/// `not_in_circle`). Ends your reminders and alerts in this circle; the
+/// circle is then hidden from you (404). To come back, a member joins with
+/// a new invite, and a worker is added again by a coordinator; either comes
+/// back with a new pseudonym and a fresh start.
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/membership/leave", tag = "memberships",
     operation_id = "circle_membership_leave",

@@ -6,7 +6,8 @@ use utoipa::ToSchema;
 
 use crate::error::Validator;
 
-/// What a step does.
+/// What a step does: `nudge` (a gentle reminder to the member, with an
+/// "I'm OK" action) or `alert_worker` (an alert to the circle's workers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepAction {
@@ -22,6 +23,7 @@ pub struct PolicyStep {
     /// Hours after the start of the silence, 1 to 1440 (60 days).
     #[schema(minimum = 1, maximum = 1440, example = 48)]
     pub after_hours: i64,
+    /// What happens then.
     pub action: StepAction,
 }
 

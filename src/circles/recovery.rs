@@ -31,6 +31,7 @@ pub const RECOVERY_CODE_VALID_MS: i64 = 24 * 3_600_000;
 
 /// A one-time recovery code, shown once.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"code": "KX4M-7TQD-9HCA", "expires_at": "2026-11-03T10:00:00Z"}))]
 pub struct RecoveryCode {
     /// The member enters this in the app on the new phone
     /// (`POST /v1/auth/recover`); it signs out every other device.
@@ -43,7 +44,10 @@ pub struct RecoveryCode {
 
 /// Workers: a one-time code that moves a member's account to a new phone.
 ///
-/// Valid for 24 hours; replaces any earlier unused code. The member gets an
+/// The circle's workers and the organisation's coordinators (members get
+/// 403 `staff_only`); 404 for a membership that is not a current member of
+/// this circle. Give the code to the member in person or by phone. Valid
+/// for 24 hours; replaces any earlier unused code. The member gets an
 /// inbox item and a push at once (`recovery_code_issued`, naming who issued
 /// it and in which circle, never the code), and another when the code is
 /// used (`account_recovered`). The circle's staff see every code at
@@ -162,7 +166,9 @@ pub enum RecoveryCodeState {
 /// The staff member who issued a code.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Issuer {
+    /// Their account id.
     pub account_id: String,
+    /// Their display name.
     #[schema(example = "Sam Jansen")]
     pub display_name: Option<String>,
 }
@@ -183,17 +189,29 @@ pub struct RecoveryCodeRecord {
     pub issued_by: Option<Issuer>,
     /// The circle it was issued in; null as for `issued_by`.
     pub circle_id: Option<String>,
+    /// When it was issued.
     #[schema(value_type = String, format = DateTime)]
     pub issued_at: jiff::Timestamp,
+    /// When it stops (or stopped) working.
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: jiff::Timestamp,
     /// When it moved the account to a new phone.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub used_at: Option<jiff::Timestamp>,
+    /// Where the code stands now.
     pub state: RecoveryCodeState,
 }
 
+/// The recovery codes issued for a member's account.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": [{
+    "issued_by": {"account_id": "0194f1a4a0c17c2d9e8f7a6b5c4d3e2f", "display_name": "Sam Jansen"},
+    "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+    "issued_at": "2026-11-02T10:00:00Z",
+    "expires_at": "2026-11-03T10:00:00Z",
+    "used_at": "2026-11-02T11:30:00Z",
+    "state": "used"
+}]}))]
 pub struct RecoveryCodeList {
     /// Newest first; at most the last 50.
     pub items: Vec<RecoveryCodeRecord>,
@@ -213,6 +231,10 @@ struct RecordRow {
 
 /// Staff: the recovery codes issued for a member's account, by whom and
 /// when, and whether each was used.
+///
+/// The circle's workers and the organisation's coordinators (members get
+/// 403 `staff_only`); 404 for a membership that is not a current member of
+/// this circle. Changes nothing.
 ///
 /// Every code for the member's account is listed, also those issued in the
 /// member's other circles: a code opens the whole account. Who issued it

@@ -19,7 +19,9 @@ use crate::store::Tx;
 
 use super::membership::{self, EnrolAs};
 
+/// A staff member to make a worker of a circle.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"account_id": "0193a5b3d4e57f6a8b9c0d1e2f3a4b5c", "pseudonym": "Sam"}))]
 pub struct AddWorker {
     /// A worker or coordinator of the organisation.
     #[schema(pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$")]
@@ -30,6 +32,14 @@ pub struct AddWorker {
 }
 
 /// Coordinators: make a staff member a worker of this circle.
+///
+/// The organisation's coordinators only (403 `coordinator_only`); 404 for
+/// an account that is not a current worker or coordinator of the
+/// organisation. A coordinator may add themself, to take part in the
+/// circle. The worker gets the circle's alerts from now on; someone who
+/// worked in it before comes back. Someone already in the circle is 409
+/// `already_in_circle`; a pseudonym that looks like one in use is 409
+/// `pseudonym_taken`. Send an `Idempotency-Key`: a retry adds no one twice.
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/workers", tag = "circles",
     operation_id = "circle_workers_add",
@@ -103,6 +113,11 @@ pub(super) async fn add_worker_membership(
 }
 
 /// Coordinators: a worker leaves this circle.
+///
+/// The organisation's coordinators only (403 `coordinator_only`); 404 when
+/// the account is not a worker of this circle. The worker stops getting the
+/// circle's alerts and no longer sees it; their posts stay. Alerts stay
+/// with the circle's other workers.
 #[utoipa::path(
     delete, path = "/v1/circles/{circle_id}/workers/{account_id}", tag = "circles",
     operation_id = "circle_worker_remove",
