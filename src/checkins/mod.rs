@@ -42,6 +42,8 @@ impl Mood {
     }
 }
 
+/// What kind of check-in: `mood` (a mood from 1 to 5, maybe with a note)
+/// or `ok` (the one-tap "I'm OK").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckinKind {
@@ -51,6 +53,7 @@ pub enum CheckinKind {
     Ok,
 }
 
+/// A member's check-in: how they are doing.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "id": "0194f1c0d1e27f3a8b9c0d1e2f3a4b5c",
@@ -64,25 +67,49 @@ pub enum CheckinKind {
     "created_at": "2026-11-21T08:30:00Z"
 }))]
 pub struct Checkin {
+    /// The check-in's id.
     pub id: String,
+    /// Its circle.
     pub circle_id: String,
+    /// The member's membership.
     pub membership_id: String,
+    /// The member's name in the circle.
     #[schema(example = "Zonnebloem")]
     pub pseudonym: String,
+    /// A mood, or "I'm OK".
     pub kind: CheckinKind,
     /// 1 (bad) to 5 (good); null for "I'm OK".
     #[schema(example = 4, minimum = 1, maximum = 5)]
     pub mood: Option<i64>,
+    /// What the member added; null for none.
     #[schema(example = "Goed geslapen.")]
     pub note: Option<String>,
     /// The member asked for contact with their worker.
     pub wants_contact: bool,
+    /// When.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: jiff::Timestamp,
 }
 
+/// A page of a circle's check-ins, with the token to sync from.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "items": [{
+        "id": "0194f1c0d1e27f3a8b9c0d1e2f3a4b5c",
+        "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+        "membership_id": "0194f1a4aa117c2d9e8f7a6b5c4d3e2f",
+        "pseudonym": "Zonnebloem",
+        "kind": "mood",
+        "mood": 4,
+        "note": "Goed geslapen.",
+        "wants_contact": false,
+        "created_at": "2026-11-21T08:30:00Z"
+    }],
+    "next_cursor": null,
+    "sync_token": "MTIuMDE5NGYxYTJiM2M0N2Q1ZThmOTAxYTJiM2M0ZDVlNmY"
+}))]
 pub struct CheckinPage {
+    /// Newest first; with `since`, oldest change first.
     pub items: Vec<Checkin>,
     /// Pass as `cursor` for the next page; null at the end.
     pub next_cursor: Option<String>,
@@ -132,12 +159,14 @@ const CHECKIN_SELECT: &str =
         c.wants_contact, c.created_at, c.change_seq
     FROM checkins c JOIN memberships m ON m.id = c.membership_id";
 
+/// A mood check-in.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"mood": 2, "note": "Zware dag.", "wants_contact": true}))]
 pub struct CreateCheckin {
     /// 1 (bad) to 5 (good).
     #[schema(example = 4, minimum = 1, maximum = 5)]
     pub mood: i64,
+    /// Anything the member wants to add; stored trimmed.
     #[schema(value_type = Option<crate::openapi::Note>)]
     pub note: Option<String>,
     /// Ask your worker to get in touch. Every check-in with this flag opens
@@ -223,8 +252,15 @@ async fn insert(
     .into_view())
 }
 
-/// Members: check in with your mood, a note, and whether you would like
-/// contact. Counts as activity.
+/// Members: check in with your mood, a note, and whether you would like contact.
+///
+/// Counts as activity.
+/// Members of the circle only (workers get 403 `members_only`). Ends the
+/// member's silence: reminders start over and an open silence alert
+/// resolves with an "all clear" to the workers. With `wants_contact`, the
+/// circle's workers get an alert and a push at once, whatever the hour.
+/// Who sees the check-in follows the circle's `checkin_visibility`. Send an
+/// `Idempotency-Key`: a retry never checks in twice.
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/checkins", tag = "checkins",
     operation_id = "circle_checkins_create",
@@ -275,8 +311,14 @@ pub async fn create_checkin(
         .await
 }
 
-/// Members: the one-tap "I'm OK", also sent straight from a reminder's
-/// notification action. Counts as activity.
+/// Members: the one-tap "I'm OK" in this circle.
+///
+/// Also sent straight from a reminder's notification action. Counts as
+/// activity.
+/// Members of the circle only (workers get 403 `members_only`). A check-in
+/// of kind `ok` without a mood: it ends the member's silence like any
+/// activity. For the action of a nudge, which may name several circles,
+/// use `me_im_ok`. Send an `Idempotency-Key`: a retry never checks in twice.
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/checkins/ok", tag = "checkins",
     operation_id = "circle_checkins_im_ok",
@@ -300,13 +342,32 @@ pub async fn im_ok(
         .await
 }
 
+/// Check-ins made at once, one per circle.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": [{
+    "id": "0194f1c0d1e27f3a8b9c0d1e2f3a4b5d",
+    "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+    "membership_id": "0194f1a4aa117c2d9e8f7a6b5c4d3e2f",
+    "pseudonym": "Zonnebloem",
+    "kind": "ok",
+    "mood": null,
+    "note": null,
+    "wants_contact": false,
+    "created_at": "2026-11-21T10:00:00Z"
+}]}))]
 pub struct CheckinList {
+    /// One check-in per circle, in the order the member joined them.
     pub items: Vec<Checkin>,
 }
 
-/// Members: "I'm OK" in every circle you are in: the action of a nudge, which
-/// may name several circles. Counts as activity in each.
+/// Members: "I'm OK" in every circle you are in.
+///
+/// The action of a nudge, which may name several circles. Counts as
+/// activity in each.
+/// Members only (staff get 403 `members_only`). One transaction: the
+/// check-in lands in every circle or in none. A member in no circle gets an
+/// empty list. Send an `Idempotency-Key` (the app may send it from the
+/// notification's action while offline): a retry never checks in twice.
 #[utoipa::path(
     post, path = "/v1/me/im-ok", tag = "checkins",
     operation_id = "me_im_ok",
@@ -350,11 +411,16 @@ pub async fn im_ok_everywhere(
         .await
 }
 
-/// Check-ins in the circle, newest first. With `since` (a `sync_token`):
-/// every check-in after it, oldest first. Every response carries the
-/// `sync_token` to pass next time.
-/// When the circle shares check-ins with workers only, members see just
-/// their own.
+/// Check-ins in the circle, newest first, or those made since a sync token.
+///
+/// With `since` (a `sync_token`): every check-in after it, oldest first.
+/// Every response carries the `sync_token` to pass next time. When the
+/// circle shares check-ins with workers only, members see just their own.
+///
+/// Anyone who can see the circle: its members and workers, and the
+/// organisation's coordinators. Paginated (`limit`, `cursor` →
+/// `next_cursor`); a `since` ahead of the server answers 410
+/// `resync_required`. Changes nothing.
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/checkins", tag = "checkins",
     operation_id = "circle_checkins_list",

@@ -229,9 +229,9 @@ struct RecordRow {
     replaced_at: Option<i64>,
 }
 
-/// Staff: the recovery codes issued for a member's account, by whom and
-/// when, and whether each was used.
+/// Staff: the recovery codes issued for a member's account.
 ///
+/// By whom and when each was issued, and whether it was used.
 /// The circle's workers and the organisation's coordinators (members get
 /// 403 `staff_only`); 404 for a membership that is not a current member of
 /// this circle. Changes nothing.

@@ -26,7 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(update_device, unregister_device))
 }
 
-/// APNs environment of the app build that registered the token.
+/// APNs environment of the app build that registered the token: `sandbox`
+/// (development builds) or `production` (App Store and TestFlight).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApnsEnvironment {
@@ -47,8 +48,15 @@ pub struct WebPushKeys {
     pub auth: String,
 }
 
-/// A device to register, by kind.
+/// A device to register, by kind (`apns`, `fcm` or `webpush`).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "kind": "apns",
+    "token": "5f1d0c3a9e7b4c2d8e6f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d",
+    "topic": "nl.kring.app",
+    "environment": "production",
+    "label": "iPhone"
+}))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RegisterDevice {
     /// An iOS app: the APNs device token (hex), the app's bundle id (topic)
@@ -62,7 +70,9 @@ pub enum RegisterDevice {
         #[schema(example = "nl.kring.app", min_length = 3, max_length = 155)]
         #[schema(pattern = "^[A-Za-z0-9.-]*\\.[A-Za-z0-9.-]*$")]
         topic: String,
+        /// The APNs environment of the build: pushes go to that host.
         environment: ApnsEnvironment,
+        /// A name you recognise, such as the phone's name.
         #[schema(value_type = Option<crate::openapi::DeviceLabel>)]
         label: Option<String>,
     },
@@ -72,6 +82,7 @@ pub enum RegisterDevice {
         #[schema(example = "dQw4w9WgXcQ:APA91bH0000000000000")]
         #[schema(pattern = "^[!-~]{20,4096}$")]
         token: String,
+        /// A name you recognise, such as the phone's name.
         #[schema(value_type = Option<crate::openapi::DeviceLabel>)]
         label: Option<String>,
     },
@@ -83,7 +94,9 @@ pub enum RegisterDevice {
         #[schema(example = "https://fcm.googleapis.com/fcm/send/dQw4w9WgXcQ:APA91bH")]
         #[schema(max_length = 2048, pattern = "^https://[^/?#@]+([/?#].*)?$")]
         endpoint: String,
+        /// The subscription's keys, to encrypt each message for it.
         keys: WebPushKeys,
+        /// A name you recognise, such as the browser's.
         #[schema(value_type = Option<crate::openapi::DeviceLabel>)]
         label: Option<String>,
     },
@@ -91,23 +104,52 @@ pub enum RegisterDevice {
 
 /// A registered device. Tokens are not echoed back.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0194f1d0e1f27a3b8c9d0e1f2a3b4c5d",
+    "kind": "apns",
+    "label": "iPhone",
+    "apns_topic": "nl.kring.app",
+    "apns_environment": "production",
+    "webpush_host": null,
+    "created_at": "2026-11-02T10:01:00Z",
+    "updated_at": "2026-11-02T10:01:00Z"
+}))]
 pub struct Device {
+    /// The device's id (to update or unregister it).
     pub id: String,
+    /// How Kring reaches it.
     pub kind: DeviceKind,
+    /// The name you gave it; null for none.
+    #[schema(example = "iPhone")]
     pub label: Option<String>,
-    /// For APNs devices.
+    /// For APNs devices: the app's bundle id.
     pub apns_topic: Option<String>,
+    /// For APNs devices: the environment of the build.
     pub apns_environment: Option<ApnsEnvironment>,
     /// For Web Push: the push service's host.
     pub webpush_host: Option<String>,
+    /// When it was first registered.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: jiff::Timestamp,
+    /// When its token or label last changed.
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: jiff::Timestamp,
 }
 
+/// Your registered devices.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": [{
+    "id": "0194f1d0e1f27a3b8c9d0e1f2a3b4c5d",
+    "kind": "apns",
+    "label": "iPhone",
+    "apns_topic": "nl.kring.app",
+    "apns_environment": "production",
+    "webpush_host": null,
+    "created_at": "2026-11-02T10:01:00Z",
+    "updated_at": "2026-11-02T10:01:00Z"
+}]}))]
 pub struct DeviceList {
+    /// Every device of your account that still receives pushes.
     pub items: Vec<Device>,
 }
 
@@ -334,6 +376,10 @@ pub async fn remove_device(
 }
 
 /// Your devices.
+///
+/// Any signed-in person: the devices of their own account that still
+/// receive pushes (a device whose provider reported it gone is removed).
+/// Changes nothing.
 #[utoipa::path(
     get, path = "/v1/devices", tag = "devices",
     operation_id = "devices_list",
@@ -360,8 +406,15 @@ pub async fn list_devices(
     }))
 }
 
-/// Register this device for push. Registering a token again updates it (200);
-/// a token that another account registered moves to you.
+/// Register this device for push.
+///
+/// Any signed-in person. Register after sign-in and whenever the platform
+/// hands out a token. Registering a token again updates it (200); a token
+/// that another account registered moves to you (the phone changed hands).
+/// Web Push endpoints must be on a push service this server allows (422 on
+/// `endpoint` otherwise). Pushes follow the `PushPayload` schema; see the
+/// `push_notification` webhook. Send an `Idempotency-Key`: a retry never
+/// registers twice.
 #[utoipa::path(
     post, path = "/v1/devices", tag = "devices",
     operation_id = "devices_register",
@@ -451,7 +504,11 @@ async fn write_fields(
 }
 
 /// Update a device after the platform refreshed its token or subscription.
-/// Its kind stays: another kind answers 409 `device_kind_changed`.
+///
+/// Only the device's owner (404 otherwise). Its kind stays: another kind
+/// answers 409 `device_kind_changed` (register the new device instead).
+/// Another registration of the new token, by anyone, gives way to this
+/// device. Pending pushes go to the new token.
 #[utoipa::path(
     put, path = "/v1/devices/{device_id}", tag = "devices",
     operation_id = "device_update",
@@ -512,6 +569,10 @@ pub async fn update_device(
 }
 
 /// Stop pushing to this device (sign-out, uninstall).
+///
+/// Only the device's owner (404 otherwise, also for a device already
+/// unregistered). Its pending pushes are dropped; the inbox keeps every
+/// item. Call it before `auth_logout` when the app signs out.
 #[utoipa::path(
     delete, path = "/v1/devices/{device_id}", tag = "devices",
     operation_id = "device_unregister",

@@ -37,20 +37,34 @@ use crate::state::AppState;
     "updated_at": "2026-11-22T09:40:00Z"
 }))]
 pub struct Notification {
+    /// The item's id; a push of it carries the same `notification_id`.
     pub id: String,
+    /// What it is about.
     pub kind: NotificationKind,
+    /// A short title in your language.
+    #[schema(example = "3 nieuwe berichten in Samen sterk")]
     pub title: String,
+    /// The text in your language.
+    #[schema(example = "Kijk wat er gedeeld is.")]
     pub body: String,
+    /// Where the app should open, e.g. `kring://circles/{id}/posts/{id}`.
     pub deep_link: String,
+    /// The circle it is about, if any.
     pub circle_id: Option<String>,
+    /// The post it is about, if any.
     pub post_id: Option<String>,
+    /// The membership it is about, if any (an alert's member).
     pub membership_id: Option<String>,
+    /// The alert it is about, if any.
     pub alert_id: Option<String>,
     /// For digests: how many posts it stands for.
     pub item_count: i64,
+    /// Whether you have read it.
     pub read: bool,
+    /// When you read it.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub read_at: Option<jiff::Timestamp>,
+    /// When it was made.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: jiff::Timestamp,
     /// Changes when a digest grows or the item is read.
@@ -58,8 +72,30 @@ pub struct Notification {
     pub updated_at: jiff::Timestamp,
 }
 
+/// A page of your inbox, with the token to sync from.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "items": [{
+        "id": "0194f1e0f1a27b3c8d9e0f1a2b3c4d5e",
+        "kind": "reply",
+        "title": "Maan reageerde op je bericht",
+        "body": "In Samen sterk",
+        "deep_link": "kring://circles/0194f1a2b3c47d5e8f901a2b3c4d5e6f/posts/0194f1b0c1d27e3f8a9b0c1d2e3f4a5b",
+        "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+        "post_id": "0194f1b0c1d27e3f8a9b0c1d2e3f4a5b",
+        "membership_id": null,
+        "alert_id": null,
+        "item_count": 1,
+        "read": false,
+        "read_at": null,
+        "created_at": "2026-11-22T09:00:00Z",
+        "updated_at": "2026-11-22T09:00:00Z"
+    }],
+    "next_cursor": null,
+    "sync_token": "MTIuMDE5NGYxYTJiM2M0N2Q1ZThmOTAxYTJiM2M0ZDVlNmY"
+}))]
 pub struct NotificationPage {
+    /// Newest first; with `since`, oldest change first.
     pub items: Vec<Notification>,
     /// Pass as `cursor` for the next page; null at the end.
     pub next_cursor: Option<String>,
@@ -113,9 +149,15 @@ const SELECT: &str =
     "SELECT id, kind, title, body, deep_link, circle_id, post_id, membership_id, alert_id,
         item_count, read_at, created_at, updated_at, change_seq FROM notifications";
 
-/// Your inbox, newest first. With `since` (a `sync_token`): every item
-/// created or changed after it (a digest that grew, an item read), oldest
-/// change first. Every response carries the `sync_token` to pass next time.
+/// Your inbox, newest first, or what changed since a sync token.
+///
+/// Any signed-in person; only their own items. With `since` (a
+/// `sync_token`): every item created or changed after it (a digest that
+/// grew, an item read), oldest change first; an item may come again,
+/// replace it by `id`. Every response carries the `sync_token` to pass next
+/// time; a token ahead of the server answers 410 `resync_required`. The
+/// inbox is the truth (pushes can be lost): read it when the app opens.
+/// Paginated (`limit`, `cursor` → `next_cursor`). Changes nothing.
 #[utoipa::path(
     get, path = "/v1/notifications", tag = "notifications",
     operation_id = "notifications_list",
@@ -158,8 +200,11 @@ pub async fn list(
     }))
 }
 
+/// How many inbox items are unread.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"unread_count": 2}))]
 pub struct UnreadCount {
+    /// Unread inbox items: the app icon's badge.
     #[schema(example = 2)]
     pub unread_count: i64,
 }
@@ -174,6 +219,9 @@ async fn count_unread(state: &AppState, account_id: &str) -> ApiResult<i64> {
 }
 
 /// How many inbox items you have not read.
+///
+/// Any signed-in person. The same number as a push's `badge`. Changes
+/// nothing.
 #[utoipa::path(
     get, path = "/v1/notifications/unread-count", tag = "notifications",
     operation_id = "notifications_unread_count_get",
@@ -192,6 +240,10 @@ pub async fn unread_count(
 }
 
 /// Mark one inbox item read.
+///
+/// Only its owner (404 otherwise). Marking it read again changes nothing.
+/// The change comes with the next inbox sync on your other devices.
+/// Answers the item.
 #[utoipa::path(
     post, path = "/v1/notifications/{notification_id}/read", tag = "notifications",
     operation_id = "notification_read",
@@ -227,6 +279,10 @@ pub async fn mark_read(
 }
 
 /// Mark your whole inbox read.
+///
+/// Any signed-in person, for their own inbox. Every unread item becomes
+/// read; the changes come with the next inbox sync. Answers the unread
+/// count, now 0.
 #[utoipa::path(
     post, path = "/v1/notifications/read-all", tag = "notifications",
     operation_id = "notifications_read_all",
@@ -250,7 +306,9 @@ pub async fn mark_all_read(
     }))
 }
 
-/// How new posts in your circles reach you.
+/// How new posts in your circles reach you: `immediate` (a push for every
+/// post), `digest` (one inbox item per circle that counts the new posts,
+/// pushed an hour after the first) or `off` (no inbox item, no push).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NewPosts {
@@ -263,7 +321,7 @@ pub enum NewPosts {
     Off,
 }
 
-/// What you want to be told about.
+/// What you want to be told about, in every circle.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"new_posts": "digest", "replies": true, "reactions": true}))]
 pub struct NotificationPreferences {
@@ -279,6 +337,10 @@ pub struct NotificationPreferences {
 }
 
 /// Your notification preferences.
+///
+/// Any signed-in person. They hold for every circle you are in. Reminders
+/// (nudges), alerts and personal messages always come; these choose only
+/// about posts, replies and reactions. Changes nothing.
 #[utoipa::path(
     get, path = "/v1/me/notification-preferences", tag = "notifications",
     operation_id = "me_notification_preferences_get",
@@ -300,16 +362,24 @@ pub async fn get_preferences(
     }))
 }
 
+/// Changes to your notification preferences.
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({"new_posts": "immediate"}))]
 pub struct UpdatePreferences {
     /// `immediate`, `digest` or `off`.
     #[schema(value_type = Option<crate::notifications::inbox::NewPosts>)]
     pub new_posts: Option<String>,
+    /// Be told about replies to your posts.
     pub replies: Option<bool>,
+    /// Be told about reactions to your posts.
     pub reactions: Option<bool>,
 }
 
 /// Change what you want to be told about; absent fields stay as they are.
+///
+/// Any signed-in person. Holds from the next post, reply or reaction on;
+/// items already in your inbox stay. Answers the preferences as they are
+/// now.
 #[utoipa::path(
     patch, path = "/v1/me/notification-preferences", tag = "notifications",
     operation_id = "me_notification_preferences_update",
@@ -356,20 +426,30 @@ pub async fn update_preferences(
     Ok(axum::Json(next))
 }
 
+/// A personal message to a member.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"text": "Ik dacht even aan je. Hoe gaat het?"}))]
 pub struct PersonalMessage {
     /// Shown to the member as the notification's body.
     #[schema(value_type = crate::openapi::MessageText)]
     pub text: String,
 }
 
+/// A personal message, delivered.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"notification_id": "0194f1e0f1a27b3c8d9e0f1a2b3c4d5f"}))]
 pub struct PersonalMessageSent {
     /// The member's inbox item.
     pub notification_id: String,
 }
 
 /// Workers: a personal "thinking of you" to a member of the circle.
+///
+/// The circle's workers and the organisation's coordinators (members get
+/// 403 `staff_only`); 404 for a membership that is not a current member of
+/// this circle. Puts a `personal_message` item in the member's inbox and
+/// pushes it to their devices. Not visible to the rest of the circle. Send an `Idempotency-Key`: a retry
+/// never sends twice.
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/members/{membership_id}/messages", tag = "notifications",
     operation_id = "circle_member_messages_create",

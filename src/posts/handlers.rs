@@ -97,6 +97,13 @@ impl FeedQuery {
 }
 
 /// The circle's posts. Without `since`: newest first, without deleted posts.
+///
+/// Anyone who can see the circle: its members and workers, and the
+/// organisation's coordinators. Members see no body of a hidden post;
+/// staff see it with the reason. Reading changes nothing (the read position
+/// moves only with `circle_read_position_set`). Paginated (`limit`,
+/// `cursor` → `next_cursor`).
+///
 /// With `since` (a `sync_token`): everything created or changed after it,
 /// oldest change first, deleted and hidden posts included as tombstones, so
 /// an app can bring its copy up to date. Every response carries the
@@ -324,8 +331,11 @@ async fn listing_page(
     Ok(rows)
 }
 
+/// A new post or reply.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"body": "Vandaag voor het eerst weer een wandeling gemaakt.", "reply_to_id": null}))]
 pub struct CreatePost {
+    /// The text; stored trimmed.
     #[schema(value_type = crate::openapi::PostBody)]
     pub body: String,
     /// Reply to this post (in the same circle).
@@ -333,6 +343,15 @@ pub struct CreatePost {
 }
 
 /// Write a post or a reply in the circle. Counts as activity.
+///
+/// Members and workers of the circle (a coordinator outside it gets 403
+/// `not_in_circle`). A reply names a post of the same circle that is not
+/// deleted (422 on `reply_to_id` otherwise). Ends the writer's silence (an
+/// open alert about them resolves with an "all clear"), moves their read
+/// position past their own post, tells the replied-to author (`reply`) and
+/// the others by their preferences (`new_post` or a `post_digest`), and
+/// takes the circle's next change number, so the post comes with the next
+/// sync. Send an `Idempotency-Key`: a retry never posts twice.
 #[utoipa::path(
     post, path = "/v1/circles/{circle_id}/posts", tag = "posts",
     operation_id = "circle_posts_create",
@@ -404,6 +423,10 @@ pub async fn create_post(
 }
 
 /// One post.
+///
+/// Anyone who can see its circle; for anyone else it does not exist (404).
+/// Deleted posts come as tombstones; members see no body of a hidden post.
+/// Changes nothing.
 #[utoipa::path(
     get, path = "/v1/posts/{post_id}", tag = "posts",
     operation_id = "post_get",
@@ -429,13 +452,21 @@ pub async fn get_post(
     Ok(axum::Json(post))
 }
 
+/// A post's new text.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"body": "Vandaag voor het eerst weer een lange wandeling gemaakt."}))]
 pub struct EditPost {
+    /// The new text; stored trimmed.
     #[schema(value_type = crate::openapi::PostBody)]
     pub body: String,
 }
 
 /// The author: change a post's text.
+///
+/// Only its author (403 `not_author`); a deleted post cannot change (409
+/// `post_deleted`). Sets `edited_at` and takes the circle's next change
+/// number, so other apps get the new text with their next sync. Editing is
+/// not activity and tells no one.
 #[utoipa::path(
     patch, path = "/v1/posts/{post_id}", tag = "posts",
     operation_id = "post_update",
@@ -476,8 +507,14 @@ pub async fn edit_post(
     Ok(axum::Json(post))
 }
 
-/// The author: delete a post. Its text is erased; a tombstone remains so
-/// replies keep their place.
+/// The author: delete a post.
+///
+/// Its text is erased; a tombstone remains so replies keep their place.
+/// Only its author (403 `not_author`, also for staff: they hide posts
+/// instead). Erases the text and the post's reactions, and takes the
+/// circle's next change number: other apps get the tombstone with their
+/// next sync. Deleting a deleted post again answers 204 and changes
+/// nothing.
 #[utoipa::path(
     delete, path = "/v1/posts/{post_id}", tag = "posts",
     operation_id = "post_delete",
@@ -527,13 +564,22 @@ fn require_author(row: &PostRow, membership_id: Option<&str>) -> ApiResult<()> {
     }
 }
 
+/// Why a post is hidden.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"reason": "Persoonlijke gegevens van een ander lid"}))]
 pub struct HidePost {
+    /// Shown to the circle's staff, never to members.
     #[schema(value_type = crate::openapi::HideReason)]
     pub reason: String,
 }
 
 /// Staff: hide a post from members, with a reason.
+///
+/// The circle's workers and the organisation's coordinators (members get
+/// 403 `staff_only`); a deleted post cannot be hidden (409 `post_deleted`).
+/// Members then see the post without its body; staff still see body and
+/// reason. Takes the circle's next change number, so apps get the change
+/// with their next sync. Hiding a hidden post again replaces the reason.
 #[utoipa::path(
     post, path = "/v1/posts/{post_id}/hide", tag = "posts",
     operation_id = "post_hide",
@@ -585,6 +631,10 @@ pub async fn hide_post(
 }
 
 /// Staff: show a hidden post again.
+///
+/// The circle's workers and the organisation's coordinators (members get
+/// 403 `staff_only`). Members see the body again; the change comes with the
+/// next sync. Unhiding a post that is not hidden changes nothing.
 #[utoipa::path(
     delete, path = "/v1/posts/{post_id}/hide", tag = "posts",
     operation_id = "post_unhide",

@@ -42,12 +42,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Who wrote a post, as the circle sees them.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Author {
+    /// The author's membership in the circle.
     pub membership_id: String,
+    /// Their name in the circle, as it is now.
     #[schema(example = "Zonnebloem")]
     pub pseudonym: String,
+    /// Member or worker.
     pub role: MembershipRole,
 }
 
+/// Where a post stands: `visible`, `deleted` (by its author: a tombstone
+/// without a body) or `hidden` (by staff: members see no body).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PostStatus {
@@ -61,7 +66,8 @@ pub enum PostStatus {
     Hidden,
 }
 
-/// The supportive reactions a post can get.
+/// The supportive reactions a post can get: `heart`, `hug`, `strong`,
+/// `thanks`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReactionKind {
@@ -92,15 +98,19 @@ impl ReactionKind {
     }
 }
 
+/// How many gave one kind of reaction to a post.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReactionCount {
+    /// The reaction.
     pub kind: ReactionKind,
+    /// How many people gave it.
     #[schema(example = 3)]
     pub count: i64,
     /// Whether you gave this reaction.
     pub mine: bool,
 }
 
+/// A post or reply in a circle, as the caller may see it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(example = json!({
     "id": "0194f1b0c1d27e3f8a9b0c1d2e3f4a5b",
@@ -116,29 +126,55 @@ pub struct ReactionCount {
     "edited_at": null
 }))]
 pub struct Post {
+    /// The post's id.
     pub id: String,
+    /// Its circle.
     pub circle_id: String,
+    /// Who wrote it.
     pub author: Author,
     /// The post this replies to.
     pub reply_to_id: Option<String>,
     /// Null when deleted, or hidden and you are not staff.
     #[schema(example = "Vandaag voor het eerst weer een wandeling gemaakt.")]
     pub body: Option<String>,
+    /// Visible, deleted or hidden.
     pub status: PostStatus,
     /// Staff only: why it was hidden.
     pub hidden_reason: Option<String>,
+    /// Reactions per kind, only kinds someone gave; empty for deleted posts.
     pub reactions: Vec<ReactionCount>,
+    /// When it was written.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: jiff::Timestamp,
     /// Changes with every edit, delete, hide or unhide.
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: jiff::Timestamp,
+    /// When its author last changed the text; null if never.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub edited_at: Option<jiff::Timestamp>,
 }
 
+/// A page of a circle's feed, with the token to sync from.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "items": [{
+        "id": "0194f1b0c1d27e3f8a9b0c1d2e3f4a5b",
+        "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+        "author": {"membership_id": "0194f1a4aa117c2d9e8f7a6b5c4d3e2f", "pseudonym": "Zonnebloem", "role": "member"},
+        "reply_to_id": null,
+        "body": "Vandaag voor het eerst weer een wandeling gemaakt.",
+        "status": "visible",
+        "hidden_reason": null,
+        "reactions": [{"kind": "hug", "count": 2, "mine": true}],
+        "created_at": "2026-11-20T18:12:00Z",
+        "updated_at": "2026-11-20T18:12:00Z",
+        "edited_at": null
+    }],
+    "next_cursor": "MTIuMTIuMDE5NGYxYjBjMWQyN2UzZjhhOWIwYzFkMmUzZjRhNWI",
+    "sync_token": "MTIuMDE5NGYxYTJiM2M0N2Q1ZThmOTAxYTJiM2M0ZDVlNmY"
+}))]
 pub struct PostPage {
+    /// Newest first; with `since`, oldest change first.
     pub items: Vec<Post>,
     /// Pass as `cursor` for the next page; null at the end.
     pub next_cursor: Option<String>,

@@ -19,8 +19,14 @@ fn parse_kind(kind: &str) -> ApiResult<ReactionKind> {
     ReactionKind::parse(kind).map_err(|m| ApiError::field("kind", m))
 }
 
-/// React to a post (heart, hug, strong, thanks). Counts as activity;
-/// reacting twice with the same kind changes nothing.
+/// React to a post (heart, hug, strong, thanks).
+///
+/// Counts as activity; reacting twice with the same kind changes nothing.
+/// Members and workers of the post's circle (a coordinator outside it gets
+/// 403 `not_in_circle`); a deleted or hidden post takes no reactions (409
+/// `post_unavailable`). Ends the reacting member's silence; a new reaction
+/// tells the post's author (`reaction`, by their preferences). Answers the
+/// post with its reactions.
 #[utoipa::path(
     put, path = "/v1/posts/{post_id}/reactions/{kind}", tag = "posts",
     operation_id = "post_reaction_add",
@@ -69,6 +75,10 @@ pub async fn add_reaction(
 }
 
 /// Take back your reaction.
+///
+/// Members and workers of the post's circle (a coordinator outside it gets
+/// 403 `not_in_circle`). Taking back a reaction you did not give changes
+/// nothing. Not activity. Answers the post with its reactions.
 #[utoipa::path(
     delete, path = "/v1/posts/{post_id}/reactions/{kind}", tag = "posts",
     operation_id = "post_reaction_remove",
@@ -104,15 +114,20 @@ pub async fn remove_reaction(
     Ok(axum::Json(post))
 }
 
+/// How far you have read.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"post_id": "0194f1b0c1d27e3f8a9b0c1d2e3f4a5b"}))]
 pub struct ReadPositionRequest {
     /// The newest post you have seen; your position never moves backwards.
     #[schema(pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$")]
     pub post_id: String,
 }
 
+/// Your read position in a circle.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"last_read_at": "2026-11-20T18:12:00Z", "unread_count": 0}))]
 pub struct ReadPosition {
+    /// The time of the newest post you have read.
     #[schema(value_type = String, format = DateTime)]
     pub last_read_at: jiff::Timestamp,
     /// Posts by others after your read position.
@@ -121,6 +136,11 @@ pub struct ReadPosition {
 }
 
 /// Mark the circle read up to a post.
+///
+/// Members and workers of the circle (a coordinator outside it gets 403
+/// `not_in_circle`); the post must be in this circle (422 on `post_id`).
+/// The position never moves backwards: an older post leaves it where it
+/// is. Sets the circle's `unread_count`; not activity.
 #[utoipa::path(
     put, path = "/v1/circles/{circle_id}/read-position", tag = "posts",
     operation_id = "circle_read_position_set",

@@ -93,7 +93,8 @@ impl DeviceTarget {
     }
 }
 
-/// The kinds of device Kring can push to.
+/// The kinds of device Kring can push to: `apns` (iOS), `fcm` (Android) and
+/// `webpush` (a browser or PWA).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceKind {

@@ -10,7 +10,17 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ArrayBuilder, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
-/// What a notification is about.
+/// What a notification is about: `reply` (someone replied to your post),
+/// `new_post` (a new post in your circle), `post_digest` (new posts in your
+/// circle, collapsed into one), `reaction` (someone reacted to your post),
+/// `personal_message` (a worker's "thinking of you"), `nudge` (a gentle
+/// reminder after a silence, with an "I'm OK" action), `alert` (to workers:
+/// a member has been quiet for long, or asked for contact),
+/// `alert_escalated` (to coordinators: an alert nobody acknowledged in
+/// time), `all_clear` (to workers: the member of an open alert is active
+/// again), `recovery_code_issued` (staff issued a recovery code for your
+/// account) and `account_recovered` (a recovery code moved your account to
+/// a new phone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
@@ -75,7 +85,8 @@ impl NotificationKind {
     }
 }
 
-/// An action the notification offers, shown as a button.
+/// An action the notification offers, shown as a button: `im_ok` ("I'm
+/// OK": `me_im_ok`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PushAction {
@@ -107,18 +118,24 @@ pub struct PushPayload {
     pub kind: NotificationKind,
     /// The inbox item. Stable across retries: drop duplicates by this id.
     pub notification_id: String,
+    /// The circle it is about, if any.
     pub circle_id: Option<String>,
+    /// The post it is about, if any.
     pub post_id: Option<String>,
+    /// The membership it is about, if any (an alert's member).
     pub membership_id: Option<String>,
+    /// The alert it is about, if any.
     pub alert_id: Option<String>,
     /// Where the app should open, e.g. `kring://circles/{id}/posts/{id}`.
     pub deep_link: String,
     /// The language of `title` and body: `nl` or `en`.
     pub locale: String,
-    /// What the notification shows. For a discreet push (`discreet: true`)
-    /// only "Kring" and "You have a new message." in the recipient's
-    /// language: no circle name, pseudonym or message text.
+    /// The notification's title, in `locale`. For a discreet push
+    /// (`discreet: true`) only "Kring" and the body "You have a new
+    /// message." in the recipient's language: no circle name, pseudonym or
+    /// message text.
     pub title: String,
+    /// The notification's text, in `locale`.
     pub body: String,
     /// True when the push is discreet (the recipient's `discreet_pushes`
     /// setting and the circle's `sensitive` flag): the lock screen shows
