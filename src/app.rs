@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
 use crate::openapi::{
-    ApiDoc, Links, NullableDescriptions, OpenEnums, Problems, ResponseHeaders, Security,
+    ApiDoc, FieldDescriptions, Links, OpenEnums, Problems, ResponseHeaders, Security,
 };
 use crate::ops::SpecJson;
 use crate::state::AppState;
@@ -45,7 +45,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     ResponseHeaders.modify(&mut spec);
     Links.modify(&mut spec);
     OpenEnums.modify(&mut spec);
-    NullableDescriptions.modify(&mut spec);
+    FieldDescriptions.modify(&mut spec);
     (router, spec)
 }
 

@@ -19,6 +19,7 @@ pub struct FieldError {
     /// The field's path in the request, e.g. `pseudonym` or `steps[1].after_hours`.
     #[schema(example = "pseudonym")]
     pub field: String,
+    /// Why, in English (for people; do not parse it).
     #[schema(example = "must be 2 to 40 characters")]
     pub message: String,
 }
@@ -48,6 +49,8 @@ pub struct Problem {
     pub type_: String,
     /// The HTTP status text.
     pub title: String,
+    /// The HTTP status of the response.
+    #[schema(example = 422)]
     pub status: u16,
     /// Stable machine-readable error code; switch on this, not on `detail`.
     /// Each error response of an operation lists the codes it can carry

@@ -148,27 +148,42 @@ impl Modify for Security {
     }
 }
 
-/// A field that may be null is `oneOf` its schema and `null`; utoipa puts
-/// the field's description on the schema branch. It goes on the field
-/// itself, where generators and documentation read it.
-pub struct NullableDescriptions;
+/// Field descriptions where utoipa leaves them out or puts them aside: a
+/// field that may be null is `oneOf` its schema and `null`, and utoipa puts
+/// the field's description on the schema branch; it goes on the field
+/// itself, where generators and documentation read it. The tag of a
+/// tagged union (a `kind` with one value per variant) says what it selects.
+pub struct FieldDescriptions;
 
-impl Modify for NullableDescriptions {
+impl Modify for FieldDescriptions {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let Some(components) = openapi.components.as_mut() else {
             return;
         };
         for schema in components.schemas.values_mut() {
-            let RefOr::T(Schema::Object(object)) = schema else {
+            let RefOr::T(schema) = schema else {
                 continue;
             };
-            for property in object.properties.values_mut() {
-                let RefOr::T(Schema::OneOf(one_of)) = property else {
-                    continue;
-                };
-                if one_of.description.is_some() {
-                    continue;
+            let variants: Vec<&mut RefOr<Schema>> = match schema {
+                Schema::OneOf(one_of) => one_of.items.iter_mut().collect(),
+                _ => Vec::new(),
+            };
+            for variant in variants {
+                if let RefOr::T(Schema::Object(object)) = variant {
+                    describe_fields(object);
                 }
+            }
+            if let Schema::Object(object) = schema {
+                describe_fields(object);
+            }
+        }
+    }
+}
+
+fn describe_fields(object: &mut utoipa::openapi::schema::Object) {
+    for property in object.properties.values_mut() {
+        match property {
+            RefOr::T(Schema::OneOf(one_of)) if one_of.description.is_none() => {
                 for item in &mut one_of.items {
                     if let RefOr::Ref(r) = item
                         && !r.description.is_empty()
@@ -177,6 +192,12 @@ impl Modify for NullableDescriptions {
                     }
                 }
             }
+            RefOr::T(Schema::Object(tag)) if tag.description.is_none() => {
+                if let Some([serde_json::Value::String(value)]) = tag.enum_values.as_deref() {
+                    tag.description = Some(format!("`{value}`: selects this variant."));
+                }
+            }
+            _ => {}
         }
     }
 }

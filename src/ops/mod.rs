@@ -37,13 +37,20 @@ impl SpecJson {
     }
 }
 
+/// A health report.
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({"status": "ok"}))]
 pub struct Health {
+    /// `ok`, or what is wrong (for people; do not parse it).
     #[schema(example = "ok")]
     pub status: String,
 }
 
 /// Liveness: the process is up.
+///
+/// Public; for load balancers and orchestrators. Answers without touching
+/// the database, so it stays up while the database is away (use `readyz_get`
+/// to route traffic). Changes nothing.
 #[utoipa::path(
     get, path = "/healthz", tag = "operations",
     operation_id = "healthz_get",
@@ -57,6 +64,10 @@ pub async fn healthz() -> axum::Json<Health> {
 }
 
 /// Readiness: the database answers and every migration is applied.
+///
+/// Public; for load balancers and orchestrators: send traffic to an
+/// instance only while it answers 200. Answers 503 with a `Health` report
+/// otherwise. Changes nothing.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
     operation_id = "readyz_get",
@@ -85,6 +96,9 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<He
 }
 
 /// This OpenAPI 3.1 document.
+///
+/// Public. The same document as `openapi/openapi.json` in the repository,
+/// byte for byte: generate clients from either. Changes nothing.
 #[utoipa::path(
     get, path = "/openapi.json", tag = "operations",
     operation_id = "openapi_get",
@@ -100,6 +114,12 @@ pub async fn openapi_json(Extension(spec): Extension<SpecJson>) -> Response {
 }
 
 /// Prometheus text exposition.
+///
+/// Public, for the operator's monitoring (restrict it at the proxy if the
+/// network is not trusted): push send attempts and their outcomes per
+/// provider, the outbox's backlog and its oldest due delivery, provider
+/// pauses for bad credentials, and password hashing. Not for apps. Changes
+/// nothing.
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
     operation_id = "metrics_get",

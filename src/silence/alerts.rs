@@ -15,6 +15,10 @@ use crate::http::time::parse_timestamp;
 use crate::http::{Caller, Json, Query, Role};
 use crate::state::AppState;
 
+/// Where an alert stands: `open` (nobody has taken it up), `acknowledged`
+/// (a worker is on it; no escalation), `snoozed` (until `snoozed_until`,
+/// then open again) or `resolved` (by a worker with an outcome, or by Kring
+/// when the member was active again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertStatus {
@@ -24,7 +28,10 @@ pub enum AlertStatus {
     Resolved,
 }
 
-/// How a worker closed an alert.
+/// How an alert was closed: `reached` (spoke with the member), `no_answer`
+/// (tried, no answer), `not_needed` (no contact needed), `referred` (handed
+/// over to someone else), `other`, or Kring's own `member_active` (the
+/// member was active again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ResolutionOutcome {
@@ -41,8 +48,9 @@ pub enum ResolutionOutcome {
     MemberActive,
 }
 
-/// The outcomes a worker can choose when resolving an alert
-/// (`member_active` is Kring's own).
+/// The outcomes a worker can choose when resolving an alert: `reached`,
+/// `no_answer`, `not_needed`, `referred` or `other` (`member_active` is
+/// Kring's own).
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChosenOutcome {
@@ -82,35 +90,74 @@ impl ResolutionOutcome {
     }
 }
 
+/// Why an alert was opened: `silence` (the policy's alert step, or a repeat
+/// of it while the member stays quiet) or `contact_request` (the member
+/// asked for contact in a check-in; one alert per request).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertReason {
+    Silence,
+    ContactRequest,
+}
+
+/// An alert to a circle's workers about one member.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0194f1f0a1b27c3d8e9f0a1b2c3d4e5f",
+    "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+    "membership_id": "0194f1a4aa117c2d9e8f7a6b5c4d3e2f",
+    "pseudonym": "Zonnebloem",
+    "reason": "silence",
+    "status": "open",
+    "silent_since": "2026-11-18T18:12:00Z",
+    "opened_at": "2026-11-22T18:12:00Z",
+    "acknowledged_at": null,
+    "snoozed_until": null,
+    "resolved_at": null,
+    "resolution_outcome": null,
+    "resolution_note": null,
+    "escalate_at": "2026-11-23T17:00:00Z",
+    "escalated_at": null,
+    "last_notified_at": null
+}))]
 pub struct Alert {
+    /// The alert's id.
     pub id: String,
+    /// The member's circle.
     pub circle_id: String,
+    /// The member's membership.
     pub membership_id: String,
+    /// The member's name in the circle.
     #[schema(example = "Zonnebloem")]
     pub pseudonym: String,
-    /// `silence` (the policy's alert step, or a repeat of it while the
-    /// member stays quiet) or `contact_request` (the member asked; one alert
-    /// per request).
-    #[schema(example = "silence")]
+    /// Why it was opened.
+    #[schema(value_type = AlertReason)]
     pub reason: String,
+    /// Where it stands.
     pub status: AlertStatus,
     /// When the silence began.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub silent_since: Option<jiff::Timestamp>,
+    /// When it was opened.
     #[schema(value_type = String, format = DateTime)]
     pub opened_at: jiff::Timestamp,
+    /// When a worker acknowledged (or first snoozed) it.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub acknowledged_at: Option<jiff::Timestamp>,
+    /// While snoozed: when it opens again.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub snoozed_until: Option<jiff::Timestamp>,
+    /// When it was resolved.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub resolved_at: Option<jiff::Timestamp>,
+    /// How it was resolved.
     pub resolution_outcome: Option<ResolutionOutcome>,
+    /// The resolving worker's note for colleagues.
     pub resolution_note: Option<String>,
     /// When it goes to the coordinators if nobody acknowledges it.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub escalate_at: Option<jiff::Timestamp>,
+    /// When it went to the coordinators.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub escalated_at: Option<jiff::Timestamp>,
     /// When the workers were last told again about this alert: the member
@@ -120,8 +167,31 @@ pub struct Alert {
     pub last_notified_at: Option<jiff::Timestamp>,
 }
 
+/// A page of alerts, newest first.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "items": [{
+        "id": "0194f1f0a1b27c3d8e9f0a1b2c3d4e5f",
+        "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+        "membership_id": "0194f1a4aa117c2d9e8f7a6b5c4d3e2f",
+        "pseudonym": "Zonnebloem",
+        "reason": "contact_request",
+        "status": "acknowledged",
+        "silent_since": null,
+        "opened_at": "2026-11-22T18:12:00Z",
+        "acknowledged_at": "2026-11-22T18:20:00Z",
+        "snoozed_until": null,
+        "resolved_at": null,
+        "resolution_outcome": null,
+        "resolution_note": null,
+        "escalate_at": null,
+        "escalated_at": null,
+        "last_notified_at": null
+    }],
+    "next_cursor": null
+}))]
 pub struct AlertList {
+    /// The alerts on this page.
     pub items: Vec<Alert>,
     /// Pass as `cursor` for the next (older) page; null on the last page.
     pub next_cursor: Option<String>,
@@ -226,8 +296,13 @@ pub struct AlertQuery {
     pub cursor: Option<String>,
 }
 
-/// Staff: alerts of your circles (coordinators: the whole organisation),
-/// newest first, in pages (`limit`, `cursor` → `next_cursor`).
+/// Staff: alerts of your circles (coordinators: the whole organisation).
+///
+/// Workers see the alerts of the circles they work in; coordinators see
+/// every alert of the organisation; members get 403 `staff_only`. Newest
+/// first, in pages (`limit`, `cursor` → `next_cursor`). By default the ones
+/// not yet resolved; `status` and `circle_id` narrow the list. Changes
+/// nothing.
 #[utoipa::path(
     get, path = "/v1/alerts", tag = "alerts",
     operation_id = "alerts_list",
@@ -305,6 +380,9 @@ pub async fn list_alerts(
 }
 
 /// Staff: one alert.
+///
+/// A worker of the alert's circle or a coordinator of its organisation;
+/// for anyone else (members too) it does not exist (404). Changes nothing.
 #[utoipa::path(
     get, path = "/v1/alerts/{alert_id}", tag = "alerts",
     operation_id = "alert_get",
@@ -364,7 +442,13 @@ async fn finish(
     Ok(axum::Json(row.into_view()))
 }
 
-/// Staff: acknowledge an alert ("I'm on it"). Stops the escalation to the coordinators.
+/// Staff: acknowledge an alert ("I'm on it").
+///
+/// A worker of the alert's circle or a coordinator of its organisation (404
+/// for anyone else). Stops the escalation to the coordinators; the other
+/// workers see who took it up. A resolved alert cannot change (409
+/// `alert_resolved`); acknowledging again changes nothing. Answers the
+/// alert.
 #[utoipa::path(
     post, path = "/v1/alerts/{alert_id}/acknowledge", tag = "alerts",
     operation_id = "alert_acknowledge",
@@ -395,7 +479,9 @@ pub async fn acknowledge(
     finish(tx, &caller, &audit, &id, member).await
 }
 
+/// Until when to snooze an alert.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"until": "2026-11-23T09:00:00Z"}))]
 pub struct SnoozeRequest {
     /// When to be reminded again: in the future, at most 14 days ahead.
     #[schema(example = "2026-11-23T09:00:00Z", format = DateTime)]
@@ -403,6 +489,12 @@ pub struct SnoozeRequest {
 }
 
 /// Staff: snooze an alert until a time; it opens again then.
+///
+/// A worker of the alert's circle or a coordinator of its organisation (404
+/// for anyone else). `until` must be in the future and at most 14 days
+/// ahead (422). Snoozing counts as acknowledging: no escalation meanwhile.
+/// When the time comes the alert opens again and the workers are told. A
+/// resolved alert cannot change (409 `alert_resolved`). Answers the alert.
 #[utoipa::path(
     post, path = "/v1/alerts/{alert_id}/snooze", tag = "alerts",
     operation_id = "alert_snooze",
@@ -448,7 +540,9 @@ pub async fn snooze(
     finish(tx, &caller, &audit, &id, member).await
 }
 
+/// How an alert ends.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"outcome": "reached", "note": "Gebeld; het gaat wat beter."}))]
 pub struct ResolveRequest {
     /// `reached`, `no_answer`, `not_needed`, `referred` or `other`.
     #[schema(value_type = ChosenOutcome)]
@@ -462,9 +556,12 @@ pub struct ResolveRequest {
 
 /// Staff: resolve an alert with an outcome and a note.
 ///
-/// The note is kept with the alert for colleagues, and the member can read
-/// it in an export of their data (`POST /v1/me/export`; GDPR art. 15 gives
-/// them access to notes about them).
+/// A worker of the alert's circle or a coordinator of its organisation (404
+/// for anyone else). Closes it for every worker. The note is kept with the
+/// alert for colleagues; the member does not see it in the app, but can
+/// read it in an export of their data (`POST /v1/me/export`; GDPR art. 15
+/// gives them access to notes about them). A resolved alert cannot change
+/// (409 `alert_resolved`). Answers the alert.
 #[utoipa::path(
     post, path = "/v1/alerts/{alert_id}/resolve", tag = "alerts",
     operation_id = "alert_resolve",
@@ -515,7 +612,10 @@ pub async fn resolve(
     finish(tx, &caller, &audit, &id, member).await
 }
 
-/// Where a member stands, as their worker sees it.
+/// Where a member stands, as their worker sees it: `active` (active within
+/// the circle's rhythm), `quiet` (quiet for longer than the rhythm),
+/// `nudged` (quiet, and nudged in this silence), `alerted` (an unresolved
+/// alert) or `away` (taking a break until `away_until`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MemberCondition {
@@ -531,23 +631,31 @@ pub enum MemberCondition {
     Away,
 }
 
+/// How one member of a circle is doing.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MemberOverview {
+    /// The member's membership.
     pub membership_id: String,
+    /// Their name in the circle.
     #[schema(example = "Zonnebloem")]
     pub pseudonym: String,
+    /// Where they stand.
     pub condition: MemberCondition,
     /// Hours since the last activity.
     #[schema(example = 52)]
     pub quiet_for_hours: i64,
+    /// Their last post, reply, reaction or check-in in the circle.
     #[schema(value_type = String, format = DateTime)]
     pub last_activity_at: jiff::Timestamp,
+    /// The end of their break; null when not away.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub away_until: Option<jiff::Timestamp>,
+    /// Whether they get reminders.
     pub nudges_enabled: bool,
     /// The next step of the escalation policy, and when.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub next_step_due_at: Option<jiff::Timestamp>,
+    /// Their alert that is not resolved, if any.
     pub open_alert_id: Option<String>,
     /// The moods of the last five mood check-ins, oldest first.
     pub recent_moods: Vec<i64>,
@@ -555,10 +663,30 @@ pub struct MemberOverview {
     pub mood_average_14d: Option<f64>,
 }
 
+/// A circle at a glance, for its workers.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+    "rhythm_days": 2,
+    "members": [{
+        "membership_id": "0194f1a4aa117c2d9e8f7a6b5c4d3e2f",
+        "pseudonym": "Zonnebloem",
+        "condition": "nudged",
+        "quiet_for_hours": 52,
+        "last_activity_at": "2026-11-20T18:12:00Z",
+        "away_until": null,
+        "nudges_enabled": true,
+        "next_step_due_at": "2026-11-22T18:12:00Z",
+        "open_alert_id": null,
+        "recent_moods": [3, 2, 4]
+    }]
+}))]
 pub struct CircleOverview {
+    /// The circle.
     pub circle_id: String,
+    /// How often contact is expected, in days.
     pub rhythm_days: i64,
+    /// Every current member (not the workers), by pseudonym.
     pub members: Vec<MemberOverview>,
 }
 
@@ -581,6 +709,12 @@ fn silence_start(last_activity_at: i64, away_until: Option<i64>) -> i64 {
 }
 
 /// Staff: how each member of the circle is doing.
+///
+/// The circle's workers and the organisation's coordinators (members get
+/// 403 `staff_only`). For each member: their condition, how long they have
+/// been quiet, a break, whether they get reminders, the next step of the
+/// escalation policy and when, an open alert, and their recent moods.
+/// Changes nothing.
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/overview", tag = "alerts",
     operation_id = "circle_overview_get",
