@@ -211,9 +211,12 @@ pub async fn revoke_sessions(
 #[schema(example = json!({"login": "anna@buurtwerk.example", "password": "correct horse battery staple"}))]
 pub struct LoginRequest {
     /// E-mail address (staff) or login name (members who chose one).
+    /// Not blank: it is trimmed before it is looked up.
     #[schema(example = "anna@buurtwerk.example")]
     #[schema(min_length = 1, max_length = 254)]
-    #[schema(pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$")]
+    #[schema(
+        pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*[^\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f][^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub login: String,
     /// The account's password.
     #[schema(example = "correct horse battery staple", format = Password)]

@@ -53,11 +53,12 @@ fn replayed() -> RefOr<Header> {
         .schema(Some(
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .enum_values(Some(["true"])),
+                .enum_values(Some(["true", "false"])),
         ))
         .description(Some(
-            "`true` when this is the stored answer to an earlier request with the same \
-             `Idempotency-Key` (and body): nothing was done again. Absent on a first answer.",
+            "Sent when the request carried an `Idempotency-Key`: `true` when this is the \
+             stored answer to an earlier request with the same key (and body), so nothing \
+             was done again; `false` on the first answer.",
         ))
         .build()
         .into()

@@ -20,6 +20,8 @@ struct FlowLink {
 
 const NEXT_PAGE: &str =
     "The next page: the same list from `next_cursor` (only while it is not null).";
+const NEXT_PAGE_OF_SYNC: &str = "The next page: the same list from `next_cursor` (only while it \
+     is not null). When the listing was a sync, send its `since` again with the cursor.";
 const SYNC: &str =
     "Later: everything created or changed since this response, from its `sync_token`.";
 
@@ -120,9 +122,8 @@ const LINKS: &[FlowLink] = &[
         parameters: &[
             ("circle_id", "$request.path.circle_id"),
             ("cursor", "$response.body#/next_cursor"),
-            ("since", "$request.query.since"),
         ],
-        description: NEXT_PAGE,
+        description: NEXT_PAGE_OF_SYNC,
     },
     FlowLink {
         from: "circle_posts_list",
@@ -155,9 +156,8 @@ const LINKS: &[FlowLink] = &[
         parameters: &[
             ("circle_id", "$request.path.circle_id"),
             ("cursor", "$response.body#/next_cursor"),
-            ("since", "$request.query.since"),
         ],
-        description: NEXT_PAGE,
+        description: NEXT_PAGE_OF_SYNC,
     },
     FlowLink {
         from: "circle_checkins_list",
@@ -173,11 +173,8 @@ const LINKS: &[FlowLink] = &[
         from: "notifications_list",
         name: "next_page",
         to: "notifications_list",
-        parameters: &[
-            ("cursor", "$response.body#/next_cursor"),
-            ("since", "$request.query.since"),
-        ],
-        description: NEXT_PAGE,
+        parameters: &[("cursor", "$response.body#/next_cursor")],
+        description: NEXT_PAGE_OF_SYNC,
     },
     FlowLink {
         from: "notifications_list",
