@@ -7,11 +7,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{Action, Audit, Kind, Subject};
 use crate::clock::from_ms;
-use crate::error::{ApiResult, Validator};
+use crate::error::{ApiResult, Code, Validator};
 use crate::http::cursor::{Cursor, Page, next_cursor, parse_limit};
 use crate::http::time::parse_timestamp;
 use crate::http::{Caller, Query, Role};
-use crate::openapi::{Forbidden, ValidationFailed};
 use crate::state::AppState;
 
 /// A period and a page, for both lists.
@@ -65,7 +64,7 @@ pub struct AccessedBy {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccessPoint {
     /// The API operation (its `operationId` in this spec).
-    #[schema(example = "list_checkins")]
+    #[schema(example = "circle_checkins_list")]
     pub operation: String,
 }
 
@@ -81,18 +80,23 @@ pub struct AccessPoint {
     "action": "list",
     "result_count": 3,
     "on_your_behalf": false,
-    "access_point": {"operation": "list_checkins"}
+    "access_point": {"operation": "circle_checkins_list"}
 }))]
 pub struct MyAccessEntry {
+    /// The entry's id.
     pub id: String,
+    /// When the staff member accessed your data.
     #[schema(value_type = String, format = DateTime)]
     pub accessed_at: jiff::Timestamp,
+    /// Who accessed it.
     pub staff: AccessedBy,
     /// The circle the data belongs to; null for data about your account.
     pub circle_id: Option<String>,
     /// Your membership of that circle.
     pub membership_id: Option<String>,
+    /// Which kind of data.
     pub kind: Kind,
+    /// What they did with it.
     pub action: Action,
     /// For `list`: how many items about you the list held.
     #[schema(example = 3)]
@@ -100,11 +104,26 @@ pub struct MyAccessEntry {
     /// True when the staff member acted at your request (an export of your
     /// data that a coordinator started for you).
     pub on_your_behalf: bool,
+    /// Where the access came from.
     pub access_point: AccessPoint,
 }
 
+/// A page of accesses to your data.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": [{
+    "id": "0194f1d0e1f27a3b8c9d0e1f2a3b4c5d",
+    "accessed_at": "2026-11-21T10:02:00Z",
+    "staff": {"display_name": "Sam Jansen", "role": "worker"},
+    "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+    "membership_id": "0194f1a4aa117c2d9e8f7a6b5c4d3e2f",
+    "kind": "checkins",
+    "action": "list",
+    "result_count": 3,
+    "on_your_behalf": false,
+    "access_point": {"operation": "circle_checkins_list"}
+}], "next_cursor": null}))]
 pub struct MyAccessLogPage {
+    /// Accesses to your data, newest first.
     pub items: Vec<MyAccessEntry>,
     /// Pass as `cursor` for the next (older) page; null on the last page.
     pub next_cursor: Option<String>,
@@ -187,9 +206,9 @@ fn start(page: &Page) -> (i64, String) {
         .map_or((i64::MAX, String::new()), |c| (c.at_ms, c.id.clone()))
 }
 
-/// Who looked at your data: every time a worker or coordinator read or
-/// changed data about you, newest first.
+/// Who looked at your data, newest first.
 ///
+/// Every time a worker or coordinator read or changed data about you.
 /// One entry per access: when, who (their name and role), which kind of
 /// data (check-ins, posts, the overview, alerts, the member list, recovery
 /// codes, personal messages, exports), what they did (read, list, create,
@@ -201,11 +220,11 @@ fn start(page: &Page) -> (i64, String) {
 /// page with `limit` and `cursor`.
 #[utoipa::path(
     get, path = "/v1/me/access-log", tag = "access_log",
+    operation_id = "me_access_log_list",
     security(("bearer" = [])),
     params(MyAccessLogQuery),
     responses(
         (status = 200, description = "Accesses to your data, newest first", body = MyAccessLogPage),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn my_access_log(
@@ -269,7 +288,9 @@ pub async fn my_access_log(
 /// A staff member as the organisation's log names them.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StaffActor {
+    /// The staff member's account id.
     pub account_id: String,
+    /// Their name in the organisation.
     #[schema(example = "Sam Jansen")]
     pub display_name: Option<String>,
     /// Their role when they accessed the data.
@@ -279,6 +300,7 @@ pub struct StaffActor {
 /// The member whose data it was.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccessedMember {
+    /// The member's account id.
     pub account_id: String,
     /// Their membership, when the data belongs to a circle.
     pub membership_id: Option<String>,
@@ -288,7 +310,7 @@ pub struct AccessedMember {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FullAccessPoint {
     /// The API operation (its `operationId` in this spec).
-    #[schema(example = "list_checkins")]
+    #[schema(example = "circle_checkins_list")]
     pub operation: String,
     /// The client's User-Agent, printable ASCII, at most 120 characters.
     #[schema(example = "KringWorker/1.4 (Android 15)")]
@@ -310,29 +332,52 @@ pub struct FullAccessPoint {
     "kind": "checkins",
     "action": "list",
     "result_count": 3,
-    "access_point": {"operation": "list_checkins", "client": "KringWorker/1.4 (Android 15)", "session_id": "0194f1a4c0c17c2d9e8f7a6b5c4d3e2f"}
+    "access_point": {"operation": "circle_checkins_list", "client": "KringWorker/1.4 (Android 15)", "session_id": "0194f1a4c0c17c2d9e8f7a6b5c4d3e2f"}
 }))]
 pub struct AccessEntry {
+    /// The entry's id.
     pub id: String,
     /// The entry's number in the organisation's hash chain.
     pub seq: i64,
+    /// When the staff member accessed the data.
     #[schema(value_type = String, format = DateTime)]
     pub accessed_at: jiff::Timestamp,
+    /// Who accessed it.
     pub staff: StaffActor,
     /// The account the staff member acted for, when not on their own
     /// account (set by operations done at a member's request).
     pub on_behalf_of: Option<String>,
+    /// Whose data it was.
     pub member: AccessedMember,
+    /// The circle the data belongs to; null for data about the account.
     pub circle_id: Option<String>,
+    /// Which kind of data.
     pub kind: Kind,
+    /// What they did with it.
     pub action: Action,
     /// For `list`: how many items about the member the list held.
     pub result_count: Option<i64>,
+    /// Where the access came from.
     pub access_point: FullAccessPoint,
 }
 
+/// A page of accesses to members' data.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": [{
+    "id": "0194f1d0e1f27a3b8c9d0e1f2a3b4c5d",
+    "seq": 1042,
+    "accessed_at": "2026-11-21T10:02:00Z",
+    "staff": {"account_id": "0194f1a4a0c17c2d9e8f7a6b5c4d3e2f", "display_name": "Sam Jansen", "role": "worker"},
+    "on_behalf_of": null,
+    "member": {"account_id": "0194f1a4b0c17c2d9e8f7a6b5c4d3e2f", "membership_id": "0194f1a4aa117c2d9e8f7a6b5c4d3e2f"},
+    "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+    "kind": "checkins",
+    "action": "list",
+    "result_count": 3,
+    "access_point": {"operation": "circle_checkins_list", "client": "KringWorker/1.4 (Android 15)", "session_id": "0194f1a4c0c17c2d9e8f7a6b5c4d3e2f"}
+}], "next_cursor": "MTc2MzcxOTMyMDAwMDowMTk0ZjFkMGUxZjI"}))]
 pub struct AccessLogPage {
+    /// Accesses to members' data, newest first.
     pub items: Vec<AccessEntry>,
     /// Pass as `cursor` for the next (older) page; null on the last page.
     pub next_cursor: Option<String>,
@@ -365,9 +410,9 @@ pub struct AccessLogQuery {
     pub cursor: Option<String>,
 }
 
-/// Coordinators: every access by staff to members' data in the
-/// organisation, newest first.
+/// Coordinators: every access by staff to members' data, newest first.
 ///
+/// The whole organisation's log.
 /// Filter by staff member (`staff_id`), member (`member_id`, an account
 /// id), kind of data (`kind`) and period (`from`, `until`); page with
 /// `limit` and `cursor`. Each entry names the staff member, their role,
@@ -378,12 +423,12 @@ pub struct AccessLogQuery {
 /// about), which that member then sees in their own log.
 #[utoipa::path(
     get, path = "/v1/organisation/access-log", tag = "access_log",
+    operation_id = "organisation_access_log_list",
+    extensions(("x-problem-codes" = json!([Code::CoordinatorOnly]))),
     security(("bearer" = [])),
     params(AccessLogQuery),
     responses(
         (status = 200, description = "Accesses to members' data, newest first", body = AccessLogPage),
-        (status = 403, response = Forbidden),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn organisation_access_log(

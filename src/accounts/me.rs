@@ -29,6 +29,7 @@ use crate::store::Tx;
     "quiet_hours": {"start": "21:00", "end": "09:00"},
     "preferred_reminder_time": "10:00",
     "working_hours": null,
+    "discreet_pushes": "sensitive_circles",
     "created_at": "2026-11-02T09:00:00Z"
 }))]
 pub struct Me {
@@ -187,8 +188,7 @@ pub struct UpdateMe {
     pub discreet_pushes: Option<String>,
 }
 
-/// Change your locale, time zone, quiet hours, reminder time or discreet
-/// pushes.
+/// Change your locale, time zone, quiet hours, reminder time or discreet pushes.
 ///
 /// Any signed-in person; `display_name` and `working_hours` are for staff
 /// only (422 for a member). Absent fields stay as they are;

@@ -73,6 +73,7 @@ pub struct Tokens {
         "quiet_hours": {"start": "21:00", "end": "09:00"},
         "preferred_reminder_time": null,
         "working_hours": {"days": [1, 2, 3, 4, 5], "start": "09:00", "end": "17:00"},
+        "discreet_pushes": "sensitive_circles",
         "created_at": "2026-11-02T09:00:00Z"
     },
     "tokens": {

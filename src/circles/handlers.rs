@@ -166,6 +166,7 @@ pub struct Circle {
             "realert_after_days": 7
         },
         "checkin_visibility": "workers",
+        "sensitive": false,
         "agreement": {"version": 1, "text": "Jij bepaalt wanneer je schrijft."},
         "my_membership": {"id": "0194f1a4aa117c2d9e8f7a6b5c4d3e2f", "role": "member", "pseudonym": "Zonnebloem", "consent_version": 1},
         "unread_count": 3,
@@ -498,8 +499,7 @@ pub struct UpdateCircle {
     pub agreement_text: Option<String>,
 }
 
-/// Staff of the circle: change its name, theme, rhythm, policy, agreement or
-/// whether it is sensitive.
+/// Staff of the circle: change its name, theme, rhythm, policy, agreement or sensitivity.
 ///
 /// The circle's workers and the organisation's coordinators (members get
 /// 403 `staff_only`). Absent fields stay as they are; every bad field is

@@ -472,6 +472,7 @@ pub struct JoinRequest {
         "quiet_hours": {"start": "21:00", "end": "09:00"},
         "preferred_reminder_time": null,
         "working_hours": null,
+        "discreet_pushes": "sensitive_circles",
         "created_at": "2026-11-02T10:00:00Z"
     },
     "membership": {

@@ -21,10 +21,9 @@ use utoipa_axum::routes;
 
 use crate::access_log::{Action, Audit, Kind, Subject};
 use crate::clock::from_ms;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::{Caller, Json, Role};
-use crate::openapi::{Conflict, Forbidden, NotFound, ValidationFailed};
 use crate::state::AppState;
 use crate::store::Tx;
 
@@ -49,6 +48,7 @@ pub struct Erasure {
     /// `scheduled` until it runs at `due_at`; it can be cancelled until then.
     #[schema(example = "scheduled")]
     pub status: String,
+    /// When the erasure was asked for.
     #[schema(value_type = String, format = DateTime)]
     pub requested_at: jiff::Timestamp,
     /// When Kring erases the account: the end of the grace period.
@@ -150,8 +150,8 @@ async fn schedule(
     .await?
     .rows_affected();
     if inserted == 0 {
-        return Err(ApiError::conflict(
-            "erasure_scheduled",
+        return Err(ApiError::new(
+            Code::ErasureScheduled,
             "An erasure is already scheduled; cancel it first to change it",
         ));
     }
@@ -174,14 +174,13 @@ async fn schedule(
 /// scheduled.
 #[utoipa::path(
     post, path = "/v1/me/erasure", tag = "me",
+    operation_id = "me_erasure_request",
+    extensions(("x-problem-codes" = json!([Code::MembersOnly, Code::ErasureScheduled]))),
     security(("bearer" = [])),
     params(IdempotencyKey),
     request_body = EraseMe,
     responses(
         (status = 202, description = "The erasure is scheduled", body = Erasure),
-        (status = 403, response = Forbidden),
-        (status = 409, response = Conflict),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn request_erasure(
@@ -191,8 +190,8 @@ pub async fn request_erasure(
     Json(req): Json<EraseMe>,
 ) -> ApiResult<Response> {
     if caller.role != Role::Member {
-        return Err(ApiError::forbidden(
-            "members_only",
+        return Err(ApiError::new(
+            Code::MembersOnly,
             "Staff accounts are removed by a coordinator",
         ));
     }
@@ -217,13 +216,17 @@ pub async fn request_erasure(
         .await
 }
 
-/// Members: your scheduled erasure, if any (404 when none is scheduled).
+/// Members: your scheduled erasure, if any.
+///
+/// Shows when the erasure runs and whether your posts stay. 404 when none
+/// is scheduled (never asked, cancelled, or already carried out).
 #[utoipa::path(
     get, path = "/v1/me/erasure", tag = "me",
+    operation_id = "me_erasure_get",
+    extensions(("x-problem-codes" = json!([Code::NotFound]))),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The scheduled erasure", body = Erasure),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn get_erasure(
@@ -236,14 +239,18 @@ pub async fn get_erasure(
     ))
 }
 
-/// Members: take back your erasure request before it runs (404 when none
-/// is scheduled, or it already ran).
+/// Members: take back your erasure request before it runs.
+///
+/// Nothing was erased yet; your account stays as it is and your circles'
+/// workers no longer see you leaving. 404 when none is scheduled, or it
+/// already ran.
 #[utoipa::path(
     delete, path = "/v1/me/erasure", tag = "me",
+    operation_id = "me_erasure_cancel",
+    extensions(("x-problem-codes" = json!([Code::NotFound]))),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The erasure is cancelled"),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn cancel_erasure(
@@ -282,21 +289,23 @@ async fn member_of(tx: &mut Tx, caller: &Caller, account_id: &str) -> ApiResult<
     found.map(|_| ()).ok_or(ApiError::NotFound("member"))
 }
 
-/// Coordinators: schedule a member's erasure on their behalf (when they
-/// asked in person or by letter). The same grace period and effects as the
-/// member's own request; the member sees it in their app and in their
-/// access log, and can cancel it.
+/// Coordinators: schedule a member's erasure on their behalf.
+///
+/// When the member asked in person or by letter. The same grace period and
+/// effects as the member's own request (`POST /v1/me/erasure`); with
+/// `keep_posts` their posts stay under "former member". The member sees it
+/// in their app and in their access log, and can cancel it. 404 for an
+/// account that is not a member of your organisation; 409
+/// `erasure_scheduled` when one is already scheduled.
 #[utoipa::path(
     post, path = "/v1/organisation/members/{account_id}/erasure", tag = "organisation",
+    operation_id = "organisation_member_erasure_request",
+    extensions(("x-problem-codes" = json!([Code::CoordinatorOnly, Code::ErasureScheduled]))),
     security(("bearer" = [])),
     params(IdempotencyKey, ("account_id" = String, Path, description = "The member's account id")),
     request_body = EraseMember,
     responses(
         (status = 202, description = "The erasure is scheduled", body = Erasure),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 422, response = ValidationFailed),
     )
 )]
 pub async fn request_erasure_for(
@@ -331,16 +340,18 @@ pub async fn request_erasure_for(
         .await
 }
 
-/// Coordinators: cancel a member's scheduled erasure (404 when none is
-/// scheduled).
+/// Coordinators: cancel a member's scheduled erasure.
+///
+/// Logged in the access log. 404 when none is scheduled, or for an account
+/// that is not a member of your organisation.
 #[utoipa::path(
     delete, path = "/v1/organisation/members/{account_id}/erasure", tag = "organisation",
+    operation_id = "organisation_member_erasure_cancel",
+    extensions(("x-problem-codes" = json!([Code::CoordinatorOnly]))),
     security(("bearer" = [])),
     params(("account_id" = String, Path, description = "The member's account id")),
     responses(
         (status = 204, description = "The erasure is cancelled"),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn cancel_erasure_for(

@@ -107,6 +107,8 @@ codes! {
         "Only the author of a post may change or delete it.";
     StaffCannotJoin = "staff_cannot_join", FORBIDDEN, Operation,
         "Staff accounts do not join with an invite; a coordinator adds them to a circle as a worker.";
+    ExportMembersOnly = "export_members_only", FORBIDDEN, Operation,
+        "Exports are of members' data: a staff account holds none to export.";
     // 404
     NotFound = "not_found", NOT_FOUND, Operation,
         "It does not exist, or you may not see it (Kring answers 404, never 403, for what you may not see).";
@@ -139,6 +141,14 @@ codes! {
         "The post was deleted and cannot change any more.";
     PostUnavailable = "post_unavailable", CONFLICT, Operation,
         "The post was deleted or hidden: it takes no new reactions.";
+    ErasureScheduled = "erasure_scheduled", CONFLICT, Operation,
+        "An erasure of this account is already scheduled: cancel it first to change it.";
+    ExportInProgress = "export_in_progress", CONFLICT, Operation,
+        "An export of this account is still being built: wait until it is ready (one at a time).";
+    ExportNotReady = "export_not_ready", CONFLICT, Operation,
+        "The export is still being built: check its status again shortly.";
+    ExportFailed = "export_failed", CONFLICT, Operation,
+        "The export could not be built: ask for a new one.";
     IdempotencyInProgress = "idempotency_in_progress", CONFLICT, Operation,
         "A request with this `Idempotency-Key` is still running: retry shortly with the same key to get its response.";
     IdempotencyReplayRefused = "idempotency_replay_refused", CONFLICT, Operation,
@@ -156,6 +166,8 @@ codes! {
         "The invite was withdrawn: ask the worker for a new one.";
     InviteUsedUp = "invite_used_up", GONE, Operation,
         "The invite has been used as often as it may: ask the worker for a new one.";
+    ExportExpired = "export_expired", GONE, Operation,
+        "The export's download period is over and its document was deleted: ask for a new one.";
     ResyncRequired = "resync_required", GONE, Operation,
         "The `since` token is ahead of this server (its data was restored from an older backup): drop your copy of the list and load it again from the first page, without `since`.";
     // 413

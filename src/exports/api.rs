@@ -10,10 +10,9 @@ use utoipa::ToSchema;
 
 use super::{Export, ExportRow, ExportStatus, SELECT};
 use crate::access_log::{Action, Audit, Kind, Subject};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::http::idempotency::{IdempotencyKey, Idempotent};
 use crate::http::{Caller, Role};
-use crate::openapi::{Forbidden, Gone, NotFound, ReplayRefused};
 use crate::state::AppState;
 use crate::store::Tx;
 
@@ -41,7 +40,7 @@ async fn start(
     .map_err(|e| {
         ApiError::conflict_if_taken(
             e,
-            "export_in_progress",
+            Code::ExportInProgress,
             "An export of this account is still being built; wait until it is ready.",
         )
     })?;
@@ -74,20 +73,20 @@ async fn document(state: &AppState, row: &ExportRow) -> ApiResult<String> {
     match row.status(state.now_ms())? {
         ExportStatus::Ready => {}
         ExportStatus::Pending => {
-            return Err(ApiError::conflict(
-                "export_not_ready",
+            return Err(ApiError::new(
+                Code::ExportNotReady,
                 "The export is still being built; check its status again shortly.",
             ));
         }
         ExportStatus::Failed => {
-            return Err(ApiError::conflict(
-                "export_failed",
+            return Err(ApiError::new(
+                Code::ExportFailed,
                 "The export could not be built; ask for a new one.",
             ));
         }
         ExportStatus::Expired => {
-            return Err(ApiError::gone(
-                "export_expired",
+            return Err(ApiError::new(
+                Code::ExportExpired,
                 "The export's download period is over and its document was deleted; ask for a new one.",
             ));
         }
@@ -98,8 +97,8 @@ async fn document(state: &AppState, row: &ExportRow) -> ApiResult<String> {
         .await?;
     // Upkeep may have expired it just now.
     doc.ok_or_else(|| {
-        ApiError::gone(
-            "export_expired",
+        ApiError::new(
+            Code::ExportExpired,
             "The export's download period is over and its document was deleted; ask for a new one.",
         )
     })
@@ -130,9 +129,9 @@ fn accepted(export: Export, location: String) -> Response {
         .into_response()
 }
 
-/// Members: start an export of everything Kring holds about you (GDPR
-/// art. 15 and 20).
+/// Members: start an export of everything Kring holds about you.
 ///
+/// The right of access and to data portability (GDPR art. 15 and 20).
 /// Answers 202 with the export, `pending`; a job builds the document,
 /// usually within a minute. Poll `GET /v1/me/exports/{export_id}` until it
 /// is `ready`, then download it; the download lasts
@@ -142,13 +141,13 @@ fn accepted(export: Export, location: String) -> Response {
 /// Staff accounts cannot use this (403 `export_members_only`).
 #[utoipa::path(
     post, path = "/v1/me/export", tag = "exports",
+    operation_id = "me_exports_create",
+    extensions(("x-problem-codes" = json!([Code::ExportMembersOnly, Code::ExportInProgress]))),
     security(("bearer" = [])),
     params(IdempotencyKey),
     responses(
         (status = 202, description = "The export, pending", body = Export,
          headers(("Location" = String, description = "The export's status"))),
-        (status = 403, response = Forbidden),
-        (status = 409, response = ReplayRefused),
     )
 )]
 pub async fn start_my_export(
@@ -157,8 +156,8 @@ pub async fn start_my_export(
     caller: Caller,
 ) -> ApiResult<Response> {
     if caller.role != Role::Member {
-        return Err(ApiError::forbidden(
-            "export_members_only",
+        return Err(ApiError::new(
+            Code::ExportMembersOnly,
             "Exports are for members' data; staff accounts hold none to export.",
         ));
     }
@@ -177,15 +176,28 @@ pub async fn start_my_export(
 
 /// Your exports, newest first.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"items": [{
+    "id": "0194f1e0a1b27c3d8e9f0a1b2c3d4e5f",
+    "status": "ready",
+    "requested_by": "member",
+    "requested_at": "2026-11-21T10:00:00Z",
+    "ready_at": "2026-11-21T10:00:05Z",
+    "expires_at": "2026-11-24T10:00:05Z",
+    "download": "/v1/me/exports/0194f1e0a1b27c3d8e9f0a1b2c3d4e5f/download"
+}]}))]
 pub struct ExportList {
     /// At most the last 20, also those a coordinator started for you.
     pub items: Vec<Export>,
 }
 
-/// Members: your exports, newest first, also those a coordinator started
-/// on your behalf.
+/// Members: your exports, newest first.
+///
+/// Also those a coordinator started on your behalf (`requested_by:
+/// coordinator`). Expired and failed exports stay listed, without a
+/// download. Staff accounts hold none: their list is empty.
 #[utoipa::path(
     get, path = "/v1/me/exports", tag = "exports",
+    operation_id = "me_exports_list",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Your exports", body = ExportList),
@@ -210,17 +222,18 @@ pub async fn my_exports(
     Ok(axum::Json(ExportList { items }))
 }
 
-/// Members: one of your exports: its status and, when ready, where to
-/// download it.
+/// Members: one of your exports, with its status.
 ///
-/// 404 for an export of another account.
+/// When `ready`, `download` says where to get the document. Poll this after
+/// `POST /v1/me/export` until the status is no longer `pending`. 404 for an
+/// export of another account.
 #[utoipa::path(
     get, path = "/v1/me/exports/{export_id}", tag = "exports",
+    operation_id = "me_export_get",
     security(("bearer" = [])),
     params(("export_id" = String, Path, description = "The export's id")),
     responses(
         (status = 200, description = "The export", body = Export),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn my_export(
@@ -236,21 +249,22 @@ pub async fn my_export(
     Ok(axum::Json(row.resource(state.now_ms(), &base)?))
 }
 
-/// Members: download a ready export: one JSON document (`DataExport`) with
-/// everything Kring holds about you and a short summary in your language.
+/// Members: download a ready export as one JSON document.
 ///
+/// The document (`DataExport`) holds everything Kring holds about you and a
+/// short summary in your language; it is sent as an attachment and never
+/// cached. Download it as often as you like until `expires_at`.
 /// 409 `export_not_ready` while it is being built, 409 `export_failed` if
 /// it could not be built, 410 `export_expired` after its download period.
 #[utoipa::path(
     get, path = "/v1/me/exports/{export_id}/download", tag = "exports",
+    operation_id = "me_export_download",
+    extensions(("x-problem-codes" = json!([Code::ExportNotReady, Code::ExportFailed, Code::ExportExpired]))),
     security(("bearer" = [])),
     params(("export_id" = String, Path, description = "The export's id")),
     responses(
         (status = 200, description = "The document", body = super::document::DataExport,
          content_type = "application/json"),
-        (status = 404, response = NotFound),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 410, response = Gone),
     )
 )]
 pub async fn download_my_export(
@@ -282,9 +296,9 @@ async fn member_of(state: &AppState, caller: &Caller, account_id: &str) -> ApiRe
     found.map(|_| ()).ok_or(ApiError::NotFound("member"))
 }
 
-/// Coordinators: start an export of a member's data on their behalf (for
-/// a member who asked for it but cannot use the app).
+/// Coordinators: start an export of a member's data on their behalf.
 ///
+/// For a member who asked for it but cannot use the app.
 /// As `POST /v1/me/export`, for the member `account_id`: one export at a
 /// time per member (409 `export_in_progress`). It is logged in the access
 /// log (kind `export`, action `export`, `on_behalf_of` the member), so the
@@ -293,6 +307,8 @@ async fn member_of(state: &AppState, caller: &Caller, account_id: &str) -> ApiRe
 /// read it here; downloading it is logged too.
 #[utoipa::path(
     post, path = "/v1/organisation/members/{account_id}/export", tag = "exports",
+    operation_id = "organisation_member_exports_create",
+    extensions(("x-problem-codes" = json!([Code::CoordinatorOnly, Code::ExportInProgress]))),
     security(("bearer" = [])),
     params(
         ("account_id" = String, Path, description = "The member's account id"),
@@ -301,9 +317,6 @@ async fn member_of(state: &AppState, caller: &Caller, account_id: &str) -> ApiRe
     responses(
         (status = 202, description = "The export, pending", body = Export,
          headers(("Location" = String, description = "The export's status"))),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = ReplayRefused),
     )
 )]
 pub async fn start_member_export(
@@ -330,10 +343,15 @@ pub async fn start_member_export(
     idem.commit(tx, accepted(export, base)).await
 }
 
-/// Coordinators: an export you started for a member: its status and, when
-/// ready, where to download it.
+/// Coordinators: an export you started for a member, with its status.
+///
+/// When `ready`, `download` says where to get the document. Only the
+/// coordinator who started the export can read it here (404 for anyone
+/// else, and for an export the member started themselves).
 #[utoipa::path(
     get, path = "/v1/organisation/members/{account_id}/exports/{export_id}", tag = "exports",
+    operation_id = "organisation_member_export_get",
+    extensions(("x-problem-codes" = json!([Code::CoordinatorOnly]))),
     security(("bearer" = [])),
     params(
         ("account_id" = String, Path, description = "The member's account id"),
@@ -341,8 +359,6 @@ pub async fn start_member_export(
     ),
     responses(
         (status = 200, description = "The export", body = Export),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
     )
 )]
 pub async fn member_export(
@@ -359,13 +375,16 @@ pub async fn member_export(
     Ok(axum::Json(row.resource(state.now_ms(), &base)?))
 }
 
-/// Coordinators: download an export you started for a member, to hand it
-/// to them. Logged in the access log (kind `export`, action `read`).
+/// Coordinators: download an export you started for a member.
 ///
+/// To hand it to them. Logged in the access log (kind `export`, action
+/// `read`).
 /// 409 `export_not_ready` while it is being built, 409 `export_failed` if
 /// it could not be built, 410 `export_expired` after its download period.
 #[utoipa::path(
     get, path = "/v1/organisation/members/{account_id}/exports/{export_id}/download", tag = "exports",
+    operation_id = "organisation_member_export_download",
+    extensions(("x-problem-codes" = json!([Code::CoordinatorOnly, Code::ExportNotReady, Code::ExportFailed, Code::ExportExpired]))),
     security(("bearer" = [])),
     params(
         ("account_id" = String, Path, description = "The member's account id"),
@@ -374,10 +393,6 @@ pub async fn member_export(
     responses(
         (status = 200, description = "The document", body = super::document::DataExport,
          content_type = "application/json"),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = crate::openapi::Conflict),
-        (status = 410, response = Gone),
     )
 )]
 pub async fn download_member_export(

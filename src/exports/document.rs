@@ -26,6 +26,90 @@ type Time = jiff::Timestamp;
 /// staff name you see in the app; no secret (password hash, tokens, codes,
 /// device tokens) and no other member's post is ever in it.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "format": "kring-export/1",
+    "export_id": "0194f1e0a1b27c3d8e9f0a1b2c3d4e5f",
+    "generated_at": "2026-11-21T10:00:05Z",
+    "language": "nl",
+    "summary": "Dit zijn alle gegevens die Kring op 2026-11-21 over je bewaart. Je zit of zat in 1 kring(en): Samen sterk. Je schreef 1 bericht(en), gaf 0 reactie(s) en deed 1 check-in(s). Je inbox heeft 0 melding(en); 0 toestel(len) kregen je meldingen. Er zijn 0 signaal/signalen over je naar je begeleiders gegaan. Medewerkers hebben 1 keer je gegevens bekeken of gewijzigd (het toegangslog). Andere deelnemers staan er alleen met een id in; wachtwoorden, tokens en codes nooit.",
+    "account": {
+        "id": "0194f1a4b0c17c2d9e8f7a6b5c4d3e2f",
+        "organisation_id": "0194f1a0c0de7a11b2c3d4e5f6a7b8c9",
+        "organisation_name": "Buurtwerk Oost",
+        "role": "member",
+        "display_name": null,
+        "email": null,
+        "login_name": "zonnebloem58",
+        "locale": "nl",
+        "time_zone": "Europe/Amsterdam",
+        "quiet_hours_start": "21:00",
+        "quiet_hours_end": "09:00",
+        "preferred_reminder_time": "10:00",
+        "discreet_pushes": "sensitive_circles",
+        "notification_preferences": null,
+        "last_nudge_at": null,
+        "created_at": "2026-11-02T10:00:00Z",
+        "deactivated_at": null
+    },
+    "memberships": [{
+        "id": "0194f1a4aa117c2d9e8f7a6b5c4d3e2f",
+        "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+        "circle_name": "Samen sterk",
+        "pseudonym": "Zonnebloem",
+        "role": "member",
+        "joined_at": "2026-11-02T10:00:00Z",
+        "left_at": null,
+        "away_until": null,
+        "nudges_enabled": true,
+        "last_activity_at": "2026-11-20T18:12:00Z",
+        "last_read_at": "2026-11-20T18:12:00Z",
+        "consent": {
+            "version": 1,
+            "consented_at": "2026-11-02T10:00:00Z",
+            "agreement_text": "Jij bepaalt wanneer je schrijft.",
+            "current_agreement_version": 1
+        }
+    }],
+    "posts": [{
+        "id": "0194f1b2c3d47e5f8a9b0c1d2e3f4a5b",
+        "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+        "membership_id": "0194f1a4aa117c2d9e8f7a6b5c4d3e2f",
+        "reply_to_id": null,
+        "body": "Vandaag even naar de markt geweest.",
+        "created_at": "2026-11-20T18:12:00Z",
+        "edited_at": null,
+        "deleted_at": null,
+        "hidden_at": null,
+        "hidden_reason": null
+    }],
+    "reactions": [],
+    "checkins": [{
+        "id": "0194f1c2d3e47f5a8b9c0d1e2f3a4b5c",
+        "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+        "kind": "mood",
+        "mood": 3,
+        "note": null,
+        "wants_contact": false,
+        "created_at": "2026-11-19T09:30:00Z"
+    }],
+    "notifications": [],
+    "devices": [],
+    "sessions": [],
+    "recovery_codes": [],
+    "alerts": [],
+    "silence_steps": [],
+    "access_log": [{
+        "accessed_at": "2026-11-21T10:02:00Z",
+        "staff_name": "Sam Jansen",
+        "staff_role": "worker",
+        "on_your_behalf": false,
+        "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+        "kind": "checkins",
+        "action": "list",
+        "result_count": 1,
+        "operation": "circle_checkins_list"
+    }]
+}))]
 pub struct DataExport {
     /// `kring-export/1`.
     #[schema(example = "kring-export/1")]
@@ -69,7 +153,9 @@ pub struct DataExport {
 /// Your account and settings. No password or its hash.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExportAccount {
+    /// Your account id.
     pub id: String,
+    /// Your organisation's id.
     pub organisation_id: String,
     /// The organisation's name.
     pub organisation_name: String,
@@ -81,10 +167,13 @@ pub struct ExportAccount {
     pub email: Option<String>,
     /// Your login name, if you chose one.
     pub login_name: Option<String>,
+    /// Your language: `nl` or `en`.
     pub locale: String,
+    /// Your time zone (IANA name).
     pub time_zone: String,
     /// Quiet hours, local `HH:MM`.
     pub quiet_hours_start: String,
+    /// The end of your quiet hours, local `HH:MM`.
     pub quiet_hours_end: String,
     /// Your preferred local time for reminders, `HH:MM`.
     pub preferred_reminder_time: Option<String>,
@@ -95,18 +184,24 @@ pub struct ExportAccount {
     /// When Kring last sent you a reminder.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_nudge_at: Option<Time>,
+    /// When your account was made.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Time,
+    /// When your account was deactivated; null while it is in use.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub deactivated_at: Option<Time>,
 }
 
+/// Which notifications you chose to get.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExportNotificationPreferences {
     /// `immediate`, `digest` or `off`.
     pub new_posts: String,
+    /// Whether you get a notification when someone replies to your post.
     pub replies: bool,
+    /// Whether you get a notification when someone reacts to your post.
     pub reactions: bool,
+    /// When you last changed these preferences.
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: Time,
 }
@@ -114,21 +209,31 @@ pub struct ExportNotificationPreferences {
 /// One circle you are or were in, under your pseudonym there.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExportMembership {
+    /// The membership id.
     pub id: String,
+    /// The circle's id.
     pub circle_id: String,
+    /// The circle's name.
     pub circle_name: String,
+    /// The name you used in this circle.
     pub pseudonym: String,
     /// `member`.
     pub role: String,
+    /// When you joined (or came back).
     #[schema(value_type = String, format = DateTime)]
     pub joined_at: Time,
+    /// When you left; null while you are in the circle.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub left_at: Option<Time>,
+    /// The end of a break you took; null when not away.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub away_until: Option<Time>,
+    /// Whether you get gentle reminders in this circle.
     pub nudges_enabled: bool,
+    /// Your last post, reply, reaction or check-in in this circle.
     #[schema(value_type = String, format = DateTime)]
     pub last_activity_at: Time,
+    /// How far you had read the circle.
     #[schema(value_type = String, format = DateTime)]
     pub last_read_at: Time,
     /// Your consent to the circle's escalation agreement; null if none was
@@ -141,6 +246,7 @@ pub struct ExportMembership {
 pub struct ExportConsent {
     /// The agreement's version you consented to.
     pub version: i64,
+    /// When you consented; null if not recorded.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub consented_at: Option<Time>,
     /// The agreement's text as you consented to it. Kring keeps only each
@@ -154,31 +260,41 @@ pub struct ExportConsent {
 /// A post you wrote.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExportPost {
+    /// The post's id.
     pub id: String,
+    /// The circle it was posted in.
     pub circle_id: String,
+    /// Your membership it was posted under.
     pub membership_id: String,
     /// The post this replies to, by id only: another member's post is not
     /// yours to export.
     pub reply_to_id: Option<String>,
     /// Empty when you deleted it (Kring then no longer has the text).
     pub body: String,
+    /// When you wrote it.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Time,
+    /// When you last changed it; null if never.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub edited_at: Option<Time>,
+    /// When you deleted it (or it was removed); null otherwise.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub deleted_at: Option<Time>,
     /// When a worker hid it, and why.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub hidden_at: Option<Time>,
+    /// The worker's reason for hiding it; null when not hidden.
     pub hidden_reason: Option<String>,
 }
 
 /// A reaction you gave.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExportReaction {
+    /// The post you reacted to, by id only.
     pub post_id: String,
+    /// The reaction: `heart`, `hug`, `thanks` or `strong`.
     pub kind: String,
+    /// When you gave it.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Time,
 }
@@ -186,14 +302,19 @@ pub struct ExportReaction {
 /// A check-in of yours.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExportCheckin {
+    /// The check-in's id.
     pub id: String,
+    /// The circle you checked in with.
     pub circle_id: String,
     /// `mood` or `ok`.
     pub kind: String,
     /// 1 to 5.
     pub mood: Option<i64>,
+    /// The note you wrote with it, if any.
     pub note: Option<String>,
+    /// Whether you asked your worker to contact you.
     pub wants_contact: bool,
+    /// When you checked in.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Time,
 }
@@ -201,13 +322,20 @@ pub struct ExportCheckin {
 /// A notification in your inbox.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExportNotification {
+    /// The inbox item's id.
     pub id: String,
+    /// What it is about (as in `Notification.kind`).
     pub kind: String,
+    /// Its title, as you saw it.
     pub title: String,
+    /// Its text, as you saw it.
     pub body: String,
+    /// The circle it is about, if any.
     pub circle_id: Option<String>,
+    /// When Kring made it.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Time,
+    /// When you read it; null while unread.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub read_at: Option<Time>,
 }
@@ -215,26 +343,35 @@ pub struct ExportNotification {
 /// A device of yours: never its token or keys.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExportDevice {
+    /// The device's id.
     pub id: String,
     /// `apns`, `fcm` or `webpush`.
     pub kind: String,
+    /// The name you gave the device, if any.
     pub label: Option<String>,
+    /// When it was registered.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Time,
+    /// When it was removed; null while it gets pushes.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub removed_at: Option<Time>,
+    /// Why it was removed (for example the provider said its token was gone).
     pub removed_reason: Option<String>,
 }
 
 /// One sign-in of yours on one device.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExportSession {
+    /// When you signed in.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Time,
+    /// When the session was last used.
     #[schema(value_type = String, format = DateTime)]
     pub last_used_at: Time,
+    /// When it was signed out; null while open.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<Time>,
+    /// Why it was signed out (logout, sign-out everywhere, recovery, a reused token).
     pub revoked_reason: Option<String>,
 }
 
@@ -243,11 +380,15 @@ pub struct ExportSession {
 pub struct ExportRecoveryCode {
     /// The staff member who issued it.
     pub issued_by: Option<String>,
+    /// The circle whose worker issued it, if any.
     pub circle_id: Option<String>,
+    /// When it was issued.
     #[schema(value_type = String, format = DateTime)]
     pub issued_at: Time,
+    /// When it stopped (or stops) working.
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: Time,
+    /// When it was used; null if never.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub used_at: Option<Time>,
 }
@@ -255,27 +396,36 @@ pub struct ExportRecoveryCode {
 /// An alert about you, as your workers saw it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExportAlert {
+    /// The alert's id.
     pub id: String,
+    /// The circle it was raised in.
     pub circle_id: String,
+    /// Your membership it is about.
     pub membership_id: String,
     /// `silence` or `contact_request`.
     pub reason: String,
     /// `open`, `acknowledged`, `snoozed` or `resolved`.
     pub status: String,
+    /// When it was raised.
     #[schema(value_type = String, format = DateTime)]
     pub opened_at: Time,
+    /// When a worker acknowledged it.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub acknowledged_at: Option<Time>,
     /// The staff member who acknowledged it.
     pub acknowledged_by: Option<String>,
+    /// Until when a worker snoozed it.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub snoozed_until: Option<Time>,
+    /// When it was passed on to a coordinator.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub escalated_at: Option<Time>,
+    /// When it was resolved.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub resolved_at: Option<Time>,
     /// The staff member who resolved it.
     pub resolved_by: Option<String>,
+    /// How it ended: `reached`, `no_answer`, `not_needed`, `referred` or `other`.
     pub resolution_outcome: Option<String>,
     /// The note the worker wrote when resolving it. It is about you, so the
     /// right of access (GDPR art. 15) gives it to you; the resolve
@@ -286,13 +436,16 @@ pub struct ExportAlert {
 /// A step of a circle's reminder ladder that fired for you.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExportSilenceStep {
+    /// The membership the step was for.
     pub membership_id: String,
     /// `nudge`, `alert_worker` or `alert_coordinator`.
     pub action: String,
     /// `nudged`, `merged`, `skipped` or `alerted`.
     pub outcome: String,
+    /// The start of the silence the step belonged to.
     #[schema(value_type = String, format = DateTime)]
     pub silence_started_at: Time,
+    /// When the step fired.
     #[schema(value_type = String, format = DateTime)]
     pub fired_at: Time,
 }
@@ -300,6 +453,7 @@ pub struct ExportSilenceStep {
 /// One access by staff to your data.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExportAccessEntry {
+    /// When the staff member accessed your data.
     #[schema(value_type = String, format = DateTime)]
     pub accessed_at: Time,
     /// The staff member's display name.
@@ -308,9 +462,13 @@ pub struct ExportAccessEntry {
     pub staff_role: String,
     /// True when they acted at your request (an export they started for you).
     pub on_your_behalf: bool,
+    /// The circle the data belongs to, if any.
     pub circle_id: Option<String>,
+    /// Which kind of data (as in `MyAccessEntry.kind`).
     pub kind: String,
+    /// What they did (as in `MyAccessEntry.action`).
     pub action: String,
+    /// For a list: how many of its items were about you.
     pub result_count: Option<i64>,
     /// The API operation used.
     pub operation: String,

@@ -87,11 +87,14 @@ pub enum ExportStatus {
     "download": "/v1/me/exports/0194f1e0a1b27c3d8e9f0a1b2c3d4e5f/download"
 }))]
 pub struct Export {
+    /// The export's id.
     pub id: String,
+    /// `pending` while it is built, then `ready`, `failed` or `expired`.
     pub status: ExportStatus,
     /// Who asked for it: `member` (the member themselves) or `coordinator`
     /// (on the member's behalf).
     pub requested_by: Role,
+    /// When the export was asked for.
     #[schema(value_type = String, format = DateTime)]
     pub requested_at: jiff::Timestamp,
     /// When the document was built.
