@@ -12,6 +12,7 @@
 
 pub mod instrument;
 pub mod schema;
+pub mod scoring;
 
 use instrument::{Instrument, InstrumentError};
 
