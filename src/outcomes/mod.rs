@@ -13,6 +13,7 @@
 pub mod instrument;
 pub mod schema;
 pub mod scoring;
+pub mod stats;
 
 use instrument::{Instrument, InstrumentError};
 
