@@ -14,6 +14,7 @@ pub mod instrument;
 pub mod schema;
 pub mod scoring;
 pub mod stats;
+pub mod suppress;
 
 use instrument::{Instrument, InstrumentError};
 
