@@ -30,6 +30,8 @@ pub enum Command {
     Openapi,
     /// Print the push payload's JSON Schema.
     PushPayloadSchema,
+    /// Print the JSON Schema of instrument (questionnaire) definitions.
+    InstrumentSchema,
     /// Generate a VAPID key pair for Web Push.
     VapidKeys,
     /// Administrative tasks.

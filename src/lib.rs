@@ -14,6 +14,8 @@
 //! - [`silence`]: the silence engine: nudges, alerts, escalation.
 //! - [`access_log`]: every staff access to a member's data, in a hash chain
 //!   per organisation; a layer that features plug into, like [`http`].
+//! - [`outcomes`]: questionnaires, their scores and cohort statistics (pure;
+//!   no routes yet).
 //! - [`clock`]: injected time, so tests move days in milliseconds.
 //!
 //! [`run`] serves the API until a shutdown signal; tests call [`serve`] with
@@ -38,6 +40,7 @@ pub mod notifications;
 pub mod openapi;
 pub mod ops;
 pub mod organisations;
+pub mod outcomes;
 pub mod posts;
 pub mod push;
 pub mod secrets;

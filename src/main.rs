@@ -56,6 +56,7 @@ async fn execute(cli: Cli) -> Result<(), String> {
         }
         Command::Openapi => out(&kring::app::spec_json()),
         Command::PushPayloadSchema => out(&kring::push::payload::json_schema()),
+        Command::InstrumentSchema => out(&kring::outcomes::schema::json_schema()),
         Command::VapidKeys => {
             let (private, public) = kring::push::webpush::generate_vapid_keys()?;
             out(&format!(
