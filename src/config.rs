@@ -127,6 +127,12 @@ pub struct Config {
     )]
     pub max_connections: usize,
 
+    /// Database connections the server keeps open at most (default: 8 for
+    /// SQLite, 16 for PostgreSQL). No request ever needs two at once, so
+    /// even 1 works (the tests run the whole access log sweep on one).
+    #[arg(long, env = "KRING_DATABASE_POOL_SIZE", global = true, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_pool_size: Option<u32>,
+
     /// Seconds a client has to send a request's headers, counted from when
     /// the connection opens or the previous response went out (so it is also
     /// the idle timeout of a kept-alive HTTP/1.1 connection).

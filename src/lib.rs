@@ -77,7 +77,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    let store = Store::connect(&config.database_url()).await?;
+    let store = Store::connect_with(&config.database_url(), config.database_pool_size).await?;
     migrate(&store).await?;
     // Provider tokens carry the real time even on a test clock: Apple
     // compares them with its own.

@@ -101,6 +101,12 @@ impl Store {
     /// Connects to `url` (`sqlite://path`, `sqlite::memory:`, `postgres://...`).
     /// For SQLite the file and its folder are created when missing.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, None).await
+    }
+
+    /// As [`Store::connect`], keeping at most `pool_size` connections open
+    /// (by default 8 on SQLite, 16 on PostgreSQL).
+    pub async fn connect_with(url: &str, pool_size: Option<u32>) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -120,7 +126,7 @@ impl Store {
             // One writer at a time; WAL lets readers go on meanwhile.
             Backend::Sqlite => {
                 AnyPoolOptions::new()
-                    .max_connections(8)
+                    .max_connections(pool_size.unwrap_or(8))
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
                             conn.execute("PRAGMA journal_mode = WAL").await?;
@@ -136,7 +142,7 @@ impl Store {
                         })
                     })
             }
-            Backend::Postgres => AnyPoolOptions::new().max_connections(16),
+            Backend::Postgres => AnyPoolOptions::new().max_connections(pool_size.unwrap_or(16)),
         };
         let pool = pool_options
             .acquire_timeout(Duration::from_secs(10))

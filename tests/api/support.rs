@@ -197,7 +197,9 @@ impl TestApp {
         // Tests decide when the scheduler and delivery run (run_until_idle).
         config.run_jobs = false;
         configure(&mut config);
-        let store = Store::connect(&url).await.expect("connect");
+        let store = Store::connect_with(&url, config.database_pool_size)
+            .await
+            .expect("connect");
         kring::migrate(&store).await.expect("migrate");
         let clock = ManualClock::new(start_time());
         let mut state = AppState::new(store, Arc::new(clock.clone()) as Arc<dyn Clock>, config);
