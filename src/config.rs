@@ -421,3 +421,36 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every environment variable the server reads has a row in the
+    /// README's configuration table.
+    #[test]
+    fn every_setting_is_in_the_readme() {
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split_once("\n## Configuration\n")
+            .and_then(|(_, rest)| rest.split("\n## ").next())
+            .unwrap_or_default();
+        let command = Cli::command();
+        let envs: Vec<String> = command
+            .get_arguments()
+            .filter_map(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned())
+            .collect();
+        assert!(envs.len() > 30, "only {} settings found", envs.len());
+        let missing: Vec<&String> = envs
+            .iter()
+            .filter(|e| !table.contains(&format!("| `{e}` |")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "not in the README's configuration table: {missing:?}"
+        );
+    }
+}
