@@ -21,6 +21,11 @@ pub struct ProviderLabels {
     pub provider: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub job: String,
+}
+
 /// The metrics one Kring instance keeps.
 pub struct Metrics {
     registry: Registry,
@@ -32,6 +37,8 @@ pub struct Metrics {
     pub password_hashes: Counter,
     /// Sign-ins refused with 503 `busy` while hashing was at its limit.
     pub password_hashes_refused: Counter,
+    /// Job rounds and push sends that panicked, by job.
+    job_panics: Family<JobLabels, Counter>,
     outbox_pending: Family<ProviderLabels, Gauge>,
     oldest_pending_seconds: Gauge,
     provider_paused: Family<ProviderLabels, Gauge>,
@@ -54,6 +61,12 @@ impl Default for Metrics {
             "password_hashes_refused",
             "Sign-ins answered 503 busy because too many waited for a password hash",
             password_hashes_refused.clone(),
+        );
+        let job_panics = Family::<JobLabels, Counter>::default();
+        registry.register(
+            "job_panics",
+            "Background job rounds and push sends that panicked, by job (each is logged; the loop goes on)",
+            job_panics.clone(),
         );
         let outbox_pending = Family::<ProviderLabels, Gauge>::default();
         let oldest_pending_seconds = Gauge::default();
@@ -95,6 +108,7 @@ impl Default for Metrics {
             record_failures,
             password_hashes,
             password_hashes_refused,
+            job_panics,
             outbox_pending,
             oldest_pending_seconds,
             provider_paused,
@@ -103,6 +117,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// A round or a send of `job` panicked.
+    pub fn job_panicked(&self, job: &str) {
+        self.job_panics
+            .get_or_create(&JobLabels {
+                job: job.to_owned(),
+            })
+            .inc();
+    }
+
     pub fn delivery(&self, provider: &str, outcome: &str) {
         self.deliveries
             .get_or_create(&DeliveryLabels {

@@ -120,6 +120,7 @@ pub async fn run<J: Job>(mut job: J, state: AppState, cancel: CancellationToken)
             }
             None => {
                 tracing::error!(job = name, "job round panicked; the loop goes on");
+                state.metrics.job_panicked(name);
                 false
             }
         };

@@ -107,6 +107,11 @@ async fn a_panicking_round_is_logged_and_the_loop_goes_on() {
     let panicked = logs.lines_with("panicked");
     assert_eq!(panicked.len(), 1, "the panic is logged once: {panicked:?}");
     assert!(panicked[0].contains("ERROR") && panicked[0].contains(r#"job="flaky""#));
+    let metrics = app.state.metrics.encode().unwrap();
+    assert!(
+        metrics.contains(r#"kring_job_panics_total{job="flaky"} 1"#),
+        "the panic is counted: {metrics}"
+    );
     let failed = logs.lines_with("failed");
     assert_eq!(failed.len(), 1, "the failure is logged once: {failed:?}");
     assert!(failed[0].contains(r#"job="flaky""#) && failed[0].contains("pool timed out"));
@@ -158,6 +163,11 @@ async fn a_panicking_send_is_logged_and_sent_after_its_lease(backend: Backend) {
     let panicked = logs.lines_with("panicked");
     assert_eq!(panicked.len(), 1, "the panic is logged once: {panicked:?}");
     assert!(panicked[0].contains("ERROR") && panicked[0].contains(r#"job="delivery""#));
+    let metrics = state.metrics.encode().unwrap();
+    assert!(
+        metrics.contains(r#"kring_job_panics_total{job="delivery"} 1"#),
+        "the panic is counted: {metrics}"
+    );
     assert_eq!(w.fcm.received_count(), 0);
     assert_eq!(w.delivery(&device).await.0, "pending", "nothing recorded");
 

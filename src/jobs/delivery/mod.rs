@@ -259,6 +259,7 @@ fn spawn_send(
         {
             tracing::error!(job = NAME, delivery_id = %id,
                 "a push send panicked; it goes out again when its lease runs out");
+            state.metrics.job_panicked(NAME);
         }
     });
 }
