@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::both_backends;
-use crate::push::world;
+use crate::push::{world, world_with};
 use crate::support::{Backend, TestApp};
 
 /// What the code under test logs on this thread, as text.
@@ -279,3 +279,46 @@ async fn claim_due_takes_due_unleased_rows_earliest_first(backend: Backend) {
     app.stop().await;
 }
 both_backends!(claim_due_takes_due_unleased_rows_earliest_first);
+
+/// A push that will be retried (a provider's 503, a send that timed out) is
+/// logged with its delivery, provider, status and reason, and never with
+/// the device token.
+async fn a_retried_push_is_logged_without_its_token(backend: Backend) {
+    let w = world_with(backend, |c| c.push_timeout_ms = 300).await;
+    let down = "fcm-token-down-00000000000000001";
+    let hangs = "fcm-token-hangs-0000000000000001";
+    w.fcm.script(down, vec![push_mocks::Script::Status(503)]);
+    w.fcm.script(hangs, vec![push_mocks::Script::Hang]);
+    w.register_fcm(&w.zon, down).await;
+    w.register_fcm(&w.zon, hangs).await;
+    w.personal_message(&w.zon, "Hoe gaat het?").await;
+
+    let logs = Logs::default();
+    let handled = {
+        let _capture = logs.capture();
+        kring::jobs::delivery::run_until_idle(&w.app.state)
+            .await
+            .unwrap()
+    };
+    assert_eq!(handled, 2);
+    let retried = logs.lines_with("will be retried");
+    assert_eq!(retried.len(), 2, "both retries are logged: {retried:?}");
+    assert!(retried.iter().all(|l| l.contains("provider=\"fcm\"")));
+    assert!(
+        retried.iter().any(|l| l.contains("status=Some(503)")),
+        "{retried:?}"
+    );
+    assert!(
+        retried.iter().any(|l| l.contains("timeout")),
+        "{retried:?}"
+    );
+    let everything = logs.lines_with("");
+    assert!(
+        everything
+            .iter()
+            .all(|l| !l.contains(down) && !l.contains(hangs)),
+        "a device token was logged"
+    );
+    w.app.stop().await;
+}
+both_backends!(a_retried_push_is_logged_without_its_token, flavor = "current_thread");

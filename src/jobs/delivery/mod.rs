@@ -296,7 +296,14 @@ fn report(state: &AppState, row: &Claimed, provider_name: &str, attempt: &Attemp
         .metrics
         .delivery(provider_name, attempt.outcome.label());
     match &attempt.outcome {
-        Outcome::Delivered | Outcome::Retry { .. } => {}
+        Outcome::Delivered => {}
+        Outcome::Retry { retry_after } => {
+            // A provider's throttle or outage, or a transport error (no
+            // status): the delivery goes out again later.
+            tracing::info!(delivery_id = %row.id, provider = provider_name, status = ?attempt.status,
+                reason = ?attempt.reason, retry_after = ?retry_after, attempts = row.attempts,
+                "push will be retried");
+        }
         Outcome::Failed => {
             tracing::warn!(delivery_id = %row.id, provider = provider_name, status = ?attempt.status,
                 reason = ?attempt.reason, "push refused for good");
