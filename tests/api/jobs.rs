@@ -308,10 +308,7 @@ async fn a_retried_push_is_logged_without_its_token(backend: Backend) {
         retried.iter().any(|l| l.contains("status=Some(503)")),
         "{retried:?}"
     );
-    assert!(
-        retried.iter().any(|l| l.contains("timeout")),
-        "{retried:?}"
-    );
+    assert!(retried.iter().any(|l| l.contains("timeout")), "{retried:?}");
     let everything = logs.lines_with("");
     assert!(
         everything
@@ -321,4 +318,38 @@ async fn a_retried_push_is_logged_without_its_token(backend: Backend) {
     );
     w.app.stop().await;
 }
-both_backends!(a_retried_push_is_logged_without_its_token, flavor = "current_thread");
+both_backends!(
+    a_retried_push_is_logged_without_its_token,
+    flavor = "current_thread"
+);
+
+/// A claimed delivery stays with its worker for at least the push timeout
+/// and a margin to record the outcome: with `KRING_PUSH_TIMEOUT_MS` at two
+/// minutes, no second worker takes it over after the usual minute.
+async fn a_delivery_lease_outlasts_the_push_timeout(backend: Backend) {
+    let w = world_with(backend, |c| c.push_timeout_ms = 120_000).await;
+    w.register_fcm(&w.zon, "fcm-token-slow-000000000000000001")
+        .await;
+    w.personal_message(&w.zon, "Hoe gaat het?").await;
+    let state = &w.app.state;
+    assert_eq!(
+        kring::jobs::delivery::claim(state, 10).await.unwrap().len(),
+        1
+    );
+    w.app.advance(SignedDuration::from_secs(61));
+    assert!(
+        kring::jobs::delivery::claim(state, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "taken over while its send may still be under way"
+    );
+    w.app.advance(SignedDuration::from_secs(90));
+    assert_eq!(
+        kring::jobs::delivery::claim(state, 10).await.unwrap().len(),
+        1,
+        "taken over once the send and its recording must have ended"
+    );
+    w.app.stop().await;
+}
+both_backends!(a_delivery_lease_outlasts_the_push_timeout);

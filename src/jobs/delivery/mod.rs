@@ -44,12 +44,25 @@ pub use record::{CREDENTIAL_PAUSE_MS, backoff_ms};
 
 /// The job's name in logs.
 const NAME: &str = "delivery";
-/// How long a claim lasts before another worker may take the delivery over.
+/// How long a claim lasts before another worker may take the delivery over,
+/// at least: a longer `KRING_PUSH_TIMEOUT_MS` lengthens it (see [`lease_ms`]).
 pub const LEASE_MS: i64 = 60_000;
+/// What a claim leaves for recording the outcome after a send that took
+/// the whole push timeout.
+const RECORD_MARGIN_MS: i64 = 30_000;
 /// The most deliveries one claim takes.
 pub const BATCH: i64 = 200;
 /// How often an idle loop looks for due deliveries.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// How long a claim lasts: [`LEASE_MS`], or longer when a send may take
+/// longer than that (a slow provider under a large `KRING_PUSH_TIMEOUT_MS`),
+/// so that no second worker sends a delivery whose first send is still
+/// under way.
+pub fn lease_ms(config: &crate::config::Config) -> i64 {
+    let timeout = i64::try_from(config.push_timeout_ms).unwrap_or(i64::MAX / 2);
+    LEASE_MS.max(timeout.saturating_add(RECORD_MARGIN_MS))
+}
 
 /// The outbox: pending deliveries wait for `not_before` (indexed).
 const OUTBOX: Queue = Queue {
@@ -82,9 +95,13 @@ async fn claim_for(
     limit: i64,
 ) -> Result<Vec<String>, sqlx::Error> {
     let only = provider.map(|provider| ("provider", provider));
+    let outbox = Queue {
+        lease_ms: lease_ms(&state.config),
+        ..OUTBOX
+    };
     state
         .store
-        .claim_due(&OUTBOX, state.now_ms(), limit, only)
+        .claim_due(&outbox, state.now_ms(), limit, only)
         .await
 }
 
