@@ -102,7 +102,8 @@ pub struct MyAccessEntry {
     #[schema(example = 3)]
     pub result_count: Option<i64>,
     /// True when the staff member acted at your request (an export of your
-    /// data that a coordinator started for you).
+    /// data that a coordinator started for you, or an erasure they asked
+    /// for or took back for you).
     pub on_your_behalf: bool,
     /// Where the access came from.
     pub access_point: AccessPoint,

@@ -293,8 +293,9 @@ async fn member_of(tx: &mut Tx, caller: &Caller, account_id: &str) -> ApiResult<
 ///
 /// When the member asked in person or by letter. The same grace period and
 /// effects as the member's own request (`POST /v1/me/erasure`); with
-/// `keep_posts` their posts stay under "former member". The member sees it
-/// in their app and in their access log, and can cancel it. 404 for an
+/// `keep_posts` their posts stay under "former member". It is logged as
+/// done on the member's behalf: the member sees it in their app and in
+/// their access log, and can cancel it. 404 for an
 /// account that is not a member of your organisation; 409
 /// `erasure_scheduled` when one is already scheduled.
 #[utoipa::path(
@@ -329,11 +330,12 @@ pub async fn request_erasure_for(
     )
     .await?;
     audit
-        .changed(
+        .changed_on_behalf(
             &mut tx,
             Kind::Erasure,
             Action::Create,
             Subject::Account(account_id.clone()),
+            Some(account_id.clone()),
         )
         .await?;
     idem.commit(tx, (StatusCode::ACCEPTED, axum::Json(row.view())))
@@ -342,8 +344,9 @@ pub async fn request_erasure_for(
 
 /// Coordinators: cancel a member's scheduled erasure.
 ///
-/// Logged in the access log. 404 when none is scheduled, or for an account
-/// that is not a member of your organisation.
+/// Logged in the access log as done on the member's behalf. 404 when none
+/// is scheduled, or for an account that is not a member of your
+/// organisation.
 #[utoipa::path(
     delete, path = "/v1/organisation/members/{account_id}/erasure", tag = "organisation",
     operation_id = "organisation_member_erasure_cancel",
@@ -365,11 +368,12 @@ pub async fn cancel_erasure_for(
     member_of(&mut tx, &caller, &account_id).await?;
     cancel(&mut tx, &account_id).await?;
     audit
-        .changed(
+        .changed_on_behalf(
             &mut tx,
             Kind::Erasure,
             Action::Delete,
             Subject::Account(account_id.clone()),
+            Some(account_id.clone()),
         )
         .await?;
     tx.commit().await?;

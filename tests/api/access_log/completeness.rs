@@ -121,9 +121,10 @@ impl Run<'_> {
             assert_eq!(e.actor_account_id, who.account_id);
             assert_eq!(e.client.as_deref(), Some(CLIENT));
             assert!(e.session_id.is_some());
-            // Only an export started for a member is done on their behalf.
-            let on_behalf =
-                (e.kind == "export" && e.action == "export").then(|| e.subject_account_id.clone());
+            // Only an export started for a member and an erasure asked or
+            // taken back for them are done on their behalf.
+            let on_behalf = ((e.kind == "export" && e.action == "export") || e.kind == "erasure")
+                .then(|| e.subject_account_id.clone());
             assert_eq!(e.on_behalf_of, on_behalf);
             assert!(e.circle_id.is_some() || e.subject_membership_id.is_none());
         }
