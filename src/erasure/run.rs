@@ -183,40 +183,43 @@ async fn erase_membership(
     // Other people's notifications about the member, or naming them (a
     // reply, a reaction, an alert): they keep their place, not their text.
     let pattern = format!("%{}%", like_escape(pseudonym));
-    let about: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM notifications
-         WHERE membership_id = $1
-            OR post_id IN (SELECT id FROM posts WHERE author_membership_id = $1)
-            OR (circle_id = $2 AND (title LIKE $3 ESCAPE '\\' OR body LIKE $3 ESCAPE '\\'))",
-    )
+    // Pending pushes of those first: once neutralised, the text no longer
+    // names the member and the condition would miss them.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM deliveries WHERE status = 'pending'
+             AND notification_id IN (SELECT id FROM notifications WHERE {ABOUT_MEMBER})"
+    )))
     .bind(membership_id)
     .bind(circle_id)
     .bind(&pattern)
-    .fetch_all(&mut **tx)
+    .execute(&mut **tx)
     .await?;
-    for id in &about {
-        sqlx::query("DELETE FROM deliveries WHERE notification_id = $1 AND status = 'pending'")
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-        sqlx::query(
-            "UPDATE notifications SET
-                 title = CASE WHEN locale = 'en' THEN 'About a former member' ELSE 'Over een oud-lid' END,
-                 body = CASE WHEN locale = 'en' THEN 'This was about someone who left Kring.'
-                             ELSE 'Dit ging over iemand die Kring verlaten heeft.' END,
-                 updated_at = $1, change_seq = 0
-             WHERE id = $2",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE notifications SET
+             title = CASE WHEN locale = 'en' THEN 'About a former member' ELSE 'Over een oud-lid' END,
+             body = CASE WHEN locale = 'en' THEN 'This was about someone who left Kring.'
+                         ELSE 'Dit ging over iemand die Kring verlaten heeft.' END,
+             updated_at = $4, change_seq = 0
+         WHERE {ABOUT_MEMBER}"
+    )))
+    .bind(membership_id)
+    .bind(circle_id)
+    .bind(&pattern)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
     membership::leave(tx, &circle, &membership, now)
         .await
         .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     membership::rename_former(tx, &circle, &membership, former_member(language), now).await
 }
+
+/// Notifications about the membership `$1` of circle `$2`, or naming its
+/// pseudonym (`$3`, a LIKE pattern): for it, replies to its posts,
+/// reactions to them, alerts about it.
+const ABOUT_MEMBER: &str = "membership_id = $1
+    OR post_id IN (SELECT id FROM posts WHERE author_membership_id = $1)
+    OR (circle_id = $2 AND (title LIKE $3 ESCAPE '\\' OR body LIKE $3 ESCAPE '\\'))";
 
 /// `%` and `_` match themselves in a LIKE pattern built from a name.
 fn like_escape(s: &str) -> String {
