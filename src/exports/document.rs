@@ -899,8 +899,16 @@ pub async fn build(
 }
 
 /// A few sentences in the member's language on what the document holds.
+/// The date at `at` in the member's time zone (UTC for a zone the server
+/// does not know): just after midnight in Amsterdam is still yesterday in
+/// UTC.
+fn local_date(at: Time, time_zone: &str) -> String {
+    let tz = jiff::tz::TimeZone::get(time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    at.to_zoned(tz).strftime("%Y-%m-%d").to_string()
+}
+
 fn summary(doc: &DataExport) -> String {
-    let date = doc.generated_at.strftime("%Y-%m-%d");
+    let date = local_date(doc.generated_at, &doc.account.time_zone);
     let circles: Vec<&str> = doc
         .memberships
         .iter()
@@ -943,5 +951,18 @@ fn summary(doc: &DataExport) -> String {
             n(doc.alerts.len()),
             n(doc.access_log.len()),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_date;
+
+    #[test]
+    fn the_summary_date_is_the_members_own() {
+        let at: jiff::Timestamp = "2026-11-30T23:30:00Z".parse().unwrap_or_default();
+        assert_eq!(local_date(at, "Europe/Amsterdam"), "2026-12-01");
+        assert_eq!(local_date(at, "America/New_York"), "2026-11-30");
+        assert_eq!(local_date(at, "Nowhere/Atlantis"), "2026-11-30");
     }
 }
