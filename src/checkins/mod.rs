@@ -64,7 +64,8 @@ pub enum CheckinKind {
     "mood": 4,
     "note": "Goed geslapen.",
     "wants_contact": false,
-    "created_at": "2026-11-21T08:30:00Z"
+    "created_at": "2026-11-21T08:30:00Z",
+    "removed_at": null
 }))]
 pub struct Checkin {
     /// The check-in's id.
@@ -89,6 +90,12 @@ pub struct Checkin {
     /// When.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: jiff::Timestamp,
+    /// Set when the check-in was removed at the member's request (they
+    /// left Kring and asked for their data to be erased): drop your copy.
+    /// Its `mood` and `note` are then null and `wants_contact` false. Only
+    /// a sync (`since`) returns removed check-ins.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub removed_at: Option<jiff::Timestamp>,
 }
 
 /// A page of a circle's check-ins, with the token to sync from.
@@ -103,7 +110,8 @@ pub struct Checkin {
         "mood": 4,
         "note": "Goed geslapen.",
         "wants_contact": false,
-        "created_at": "2026-11-21T08:30:00Z"
+        "created_at": "2026-11-21T08:30:00Z",
+        "removed_at": null
     }],
     "next_cursor": null,
     "sync_token": "MTIuMDE5NGYxYTJiM2M0N2Q1ZThmOTAxYTJiM2M0ZDVlNmY"
@@ -132,6 +140,7 @@ struct CheckinRow {
     wants_contact: i64,
     created_at: i64,
     change_seq: i64,
+    removed_at: Option<i64>,
 }
 
 impl CheckinRow {
@@ -150,13 +159,14 @@ impl CheckinRow {
             note: self.note,
             wants_contact: self.wants_contact != 0,
             created_at: from_ms(self.created_at),
+            removed_at: self.removed_at.map(from_ms),
         }
     }
 }
 
 const CHECKIN_SELECT: &str =
     "SELECT c.id, c.circle_id, c.membership_id, m.pseudonym, c.kind, c.mood, c.note,
-        c.wants_contact, c.created_at, c.change_seq
+        c.wants_contact, c.created_at, c.change_seq, c.removed_at
     FROM checkins c JOIN memberships m ON m.id = c.membership_id";
 
 /// A mood check-in.
@@ -248,6 +258,7 @@ async fn insert(
         wants_contact: i64::from(wants_contact),
         created_at: now,
         change_seq: 0,
+        removed_at: None,
     }
     .into_view())
 }
@@ -445,8 +456,14 @@ pub async fn list_checkins(
         .await?;
     page.check_head(head)?;
     let k = page.keyset("c.created_at", "c.change_seq", "c.id", 3);
+    // Removed check-ins only reach apps that hold a copy: a sync.
+    let shown = if page.is_sync() {
+        "1 = 1"
+    } else {
+        "c.removed_at IS NULL"
+    };
     let mut rows: Vec<CheckinRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{CHECKIN_SELECT} WHERE c.circle_id = $1 AND ($2 = '' OR c.membership_id = $2) AND {} ORDER BY {} LIMIT $5",
+        "{CHECKIN_SELECT} WHERE c.circle_id = $1 AND ($2 = '' OR c.membership_id = $2) AND {shown} AND {} ORDER BY {} LIMIT $5",
         k.condition, k.order
     )))
     .bind(&access.circle_id)

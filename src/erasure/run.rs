@@ -168,10 +168,17 @@ async fn erase_membership(
             .execute(&mut **tx)
             .await?;
     }
-    sqlx::query("DELETE FROM checkins WHERE membership_id = $1")
-        .bind(membership_id)
-        .execute(&mut **tx)
-        .await?;
+    // Check-ins become tombstones that a sync hands out (numbered anew),
+    // so that apps holding copies drop them; nothing the member said stays.
+    sqlx::query(
+        "UPDATE checkins SET kind = 'ok', mood = NULL, note = NULL, wants_contact = 0,
+                             removed_at = $1, change_seq = 0
+         WHERE membership_id = $2",
+    )
+    .bind(now)
+    .bind(membership_id)
+    .execute(&mut **tx)
+    .await?;
     // Alerts stay for the organisation's record, without the free text.
     sqlx::query(
         "UPDATE alerts SET resolution_note = NULL, updated_at = $1 WHERE membership_id = $2",

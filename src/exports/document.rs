@@ -624,7 +624,7 @@ pub async fn build(
     let checkins: Vec<CheckinRow> = sqlx::query_as(
         "SELECT c.id, c.circle_id, c.kind, c.mood, c.note, c.wants_contact, c.created_at
          FROM checkins c JOIN memberships m ON m.id = c.membership_id
-         WHERE m.account_id = $1 ORDER BY c.created_at, c.id",
+         WHERE m.account_id = $1 AND c.removed_at IS NULL ORDER BY c.created_at, c.id",
     )
     .bind(account_id)
     .fetch_all(&mut *conn)

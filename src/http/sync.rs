@@ -209,6 +209,12 @@ impl SyncQuery {
 }
 
 impl SyncPage {
+    /// True for a sync (`since` given): the answer also holds what was
+    /// removed, so that the app drops its copies.
+    pub fn is_sync(&self) -> bool {
+        self.since.is_some()
+    }
+
     /// Without `since`: newest first by `created`. With `since`: oldest
     /// change first by `change`, after the token. `first` is the number of
     /// the placeholder for the position; the id's is the next one.

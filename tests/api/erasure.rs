@@ -227,6 +227,18 @@ async fn an_erased_member_leaves_no_trace(backend: Backend) {
     let secrets = [
         PSEUDONYM, LOGIN, POST, REPLY, NOTE, RESOLUTION, MESSAGE, FCM_TOKEN,
     ];
+    // The worker's app holds a copy of her check-ins.
+    let check_ins = format!("/v1/circles/{}/checkins", w.circle);
+    let copied = app.get(&check_ins, w.worker.token()).await.expect(200);
+    let her_check_ins: Vec<String> = copied.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["membership_id"] == k.membership())
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(her_check_ins.len(), 2);
+    let check_ins_token = copied.str("/sync_token");
     // The seeding left the person everywhere (the search can find them).
     let stored = everything_stored(&w).await;
     for secret in secrets {
@@ -336,6 +348,46 @@ async fn an_erased_member_leaves_no_trace(backend: Backend) {
         .filter(|p| p["status"] == "removed" && p["body"].is_null())
         .count();
     assert_eq!(tombstones, 2, "{synced}");
+    // Her check-ins reach the worker's app as tombstones to drop, with
+    // nothing she said; a fresh listing no longer shows them.
+    let synced = app
+        .get(
+            &format!("{check_ins}?since={check_ins_token}&limit=100"),
+            w.worker.token(),
+        )
+        .await
+        .expect(200)
+        .body;
+    let removed: Vec<&Value> = synced["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["removed_at"].is_string())
+        .collect();
+    let mut removed_ids: Vec<String> = removed
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    removed_ids.sort();
+    let mut expected = her_check_ins.clone();
+    expected.sort();
+    assert_eq!(removed_ids, expected, "{synced}");
+    assert!(
+        removed
+            .iter()
+            .all(|c| c["mood"].is_null() && c["note"].is_null() && c["wants_contact"] == false),
+        "{synced}"
+    );
+    assert_eq!(traces(&synced.to_string(), &secrets), Vec::<String>::new());
+    let listed = app.get(&check_ins, w.worker.token()).await.expect(200).body;
+    assert!(
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| !her_check_ins.contains(&c["id"].as_str().unwrap().to_owned())),
+        "{listed}"
+    );
     // The access log still verifies.
     kring::access_log::verify::verify(&app.state.store)
         .await
