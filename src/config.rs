@@ -360,6 +360,18 @@ pub struct Config {
     )]
     pub export_ttl_hours: u32,
 
+    /// Outcome reports: a cell (count, mean, percentage) resting on fewer
+    /// members than this is suppressed in the organisation's report, with
+    /// secondary suppression. 1 shows everything.
+    #[arg(
+        long,
+        env = "KRING_REPORT_MIN_CELL",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=1_000),
+        global = true
+    )]
+    pub report_min_cell: u32,
+
     /// Testing only: run on a clock that `POST /test/clock` moves, so that
     /// contract tests can let days pass. Never enable in production.
     #[arg(long, env = "KRING_TEST_CLOCK", default_value_t = false, global = true)]

@@ -271,6 +271,17 @@ pub const POLICY: &[Declared] = &[
         "/v1/circles/{circle_id}/overview",
         &[(Kind::Overview, Action::List)],
     ),
+    // Outcome reports.
+    exempt(
+        "GET",
+        "/v1/organisation/outcomes",
+        "aggregates only: every cell resting on fewer than KRING_REPORT_MIN_CELL members is suppressed, with secondary suppression, so it shows no member's data",
+    ),
+    logs(
+        "GET",
+        "/v1/circles/{circle_id}/outcomes/report",
+        &[(Kind::Outcomes, Action::List)],
+    ),
 ];
 
 /// The decision for an operation, if it has one.
