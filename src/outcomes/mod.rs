@@ -12,10 +12,12 @@
 //! - [`report`]: a report's figures per moment from plain rows (pure).
 //! - [`catalogue`]: the instruments an organisation may use
 //!   ([`catalogue::available`], [`catalogue::Available::usable`]).
+//! - [`cohorts`]: face-to-face comparison cohorts, by their aggregates.
 //! - [`report_api`]: the organisation's and a circle's outcome reports;
 //!   [`report_view`]: the report as JSON; [`csv`]: as CSV.
 
 pub mod catalogue;
+pub mod cohorts;
 pub mod csv;
 pub mod instrument;
 pub mod report;
@@ -37,6 +39,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(report_api::organisation_report))
         .routes(routes!(report_api::circle_report))
+        .routes(routes!(cohorts::create, cohorts::list))
+        .routes(routes!(cohorts::get, cohorts::delete))
 }
 
 /// The definitions that ship with Kring (`instruments/`).

@@ -4,7 +4,7 @@
 //! lets [`super::report`] compute, and answers JSON or, with
 //! `Accept: text/csv`, [`super::csv`].
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
@@ -133,18 +133,6 @@ struct CohortRow {
     description: String,
 }
 
-#[derive(sqlx::FromRow)]
-struct FigureRow {
-    moment: String,
-    n: i64,
-    mean: f64,
-    sd: f64,
-    change_n: Option<i64>,
-    change_mean: Option<f64>,
-    change_sd: Option<f64>,
-    band_counts: Option<String>,
-}
-
 /// The questionnaires of the selection, with the circle of each.
 async fn questionnaires(
     conn: &mut AnyConnection,
@@ -240,13 +228,7 @@ async fn cohort(
             format!("the cohort was measured with {}", row.instrument_key),
         ));
     }
-    let figures: Vec<FigureRow> = sqlx::query_as(
-        "SELECT moment, n, mean, sd, change_n, change_mean, change_sd, band_counts
-         FROM comparison_figures WHERE cohort_id = $1",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
+    let figures = super::cohorts::figures(conn, id).await?;
     let moments = figures.into_iter().map(cohort_moment).collect();
     Ok((
         ComparisonInfo {
@@ -258,20 +240,17 @@ async fn cohort(
     ))
 }
 
-fn cohort_moment(r: FigureRow) -> CohortMoment {
+fn cohort_moment(f: super::cohorts::CohortMomentFigures) -> CohortMoment {
     let n = |x: i64| u64::try_from(x).unwrap_or(0);
     CohortMoment {
-        moment: r.moment,
-        n: n(r.n),
-        mean: r.mean,
-        sd: r.sd,
-        change: match (r.change_n, r.change_mean, r.change_sd) {
-            (Some(cn), Some(cm), Some(cs)) => Some((n(cn), cm, cs)),
-            _ => None,
-        },
-        band_counts: r
+        moment: f.moment,
+        n: n(f.n),
+        mean: f.mean,
+        sd: f.sd,
+        change: f.change.map(|c| (n(c.n), c.mean, c.sd)),
+        band_counts: f
             .band_counts
-            .and_then(|j| serde_json::from_str::<BTreeMap<String, u64>>(&j).ok()),
+            .map(|b| b.into_iter().map(|(k, v)| (k, n(v))).collect()),
     }
 }
 

@@ -811,3 +811,159 @@ async fn bad_parameters_are_refused(backend: Backend) {
     w.app.stop().await;
 }
 both_backends!(bad_parameters_are_refused);
+
+fn cohort_body() -> Value {
+    json!({
+        "instrument": "who5",
+        "description": "Face-to-face groups Noord, 2025",
+        "moments": [
+            {"moment": "intake", "n": 30, "mean": 45.0, "sd": 15.0,
+             "band_counts": {"very_low": 5, "low": 15, "no_sign_of_low": 10}},
+            {"moment": "week_6", "n": 25, "mean": 50.0, "sd": 16.0,
+             "change": {"n": 25, "mean": 4.0, "sd": 12.0}}
+        ]
+    })
+}
+
+/// Coordinators record, list, read and delete cohorts; the report compares
+/// with one recorded through the API; bad figures are 422s naming them.
+async fn comparison_cohorts_are_recorded_and_checked(backend: Backend) {
+    let w = World::new(backend, Some(1)).await;
+    let app = &w.app;
+    let coordinator = w.org.coordinator.token();
+    let base = "/v1/organisation/comparison-cohorts";
+    let r = app.post(base, coordinator, cohort_body()).await.expect(201);
+    let id = r.str("/id");
+    assert_eq!(r.body["instrument"], "who5");
+    assert_eq!(r.body["created_by"], w.org.coordinator.account_id.as_str());
+    let moments = r.body["moments"].as_array().unwrap();
+    assert_eq!(moments.len(), 2);
+    let week_6 = moments.iter().find(|m| m["moment"] == "week_6").unwrap();
+    assert_eq!(week_6["change"], json!({"n": 25, "mean": 4.0, "sd": 12.0}));
+    let intake = moments.iter().find(|m| m["moment"] == "intake").unwrap();
+    assert_eq!(intake["band_counts"]["low"], 15);
+    let list = app.get(base, coordinator).await.expect(200);
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+    let one = app
+        .get(&format!("{base}/{id}"), coordinator)
+        .await
+        .expect(200);
+    assert_eq!(one.body, r.body);
+
+    // The report uses it: with the seven, the difference is 10.4 − 4 = 6.4
+    // (see figures_match_hand_arithmetic), the cohort's bands beside it.
+    seven(&w, &w.circle, "Lid").await;
+    let report = w
+        .report(&format!("instrument=who5&comparison_cohort_id={id}"))
+        .await;
+    close(moment(&report, "week_6"), "/change/difference/value", 6.4);
+    assert_eq!(
+        moment(&report, "intake")["comparison"]["band_counts"]["very_low"],
+        5
+    );
+    assert_eq!(
+        report["comparison"]["description"],
+        "Face-to-face groups Noord, 2025"
+    );
+
+    // Only coordinators.
+    app.get(base, w.worker.token())
+        .await
+        .expect_problem(403, "coordinator_only");
+    app.post(base, w.worker.token(), cohort_body())
+        .await
+        .expect_problem(403, "coordinator_only");
+
+    // Every figure is checked.
+    let bad = |path: &str, value: Value| {
+        let mut body = cohort_body();
+        let (parent, key) = path.rsplit_once('/').unwrap();
+        body.pointer_mut(parent).unwrap()[key] = value;
+        body
+    };
+    let cases: Vec<(Value, &[&str])> = vec![
+        // n 1 at week 6 is also less than its change's n.
+        (bad("/instrument", json!("phq9")), &["instrument"]),
+        (bad("/description", json!("  ")), &["description"]),
+        (bad("/moments", json!([])), &["moments"]),
+        (
+            bad("/moments/1/n", json!(1)),
+            &["moments[1].n", "moments[1].change.n"],
+        ),
+        (bad("/moments/1/sd", json!(-0.5)), &["moments[1].sd"]),
+        (bad("/moments/1/mean", json!(101.0)), &["moments[1].mean"]),
+        (
+            bad("/moments/1/moment", json!("Week 6")),
+            &["moments[1].moment"],
+        ),
+        (
+            bad("/moments/1/moment", json!("intake")),
+            // Given twice, and an intake has no change.
+            &["moments[1].moment", "moments[1].change"],
+        ),
+        (
+            bad("/moments/1/change/n", json!(26)),
+            &["moments[1].change.n"],
+        ),
+        (
+            bad("/moments/1/change/sd", json!(-1.0)),
+            &["moments[1].change.sd"],
+        ),
+        (
+            bad(
+                "/moments/0/change",
+                json!({"n": 30, "mean": 0.0, "sd": 1.0}),
+            ),
+            &["moments[0].change"],
+        ),
+        (
+            bad(
+                "/moments/0/band_counts",
+                json!({"very_low": 5, "low": 15, "no_sign_of_low": 9}),
+            ),
+            &["moments[0].band_counts"],
+        ),
+        (
+            bad(
+                "/moments/0/band_counts",
+                json!({"very_low": 5, "low": 15, "great": 10}),
+            ),
+            &["moments[0].band_counts.great"],
+        ),
+    ];
+    for (body, field) in cases {
+        let r = app
+            .post(base, coordinator, body.clone())
+            .await
+            .expect_problem(422, "validation_failed");
+        assert_eq!(r.fields(), field, "{body}");
+    }
+
+    // Delete: gone, and another organisation never sees it.
+    let other = app.organisation("Elders", "coord@elders.example").await;
+    app.get(&format!("{base}/{id}"), other.coordinator.token())
+        .await
+        .expect_problem(404, "not_found");
+    app.delete(&format!("{base}/{id}"), other.coordinator.token())
+        .await
+        .expect_problem(404, "not_found");
+    app.delete(&format!("{base}/{id}"), coordinator)
+        .await
+        .expect(204);
+    app.get(&format!("{base}/{id}"), coordinator)
+        .await
+        .expect_problem(404, "not_found");
+    app.delete(&format!("{base}/{id}"), coordinator)
+        .await
+        .expect_problem(404, "not_found");
+    let r = app
+        .get(
+            &format!("/v1/organisation/outcomes?instrument=who5&comparison_cohort_id={id}"),
+            coordinator,
+        )
+        .await
+        .expect_problem(422, "validation_failed");
+    assert_eq!(r.fields(), ["comparison_cohort_id"]);
+    w.app.stop().await;
+}
+both_backends!(comparison_cohorts_are_recorded_and_checked);
