@@ -48,6 +48,19 @@ pub enum AdminCommand {
     /// before it and matches its hash. Prints each chain's last entry and
     /// hash; exits non-zero naming the first broken entry.
     VerifyAccessLog,
+    /// Import an organisation's own (licensed) instrument definition, in
+    /// the format of `kring instrument-schema`. A key and version, once
+    /// imported, never change; a shipped instrument's key is refused.
+    ImportInstrument(ImportInstrument),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportInstrument {
+    /// The organisation's id.
+    #[arg(long)]
+    pub organisation: String,
+    /// The definition: a JSON file.
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -55,6 +55,7 @@ const NO_ONE: &str = "no data about any person";
 const MEMBERS_ONLY: &str = "members only, about themselves";
 const CIRCLE: &str = "the circle itself: its settings, agreement and workers, no member's data";
 const STAFF: &str = "the organisation and its staff, no member's data";
+const INSTRUMENTS: &str = "the organisation's questionnaires and their licences, no member's data";
 const COHORTS: &str =
     "a face-to-face cohort's aggregate figures, as a coordinator recorded them: no member's data";
 const OWN_POST: &str = "only the author may, and it answers with their own post";
@@ -274,6 +275,17 @@ pub const POLICY: &[Declared] = &[
         &[(Kind::Overview, Action::List)],
     ),
     // Outcome reports.
+    exempt("GET", "/v1/organisation/instruments", INSTRUMENTS),
+    exempt(
+        "PUT",
+        "/v1/organisation/instruments/{key}/permission",
+        INSTRUMENTS,
+    ),
+    exempt(
+        "DELETE",
+        "/v1/organisation/instruments/{key}/permission",
+        INSTRUMENTS,
+    ),
     exempt("GET", "/v1/organisation/comparison-cohorts", COHORTS),
     exempt("POST", "/v1/organisation/comparison-cohorts", COHORTS),
     exempt(

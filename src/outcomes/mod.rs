@@ -12,6 +12,8 @@
 //! - [`report`]: a report's figures per moment from plain rows (pure).
 //! - [`catalogue`]: the instruments an organisation may use
 //!   ([`catalogue::available`], [`catalogue::Available::usable`]).
+//! - [`instruments_api`]: the instruments list, recording a permission,
+//!   and `kring admin import-instrument`.
 //! - [`cohorts`]: face-to-face comparison cohorts, by their aggregates.
 //! - [`report_api`]: the organisation's and a circle's outcome reports;
 //!   [`report_view`]: the report as JSON; [`csv`]: as CSV.
@@ -20,6 +22,7 @@ pub mod catalogue;
 pub mod cohorts;
 pub mod csv;
 pub mod instrument;
+pub mod instruments_api;
 pub mod report;
 pub mod report_api;
 pub mod report_view;
@@ -41,6 +44,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(report_api::circle_report))
         .routes(routes!(cohorts::create, cohorts::list))
         .routes(routes!(cohorts::get, cohorts::delete))
+        .routes(routes!(instruments_api::list))
+        .routes(routes!(
+            instruments_api::record_permission,
+            instruments_api::withdraw_permission
+        ))
 }
 
 /// The definitions that ship with Kring (`instruments/`).

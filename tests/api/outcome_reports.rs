@@ -967,3 +967,188 @@ async fn comparison_cohorts_are_recorded_and_checked(backend: Backend) {
     w.app.stop().await;
 }
 both_backends!(comparison_cohorts_are_recorded_and_checked);
+
+/// The WHO-5 definition under another key, as an organisation's own.
+fn own_instrument(key: &str, version: u32) -> String {
+    let mut def: Value =
+        serde_json::from_str(kring::outcomes::SHIPPED[0]).expect("who5.json is JSON");
+    def["key"] = json!(key);
+    def["version"] = json!(version);
+    def.to_string()
+}
+
+/// Staff list the instruments; coordinators record and withdraw a
+/// permission; `kring admin import-instrument` adds an organisation's own.
+async fn instruments_permissions_and_imports(backend: Backend) {
+    let w = World::new(backend, Some(1)).await;
+    let app = &w.app;
+    let coordinator = w.org.coordinator.token();
+    let list = |r: &Resp| r.body["items"].as_array().unwrap().clone();
+    let find = |items: &[Value], key: &str| {
+        items
+            .iter()
+            .find(|i| i["key"] == key)
+            .unwrap_or_else(|| panic!("no {key} in {items:?}"))
+            .clone()
+    };
+    let r = app
+        .get("/v1/organisation/instruments", w.worker.token())
+        .await
+        .expect(200);
+    let items = list(&r);
+    let keys: Vec<&str> = items.iter().map(|i| i["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["who5", "djg6"]);
+    let djg = find(&items, "djg6");
+    assert_eq!(
+        (&djg["permission_required"], &djg["usable"], &djg["origin"]),
+        (&json!(true), &json!(false), &json!("shipped"))
+    );
+    assert!(djg["permission"].is_null());
+    assert_eq!(find(&items, "who5")["usable"], true);
+    let member = w.members(&w.circle, "Lid", 1).await.remove(0);
+    app.get("/v1/organisation/instruments", member.token())
+        .await
+        .expect_problem(403, "staff_only");
+
+    // Recording the permission makes djg6 usable, for the organisation only.
+    let path = "/v1/organisation/instruments/djg6/permission";
+    let statement = json!({"statement": "Permission of the authors, letter of 2026-02-01"});
+    app.put(path, w.worker.token(), Some(statement.clone()))
+        .await
+        .expect_problem(403, "coordinator_only");
+    app.put(path, coordinator, Some(json!({"statement": "  "})))
+        .await
+        .expect_problem(422, "validation_failed");
+    app.put(
+        "/v1/organisation/instruments/phq9/permission",
+        coordinator,
+        Some(statement.clone()),
+    )
+    .await
+    .expect_problem(404, "not_found");
+    let r = app
+        .put(path, coordinator, Some(statement))
+        .await
+        .expect(200);
+    assert_eq!(r.body["usable"], true);
+    assert_eq!(
+        r.body["permission"]["statement"],
+        "Permission of the authors, letter of 2026-02-01"
+    );
+    assert_eq!(
+        r.body["permission"]["recorded_by"],
+        w.org.coordinator.account_id.as_str()
+    );
+    let available = {
+        let mut conn = app.state.store.pool().acquire().await.unwrap();
+        kring::outcomes::catalogue::available(&mut conn, &w.org.id)
+            .await
+            .unwrap()
+    };
+    assert!(available.iter().all(|a| a.usable()));
+    let other = app.organisation("Elders", "coord@elders.example").await;
+    let r = app
+        .get("/v1/organisation/instruments", other.coordinator.token())
+        .await
+        .expect(200);
+    assert_eq!(find(&list(&r), "djg6")["usable"], false);
+    // Recording again replaces the statement.
+    let r = app
+        .put(
+            path,
+            coordinator,
+            Some(json!({"statement": "Renewed 2027"})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["permission"]["statement"], "Renewed 2027");
+    app.delete(path, coordinator).await.expect(204);
+    app.delete(path, coordinator)
+        .await
+        .expect_problem(404, "not_found");
+    let r = app
+        .get("/v1/organisation/instruments", coordinator)
+        .await
+        .expect(200);
+    assert_eq!(find(&list(&r), "djg6")["usable"], false);
+
+    // Importing: valid, then refused for a shipped key, the same version,
+    // an invalid definition or an unknown organisation.
+    let store = &app.state.store;
+    let now = app.now_ms();
+    let import = kring::outcomes::instruments_api::import;
+    let made = import(store, now, &w.org.id, &own_instrument("mine", 1))
+        .await
+        .unwrap();
+    assert_eq!((made.key.as_str(), made.version), ("mine", 1));
+    let e = import(store, now, &w.org.id, &own_instrument("who5", 7))
+        .await
+        .unwrap_err();
+    assert!(e.contains("ships with Kring"), "{e}");
+    let e = import(store, now, &w.org.id, &own_instrument("mine", 1))
+        .await
+        .unwrap_err();
+    assert!(e.contains("already imported"), "{e}");
+    let mut broken: Value = serde_json::from_str(&own_instrument("mine", 3)).unwrap();
+    broken["reliability"]["r"] = json!(1.5);
+    let e = import(store, now, &w.org.id, &broken.to_string())
+        .await
+        .unwrap_err();
+    assert!(e.contains("reliability"), "{e}");
+    let e = import(store, now, "nope", &own_instrument("mine", 4))
+        .await
+        .unwrap_err();
+    assert!(e.contains("no organisation"), "{e}");
+    // The command line does the same.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), own_instrument("mine", 2)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kring"))
+        .args([
+            "admin",
+            "import-instrument",
+            "--organisation",
+            &w.org.id,
+            "--database-url",
+            &app.state.config.database_url(),
+        ])
+        .arg(file.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported mine version 2"));
+    let r = app
+        .get("/v1/organisation/instruments", coordinator)
+        .await
+        .expect(200);
+    let versions: Vec<(String, i64, String)> = list(&r)
+        .iter()
+        .filter(|i| i["key"] == "mine")
+        .map(|i| {
+            (
+                i["key"].as_str().unwrap().to_owned(),
+                i["version"].as_i64().unwrap(),
+                i["origin"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            ("mine".to_owned(), 1, "imported".to_owned()),
+            ("mine".to_owned(), 2, "imported".to_owned())
+        ]
+    );
+    // The report knows it (the newest version), with no answers yet.
+    let r = w.report("instrument=mine").await;
+    assert_eq!(
+        (&r["instrument"]["key"], &r["instrument"]["version"]),
+        (&json!("mine"), &json!(2))
+    );
+    w.app.stop().await;
+}
+both_backends!(instruments_permissions_and_imports);
