@@ -9,8 +9,9 @@
 //! in `suppressed`; a figure that cannot be computed has both empty.
 //! Numbers are as in the JSON (two decimals at most, a dot as separator).
 
-use super::report::{Change, CohortFigures, Count, Figure, MomentFigures, Share, Suppressed};
-use super::report_view::OutcomeReport;
+use super::report_view::{
+    Change, CohortFigures, Count, Figure, MomentFigures, OutcomeReport, Share, Suppressed,
+};
 
 /// The header row.
 pub const HEADER: &str = "moment,anchor,offset_days,figure,value,suppressed";

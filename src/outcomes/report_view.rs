@@ -1,13 +1,14 @@
 //! The outcome report as the API shows it (JSON; [`super::csv`] writes the
 //! same as CSV): the instrument with its licence and recorded permission,
 //! the selection, the formulas and the figures per moment
-//! ([`super::report::MomentFigures`]).
+//! ([`MomentFigures`], computed by [`super::report`]).
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use std::collections::BTreeMap;
+
 use super::catalogue::{self, Available};
-use super::report::MomentFigures;
 use crate::clock::from_ms;
 
 /// A text in both of Kring's locales.
@@ -211,4 +212,220 @@ pub struct OutcomeReport {
     /// When the report was computed.
     #[schema(value_type = String, format = DateTime)]
     pub generated_at: jiff::Timestamp,
+}
+
+/// Why a cell is hidden.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Suppressed {
+    /// It rests on fewer than `min_cell` members.
+    FewerThanK,
+    /// It would let another hidden cell be recovered by subtraction.
+    ProtectsAnotherCell,
+}
+
+/// A count of members: `value` is null when it is hidden (`suppressed`
+/// says why).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({"value": 24}))]
+pub struct Count {
+    /// The count; null when suppressed.
+    pub value: Option<u64>,
+    /// Why the value is hidden; absent when it is shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<Suppressed>,
+}
+
+/// A figure (a mean, SD, percentage, effect size), rounded to two
+/// decimals: `value` is null when it is hidden (`suppressed` says why) or
+/// cannot be computed (too few members, no spread; `suppressed` absent).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({"value": 52.33}))]
+pub struct Figure {
+    /// The figure; null when suppressed or not computable.
+    pub value: Option<f64>,
+    /// Why the value is hidden; absent when it is shown or not computable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<Suppressed>,
+}
+
+/// A part of the members: how many, and their percentage of the whole.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({"count": {"value": 12}, "percent": {"value": 50.0}}))]
+pub struct Share {
+    /// How many members.
+    pub count: Count,
+    /// Their percentage of the whole.
+    pub percent: Figure,
+}
+
+/// The scaled scores of the members who answered.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({"n": {"value": 24}, "without_score": {"value": 0}, "mean": {"value": 44.5}, "sd": {"value": 14.2}}))]
+pub struct ScoreFigures {
+    /// Members with a score (answered, and scored under the missing-data rule).
+    pub n: Count,
+    /// Members who answered but left too many items out to be scored.
+    pub without_score: Count,
+    /// Mean scaled score.
+    pub mean: Figure,
+    /// Sample SD (n − 1) of the scaled score.
+    pub sd: Figure,
+}
+
+/// Reliable change (Jacobson–Truax) of the paired members.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "improved": {"count": {"value": 10}, "percent": {"value": 50.0}},
+    "unchanged": {"count": {"value": 10}, "percent": {"value": 50.0}},
+    "deteriorated": {"count": {"value": 0}, "percent": {"value": 0.0}}
+}))]
+pub struct ReliableChange {
+    /// Reliably better (|RCI| > 1.96 in the better direction).
+    pub improved: Share,
+    /// No reliable change.
+    pub unchanged: Share,
+    /// Reliably worse.
+    pub deteriorated: Share,
+}
+
+/// Moves between bands of the paired members.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({"n": {"value": 20}, "without_band": {"value": 0}, "to_better": {"count": {"value": 8}, "percent": {"value": 40.0}}, "other": {"value": 12}}))]
+pub struct BandMoves {
+    /// Paired members with a band at both moments.
+    pub n: Count,
+    /// Paired members without a band at one of the moments.
+    pub without_band: Count,
+    /// Those whose band is better than at intake.
+    pub to_better: Share,
+    /// Those in the same or a worse band (n − to_better).
+    pub other: Count,
+}
+
+/// The difference in mean change with the comparison cohort.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "value": {"value": 6.4}, "ci_low": {"value": -5.6}, "ci_high": {"value": 18.4},
+    "df": {"value": 6.52}, "comparison_change": 4.0, "derived_from_moments": false
+}))]
+pub struct Difference {
+    /// Mean change online − mean change face-to-face.
+    pub value: Figure,
+    /// Lower end of its 95 % CI.
+    pub ci_low: Figure,
+    /// Upper end of its 95 % CI.
+    pub ci_high: Figure,
+    /// Welch–Satterthwaite degrees of freedom.
+    pub df: Figure,
+    /// The comparison cohort's mean change used.
+    pub comparison_change: Option<f64>,
+    /// True when the cohort's change is the difference of its moment means
+    /// (no paired change recorded), with the moments treated as independent.
+    pub derived_from_moments: bool,
+}
+
+/// Change from intake, of members scored at intake and at this moment.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "n": {"value": 20}, "mean": {"value": 10.4}, "ci_low": {"value": 5.1}, "ci_high": {"value": 15.7},
+    "sd": {"value": 11.3}, "effect_size": {"value": 0.72},
+    "reliable_change": {
+        "improved": {"count": {"value": 10}, "percent": {"value": 50.0}},
+        "unchanged": {"count": {"value": 10}, "percent": {"value": 50.0}},
+        "deteriorated": {"count": {"value": 0}, "percent": {"value": 0.0}}
+    },
+    "without_intake": {"value": 0}, "intake_only": {"value": 10},
+    "band_moves": {"n": {"value": 20}, "without_band": {"value": 0}, "to_better": {"count": {"value": 8}, "percent": {"value": 40.0}}, "other": {"value": 12}}
+}))]
+pub struct Change {
+    /// Paired members: scored at intake and at this moment.
+    pub n: Count,
+    /// Members scored at this moment but not at intake.
+    pub without_intake: Count,
+    /// Members scored at intake but not at this moment (not yet invited,
+    /// not answered, or not scored).
+    pub intake_only: Count,
+    /// Mean change (this moment − intake).
+    pub mean: Figure,
+    /// Lower end of the mean change's 95 % CI (t, n − 1).
+    pub ci_low: Figure,
+    /// Upper end of the mean change's 95 % CI.
+    pub ci_high: Figure,
+    /// SD of the change.
+    pub sd: Figure,
+    /// Within-group effect size d (see `formulas.effect_size`).
+    pub effect_size: Figure,
+    /// Reliable change (see `formulas.reliable_change`).
+    pub reliable_change: ReliableChange,
+    /// For instruments with bands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub band_moves: Option<BandMoves>,
+    /// With a comparison cohort that recorded this moment and intake.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub difference: Option<Difference>,
+}
+
+/// The comparison cohort's recorded change from intake.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({"n": 25, "mean": 4.0, "sd": 12.0}))]
+pub struct CohortChange {
+    /// Members with both moments.
+    pub n: u64,
+    /// Mean change.
+    pub mean: f64,
+    /// SD of the change.
+    pub sd: f64,
+}
+
+/// The comparison cohort at this moment, as its coordinator recorded it
+/// (aggregates of people outside Kring: never suppressed).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({"n": 25, "mean": 50.0, "sd": 16.0, "change": {"n": 25, "mean": 4.0, "sd": 12.0}}))]
+pub struct CohortFigures {
+    /// Members measured.
+    pub n: u64,
+    /// Mean scaled score.
+    pub mean: f64,
+    /// SD of the scaled score.
+    pub sd: f64,
+    /// The paired change from intake, when recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<CohortChange>,
+    /// Members per band, when recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub band_counts: Option<BTreeMap<String, u64>>,
+}
+
+/// Every figure of one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "moment": "week_6", "anchor": "join", "offset_days": 42,
+    "invited": {"value": 30}, "answered": {"value": 24}, "not_answered": {"value": null, "suppressed": "fewer_than_k"},
+    "response_rate": {"value": 80.0},
+    "score": {"n": {"value": 24}, "without_score": {"value": 0}, "mean": {"value": 52.5}, "sd": {"value": 16.1}}
+}))]
+pub struct MomentFigures {
+    /// The moment's name (`intake`, `week_6`, …).
+    pub moment: String,
+    /// `join` or `circle_end`; absent for a moment no plan names any more.
+    pub anchor: Option<String>,
+    /// Days after the anchor.
+    pub offset_days: Option<i64>,
+    /// Members prompted to answer.
+    pub invited: Count,
+    /// Members who answered.
+    pub answered: Count,
+    /// Invited members who did not (yet) answer.
+    pub not_answered: Count,
+    /// Answered / invited, in percent.
+    pub response_rate: Figure,
+    /// The scaled scores.
+    pub score: ScoreFigures,
+    /// Change from intake; absent at intake.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
+    /// The comparison cohort at this moment, when it recorded it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<CohortFigures>,
 }
