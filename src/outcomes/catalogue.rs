@@ -134,6 +134,19 @@ pub async fn find(
         .max_by_key(|a| a.instrument.version))
 }
 
+/// The newest version of `key` if the organisation may measure with it
+/// now: the check for a measurement plan. `None` for a key it cannot see
+/// or one whose licence needs a permission it has not recorded.
+pub async fn usable(
+    conn: &mut AnyConnection,
+    organisation_id: &str,
+    key: &str,
+) -> ApiResult<Option<Available>> {
+    Ok(find(conn, organisation_id, key)
+        .await?
+        .filter(Available::usable))
+}
+
 /// Whether `key` is a shipped instrument's key (an import may not take it).
 pub fn is_shipped(key: &str) -> ApiResult<bool> {
     let shipped = super::shipped()

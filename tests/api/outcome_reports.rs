@@ -1046,12 +1046,21 @@ async fn instruments_permissions_and_imports(backend: Backend) {
             .unwrap()
     };
     assert!(available.iter().all(|a| a.usable()));
+    let usable = |org: String| async move {
+        let mut conn = app.state.store.pool().acquire().await.unwrap();
+        kring::outcomes::catalogue::usable(&mut conn, &org, "djg6")
+            .await
+            .unwrap()
+            .is_some()
+    };
+    assert!(usable(w.org.id.clone()).await);
     let other = app.organisation("Elders", "coord@elders.example").await;
     let r = app
         .get("/v1/organisation/instruments", other.coordinator.token())
         .await
         .expect(200);
     assert_eq!(find(&list(&r), "djg6")["usable"], false);
+    assert!(!usable(other.id.clone()).await);
     // Recording again replaces the statement.
     let r = app
         .put(
@@ -1152,3 +1161,59 @@ async fn instruments_permissions_and_imports(backend: Backend) {
     w.app.stop().await;
 }
 both_backends!(instruments_permissions_and_imports);
+
+/// Parallel writes: eight identical permission records leave one row;
+/// eight retries of one cohort with the same Idempotency-Key record it once.
+async fn parallel_writes_record_once(backend: Backend) {
+    let w = World::new(backend, None).await;
+    let app = &w.app;
+    let coordinator = w.org.coordinator.token();
+    let answers = futures_util::future::join_all((0..8).map(|i| {
+        app.put(
+            "/v1/organisation/instruments/djg6/permission",
+            coordinator,
+            Some(json!({"statement": format!("Letter {i}")})),
+        )
+    }))
+    .await;
+    assert!(answers.iter().all(|r| r.status == 200), "{answers:?}");
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM instrument_permissions WHERE organisation_id = $1",
+    )
+    .bind(&w.org.id)
+    .fetch_one(app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(rows, 1);
+
+    let key = [("idempotency-key", "cohort-noord-2025")];
+    let answers = futures_util::future::join_all((0..8).map(|_| {
+        app.request_with(
+            Method::POST,
+            "/v1/organisation/comparison-cohorts",
+            coordinator,
+            Some(cohort_body()),
+            &key,
+        )
+    }))
+    .await;
+    let ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .filter(|r| r.status == 201)
+        .map(|r| r.str("/id"))
+        .collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|r| r.status == 201 || r.body["code"] == "idempotency_in_progress"),
+        "{answers:?}"
+    );
+    let cohorts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM comparison_cohorts")
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(cohorts, 1);
+    w.app.stop().await;
+}
+both_backends!(parallel_writes_record_once);
