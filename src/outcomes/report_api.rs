@@ -33,8 +33,26 @@ pub struct ReportQuery {
     #[param(example = "who5")]
     pub instrument: String,
     /// Only these circles (repeat the parameter or separate ids with commas);
-    /// all of the organisation's circles when absent. Organisation report only.
+    /// all of the organisation's circles when absent.
     pub circle_id: Option<Vec<String>>,
+    /// Only members who joined at or after this time (RFC 3339, or a date
+    /// `YYYY-MM-DD` meaning its start in UTC).
+    #[param(example = "2026-01-01")]
+    pub joined_from: Option<String>,
+    /// Only members who joined before this time (exclusive; RFC 3339 or a date).
+    #[param(example = "2027-01-01")]
+    pub joined_until: Option<String>,
+    /// A comparison cohort of the same instrument to show side by side.
+    pub comparison_cohort_id: Option<String>,
+}
+
+/// The circle report's filters: those of [`ReportQuery`] but the circles.
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CircleReportQuery {
+    /// The instrument's key (`who5`, `djg6`, or one the organisation imported).
+    #[param(example = "who5")]
+    pub instrument: String,
     /// Only members who joined at or after this time (RFC 3339, or a date
     /// `YYYY-MM-DD` meaning its start in UTC).
     #[param(example = "2026-01-01")]
@@ -423,15 +441,15 @@ pub async fn organisation_report(
 /// of the organisation report for this circle alone, with nothing hidden
 /// (`min_cell` 1: staff know the members anyway). Logged in the access log
 /// (kind `outcomes`, action `list`, one entry per member whose answers it
-/// uses). Same parameters as `organisation_outcomes_get` except
-/// `circle_id`, and JSON or CSV the same way. 404 for anyone else. Changes
-/// nothing.
+/// uses). Same parameters as `organisation_outcomes_get` but the circles,
+/// and JSON or CSV the same way. 404 for anyone else, 403 `staff_only` for
+/// the circle's members. Changes nothing.
 #[utoipa::path(
     get, path = "/v1/circles/{circle_id}/outcomes/report", tag = "outcomes",
     operation_id = "circle_outcomes_report_get",
     extensions(("x-problem-codes" = json!([Code::StaffOnly]))),
     security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The circle's id"), ReportQuery),
+    params(("circle_id" = String, Path, description = "The circle's id"), CircleReportQuery),
     responses(
         (status = 200, description = "The report: JSON, or CSV with `Accept: text/csv`",
          content((OutcomeReport = "application/json"), (String = "text/csv"))),
