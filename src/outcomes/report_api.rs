@@ -151,12 +151,12 @@ struct CohortRow {
     description: String,
 }
 
-/// The questionnaires of the selection, with the circle of each.
+/// The questionnaires of the selection.
 async fn questionnaires(
     conn: &mut AnyConnection,
     organisation_id: &str,
     f: &Filters,
-) -> ApiResult<Vec<(String, Row)>> {
+) -> ApiResult<Vec<Row>> {
     let rows: Vec<QuestionnaireRow> = sqlx::query_as(
         "SELECT q.membership_id, q.circle_id, q.moment, q.status, q.scaled_score, q.band
          FROM questionnaires q JOIN memberships m ON m.id = q.membership_id
@@ -175,15 +175,14 @@ async fn questionnaires(
         .filter(|r| f.circle_ids.is_empty() || f.circle_ids.contains(&r.circle_id))
         .map(|r| {
             let answered = r.status == "answered";
-            let row = Row {
+            Row {
                 membership_id: r.membership_id,
                 moment: r.moment,
                 invited: r.status != "scheduled",
                 answered,
                 scaled: r.scaled_score.filter(|_| answered).map(|s| s as f64),
                 band: r.band.filter(|_| answered),
-            };
-            (r.circle_id, row)
+            }
         })
         .collect();
     Ok(rows)
@@ -312,11 +311,7 @@ async fn build(
         }
         None => (None, Vec::new()),
     };
-    let rows: Vec<Row> = questionnaires(&mut conn, organisation_id, filters)
-        .await?
-        .into_iter()
-        .map(|(_, r)| r)
-        .collect();
+    let rows = questionnaires(&mut conn, organisation_id, filters).await?;
     let defs = moments(&mut conn, organisation_id, filters).await?;
     drop(conn);
     let instrument = &available.instrument;
