@@ -48,6 +48,19 @@ pub enum AdminCommand {
     /// before it and matches its hash. Prints each chain's last entry and
     /// hash; exits non-zero naming the first broken entry.
     VerifyAccessLog,
+    /// Import an organisation's own (licensed) instrument definition, in
+    /// the format of `kring instrument-schema`. A key and version, once
+    /// imported, never change; a shipped instrument's key is refused.
+    ImportInstrument(ImportInstrument),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportInstrument {
+    /// The organisation's id.
+    #[arg(long)]
+    pub organisation: String,
+    /// The definition: a JSON file.
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -365,6 +378,18 @@ pub struct Config {
         global = true
     )]
     pub export_ttl_hours: u32,
+
+    /// Outcome reports: a cell (count, mean, percentage) resting on fewer
+    /// members than this is suppressed in the organisation's report, with
+    /// secondary suppression. 1 shows everything.
+    #[arg(
+        long,
+        env = "KRING_REPORT_MIN_CELL",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=1_000),
+        global = true
+    )]
+    pub report_min_cell: u32,
 
     /// Testing only: run on a clock that `POST /test/clock` moves, so that
     /// contract tests can let days pass. Never enable in production.

@@ -83,6 +83,25 @@ async fn execute(cli: Cli) -> Result<(), String> {
                 made.organisation_id, made.coordinator_id, made.setup_code
             ))
         }
+        Command::Admin(AdminCommand::ImportInstrument(cmd)) => {
+            let json = std::fs::read_to_string(&cmd.file)
+                .map_err(|e| format!("cannot read {}: {e}", cmd.file.display()))?;
+            let store = connect(&config.database_url()).await?;
+            kring::migrate(&store).await.map_err(|e| e.to_string())?;
+            let result = kring::outcomes::instruments_api::import(
+                &store,
+                SystemClock.now_ms(),
+                &cmd.organisation,
+                &json,
+            )
+            .await;
+            store.close().await;
+            let instrument = result?;
+            out(&format!(
+                "imported {} version {} for organisation {}\n",
+                instrument.key, instrument.version, cmd.organisation
+            ))
+        }
         Command::Admin(AdminCommand::VerifyAccessLog) => {
             let store = connect(&config.database_url()).await?;
             kring::migrate(&store).await.map_err(|e| e.to_string())?;

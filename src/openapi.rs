@@ -57,6 +57,7 @@ pub use problems::{PROBLEM_CODES, Problems};
         (name = "alerts", description = "The silence engine's alerts for workers, and the circle overview"),
         (name = "access_log", description = "Who read or changed a member's data: every access by a worker or coordinator, for the member and for coordinators (NEN 7513)"),
         (name = "exports", description = "A member's copy of everything Kring holds about them (GDPR art. 15 and 20): started by the member or by a coordinator on their behalf, built by a job, downloadable until it expires"),
+        (name = "outcomes", description = "Outcome measurement: the organisation's outcome reports (aggregates, small cells suppressed), a circle's own report for its staff, comparison cohorts and the instruments an organisation may use"),
         (name = "operations", description = "Health checks, metrics and the spec"),
     )
 )]

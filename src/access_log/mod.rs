@@ -73,6 +73,9 @@ pub enum Kind {
     Export,
     /// The erasure of the member's data.
     Erasure,
+    /// Outcome questionnaires: the member's scores, also as part of a
+    /// circle's outcome report.
+    Outcomes,
 }
 
 impl Kind {
@@ -89,10 +92,11 @@ impl Kind {
             Self::AccessLog => "access_log",
             Self::Export => "export",
             Self::Erasure => "erasure",
+            Self::Outcomes => "outcomes",
         }
     }
 
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Checkins,
         Self::Feed,
         Self::Overview,
@@ -104,6 +108,7 @@ impl Kind {
         Self::AccessLog,
         Self::Export,
         Self::Erasure,
+        Self::Outcomes,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {

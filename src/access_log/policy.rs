@@ -55,6 +55,9 @@ const NO_ONE: &str = "no data about any person";
 const MEMBERS_ONLY: &str = "members only, about themselves";
 const CIRCLE: &str = "the circle itself: its settings, agreement and workers, no member's data";
 const STAFF: &str = "the organisation and its staff, no member's data";
+const INSTRUMENTS: &str = "the organisation's questionnaires and their licences, no member's data";
+const COHORTS: &str =
+    "a face-to-face cohort's aggregate figures, as a coordinator recorded them: no member's data";
 const OWN_POST: &str = "only the author may, and it answers with their own post";
 
 /// Every operation of the API.
@@ -270,6 +273,40 @@ pub const POLICY: &[Declared] = &[
         "GET",
         "/v1/circles/{circle_id}/overview",
         &[(Kind::Overview, Action::List)],
+    ),
+    // Outcome reports.
+    exempt("GET", "/v1/organisation/instruments", INSTRUMENTS),
+    exempt(
+        "PUT",
+        "/v1/organisation/instruments/{key}/permission",
+        INSTRUMENTS,
+    ),
+    exempt(
+        "DELETE",
+        "/v1/organisation/instruments/{key}/permission",
+        INSTRUMENTS,
+    ),
+    exempt("GET", "/v1/organisation/comparison-cohorts", COHORTS),
+    exempt("POST", "/v1/organisation/comparison-cohorts", COHORTS),
+    exempt(
+        "GET",
+        "/v1/organisation/comparison-cohorts/{cohort_id}",
+        COHORTS,
+    ),
+    exempt(
+        "DELETE",
+        "/v1/organisation/comparison-cohorts/{cohort_id}",
+        COHORTS,
+    ),
+    exempt(
+        "GET",
+        "/v1/organisation/outcomes",
+        "aggregates only: every cell resting on fewer than KRING_REPORT_MIN_CELL members is suppressed, with secondary suppression, so it shows no member's data",
+    ),
+    logs(
+        "GET",
+        "/v1/circles/{circle_id}/outcomes/report",
+        &[(Kind::Outcomes, Action::List)],
     ),
 ];
 

@@ -10,7 +10,9 @@
 //!   show anyway).
 //! - Secondary: a relation with exactly one hidden cell would give it away
 //!   by subtraction, so its smallest visible cell is hidden too (ties: the
-//!   first); repeated over all relations until nothing changes.
+//!   first), preferring cells of some members: a zero is often known
+//!   anyway (a rule that makes it always zero), so hiding it protects
+//!   little; repeated over all relations until nothing changes.
 
 /// Whether a cell is shown, and if not, why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +62,7 @@ pub fn suppress(counts: &[u64], relations: &[Vec<usize>], k: u64) -> Vec<Visibil
                 .iter()
                 .copied()
                 .filter(|&i| !visibility[i].is_hidden())
-                .min_by_key(|&i| (counts[i], i));
+                .min_by_key(|&i| (counts[i] == 0, counts[i], i));
             if let Some(i) = smallest {
                 visibility[i] = Visibility::Secondary;
                 changed = true;
@@ -96,6 +98,17 @@ mod tests {
         // Ties go to the first cell.
         let v = suppress(&[3, 12, 12, 27], &[vec![0, 1, 2, 3]], 10);
         assert_eq!(v, [P, S, O, O]);
+    }
+
+    #[test]
+    fn a_zero_is_hidden_only_when_nothing_else_is_left() {
+        // answered 10 (hidden elsewhere) = scored 10 + unscored 0: hiding
+        // the 0 would leave scored = answered for anyone who knows that
+        // every answer is scored, so the 10 goes.
+        let v = suppress(&[4, 10, 0], &[vec![0, 1, 2]], 10);
+        assert_eq!(v, [P, S, O]);
+        let v = suppress(&[4, 0], &[vec![0, 1]], 10);
+        assert_eq!(v, [P, S]);
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod layout;
 mod limits;
 mod names;
 mod openapi;
+mod outcome_reports;
 mod posts;
 mod push;
 mod push_failures;

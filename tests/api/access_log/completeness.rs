@@ -361,6 +361,38 @@ async fn sweep(w: World) {
         expect("overview", "list", &[(zon, Some(1)), (maan, Some(1))])
     );
 
+    // The circle's outcome report: about zon, who answered; maan was
+    // prompted and did not answer, so the report uses nothing of hers.
+    for (who, status, score) in [(&w.zon, "answered", Some(48i64)), (&w.maan, "open", None)] {
+        sqlx::query(
+            "INSERT INTO questionnaires (id, membership_id, account_id, circle_id, organisation_id,
+                 instrument_key, instrument_version, moment, due_at, expires_at, status,
+                 scaled_score, created_at)
+             VALUES ($1, $2, $3, $4, $5, 'who5', 1, 'intake', 0, 0, $6, $7, 0)",
+        )
+        .bind(kring::secrets::new_id())
+        .bind(who.membership())
+        .bind(&who.account_id)
+        .bind(c)
+        .bind(&w.org.id)
+        .bind(status)
+        .bind(score)
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    }
+    let t = "/v1/circles/{circle_id}/outcomes/report";
+    let (_, new) = run
+        .call(
+            staff,
+            Method::GET,
+            t,
+            &format!("/v1/circles/{c}/outcomes/report?instrument=who5"),
+            None,
+        )
+        .await;
+    assert_eq!(seen(&new), expect("outcomes", "list", &[(zon, Some(1))]));
+
     // Alerts: maan asked for contact.
     let (r, new) = run
         .call(staff, Method::GET, "/v1/alerts", "/v1/alerts", None)
