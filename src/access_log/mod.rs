@@ -73,6 +73,8 @@ pub enum Kind {
     Export,
     /// The erasure of the member's data.
     Erasure,
+    /// Questionnaire scores (outcome measurement) and their trend.
+    Outcomes,
 }
 
 impl Kind {
@@ -89,10 +91,11 @@ impl Kind {
             Self::AccessLog => "access_log",
             Self::Export => "export",
             Self::Erasure => "erasure",
+            Self::Outcomes => "outcomes",
         }
     }
 
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Checkins,
         Self::Feed,
         Self::Overview,
@@ -104,6 +107,7 @@ impl Kind {
         Self::AccessLog,
         Self::Export,
         Self::Erasure,
+        Self::Outcomes,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {

@@ -240,6 +240,38 @@ async fn staff_access_to_member_data_is_logged(backend: Backend) {
     assert_eq!(new.len(), 2);
     assert!(new.iter().all(|e| e.actor_role == "coordinator"));
 
+    // Outcomes: each member with answers, once. Zon answers the intake
+    // questionnaire (her own data: nothing logged).
+    kring::jobs::run_until_idle(&kring::jobs::questionnaires::Questionnaires, &app.state)
+        .await
+        .unwrap();
+    let mine = app
+        .get("/v1/me/questionnaires", w.zon.token())
+        .await
+        .expect(200);
+    let q = mine.str("/items/0/id");
+    let answers = json!({"answers": {"who5_1": "at_no_time", "who5_2": "at_no_time",
+        "who5_3": "at_no_time", "who5_4": "at_no_time", "who5_5": "at_no_time"}});
+    app.post(
+        &format!("/v1/me/questionnaires/{q}/answers"),
+        w.zon.token(),
+        answers,
+    )
+    .await
+    .expect(200);
+    let t = "/v1/circles/{circle_id}/outcomes";
+    let (r, new) = run
+        .call(
+            staff,
+            Method::GET,
+            t,
+            &format!("/v1/circles/{c}/outcomes"),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(seen(&new), expect("outcomes", "list", &[(zon, Some(1))]));
+
     // The feed: each author who is a member, with their posts on the page;
     // again when the page comes from the read cache.
     let t = "/v1/circles/{circle_id}/posts";

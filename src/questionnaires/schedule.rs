@@ -1,0 +1,477 @@
+//! The questionnaire job's work: making each due questionnaire once, and
+//! asking, reminding and expiring it at the member's moments.
+//!
+//! - **Made once.** A questionnaire is made when its moment has come and
+//!   its answering window is still open, for active members (not workers,
+//!   not after leaving, not once the member turned measurement off, not in
+//!   an archived circle). Members who are away still get it made (the
+//!   moment is tied to their join); only the asking waits. The unique key
+//!   (membership, instrument, moment) with `ON CONFLICT DO NOTHING` makes
+//!   it exactly once across instances and crashes.
+//! - **Asked gently.** The ask goes out at the member's reminder time,
+//!   outside quiet hours, never while away, and shares the one message a
+//!   day with silence nudges (`accounts.last_nudge_at`): questionnaires of
+//!   one account due together go in one message. At most two reminders
+//!   follow if unanswered: [`REMINDER_GAPS_DAYS`] after the ask.
+//! - **Expires.** [`WINDOW_DAYS`] after its moment a questionnaire can no
+//!   longer be answered: one that was asked becomes `expired`; one never
+//!   asked (the member was away or had turned measurement off all along)
+//!   stays `scheduled`, which reports count as not invited.
+//! - Answered, declined, opted out or left: never asked or reminded again.
+//!
+//! Every write to a questionnaire row is conditional on what was read
+//! (status and `prompts_sent`), so two instances working on one row, or a
+//! member answering meanwhile, cannot ask twice or undo an answer.
+
+use sqlx::AnyConnection;
+
+use crate::notifications::produce::{Outgoing, notify};
+use crate::notifications::texts::TextParams;
+use crate::notifications::timing::QuietWindow;
+use crate::push::payload::NotificationKind;
+use crate::secrets::new_id;
+use crate::silence::timing::message_moment;
+use crate::state::AppState;
+use crate::store::claim::Queue;
+
+use super::catalogue;
+use super::plan::DAY_MS;
+
+/// Days after its moment that a questionnaire can be answered.
+pub const WINDOW_DAYS: i64 = 14;
+/// The ask and at most two reminders.
+pub const MAX_PROMPTS: i64 = 3;
+/// Days from the ask to the first reminder, and from it to the second (3
+/// and 7 days after the ask).
+pub const REMINDER_GAPS_DAYS: [i64; 2] = [3, 4];
+/// How long a claim on a questionnaire lasts.
+pub const LEASE_MS: i64 = 60_000;
+/// Rows made or claimed per round.
+const BATCH: i64 = 200;
+
+/// Questionnaires wait for their next ask, reminder or expiry in
+/// `next_action_at` (NULL once finished).
+pub const QUEUE: Queue = Queue {
+    table: "questionnaires",
+    key: "id",
+    due: "next_action_at",
+    lease: "lease_until",
+    lease_ms: LEASE_MS,
+    waiting: None,
+    claimable: None,
+    on_claim: None,
+};
+
+/// What a round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    pub made: usize,
+    pub claimed: usize,
+    pub messages: usize,
+}
+
+impl crate::jobs::Progress for Round {
+    fn is_idle(&self) -> bool {
+        self.made == 0 && self.claimed == 0
+    }
+
+    fn add(&mut self, other: Self) {
+        self.made += other.made;
+        self.claimed += other.claimed;
+        self.messages += other.messages;
+    }
+}
+
+/// One round: make what is due, then act on what waits.
+pub async fn round(state: &AppState) -> Result<Round, sqlx::Error> {
+    let now = state.now_ms();
+    let made = make_due(state, now).await?;
+    let ids = state.store.claim_due(&QUEUE, now, BATCH, None).await?;
+    let mut messages = 0;
+    for id in &ids {
+        let mut tx = state.store.begin().await?;
+        if act(&mut tx, id, now).await? {
+            messages += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(Round {
+        made,
+        claimed: ids.len(),
+        messages,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct Candidate {
+    membership_id: String,
+    account_id: String,
+    circle_id: String,
+    organisation_id: String,
+    instrument_key: String,
+    moment: String,
+    due_at: i64,
+}
+
+/// The moment of a planned questionnaire, in SQL: from the join or the
+/// circle's end.
+const DUE_AT: &str = "(CASE WHEN mm.anchor = 'join' THEN m.joined_at ELSE c.ends_at END) + mm.offset_days * 86400000";
+
+/// Makes the questionnaires whose moment has come and whose window is
+/// still open; returns how many it made.
+async fn make_due(state: &AppState, now: i64) -> Result<usize, sqlx::Error> {
+    let sql = format!(
+        "SELECT m.id AS membership_id, m.account_id, m.circle_id, c.organisation_id,
+                mm.instrument_key, mm.moment, {DUE_AT} AS due_at
+         FROM measurement_moments mm
+         JOIN circles c ON c.id = mm.circle_id
+         JOIN memberships m ON m.circle_id = mm.circle_id
+         WHERE m.role = 'member' AND m.left_at IS NULL AND m.measurement_off_at IS NULL
+           AND c.archived_at IS NULL AND (mm.anchor = 'join' OR c.ends_at IS NOT NULL)
+           AND {DUE_AT} <= $1 AND {DUE_AT} > $2
+           AND NOT EXISTS (SELECT 1 FROM questionnaires q
+                           WHERE q.membership_id = m.id AND q.instrument_key = mm.instrument_key
+                             AND q.moment = mm.moment)
+         LIMIT $3"
+    );
+    let due: Vec<Candidate> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(now)
+        .bind(now - WINDOW_DAYS * DAY_MS)
+        .bind(BATCH)
+        .fetch_all(state.store.pool())
+        .await?;
+    let mut made = 0;
+    for candidate in due {
+        let mut conn = state.store.pool().acquire().await?;
+        if make(&mut conn, &candidate, now).await? {
+            made += 1;
+        }
+    }
+    Ok(made)
+}
+
+/// Makes one questionnaire; false when it exists already (another instance
+/// made it) or its instrument is unknown.
+async fn make(conn: &mut AnyConnection, c: &Candidate, now: i64) -> Result<bool, sqlx::Error> {
+    let Some(instrument) =
+        catalogue::find(conn, &c.organisation_id, &c.instrument_key, None).await?
+    else {
+        tracing::warn!(instrument = %c.instrument_key, circle_id = %c.circle_id, "planned instrument unknown");
+        return Ok(false);
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO questionnaires (id, membership_id, account_id, circle_id, organisation_id,
+                                     instrument_key, instrument_version, moment, due_at, expires_at,
+                                     status, prompts_sent, next_action_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'scheduled', 0, $9, $11)
+         ON CONFLICT (membership_id, instrument_key, moment) DO NOTHING",
+    )
+    .bind(new_id())
+    .bind(&c.membership_id)
+    .bind(&c.account_id)
+    .bind(&c.circle_id)
+    .bind(&c.organisation_id)
+    .bind(&c.instrument_key)
+    .bind(i64::from(instrument.version))
+    .bind(&c.moment)
+    .bind(c.due_at)
+    .bind(c.due_at + WINDOW_DAYS * DAY_MS)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// A questionnaire as the job sees it, with its member.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Waiting {
+    pub id: String,
+    pub membership_id: String,
+    pub account_id: String,
+    pub circle_id: String,
+    pub status: String,
+    pub prompts_sent: i64,
+    pub next_action_at: Option<i64>,
+    pub expires_at: i64,
+    pub left_at: Option<i64>,
+    pub measurement_off_at: Option<i64>,
+    pub away_until: Option<i64>,
+    pub archived_at: Option<i64>,
+    pub circle_name: String,
+    pub time_zone: String,
+    pub quiet_start_min: i64,
+    pub quiet_end_min: i64,
+    pub reminder_time_min: Option<i64>,
+    pub last_nudge_at: Option<i64>,
+}
+
+const WAITING: &str = "SELECT q.id, q.membership_id, q.account_id, q.circle_id, q.status, q.prompts_sent,
+        q.next_action_at, q.expires_at, m.left_at, m.measurement_off_at, m.away_until, c.archived_at,
+        c.name AS circle_name, a.time_zone, a.quiet_start_min, a.quiet_end_min, a.reminder_time_min,
+        a.last_nudge_at
+ FROM questionnaires q JOIN memberships m ON m.id = q.membership_id
+ JOIN circles c ON c.id = q.circle_id JOIN accounts a ON a.id = q.account_id";
+
+/// What to do with a waiting questionnaire now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Its window is over: `expired` if it was asked; never asked, it
+    /// stays `scheduled`. Finished either way.
+    Expire,
+    /// Nothing more to do (answered, declined, or never asked and the
+    /// member is gone or opted out).
+    Finish,
+    /// Look again then.
+    WaitUntil(i64),
+    /// Ask or remind now.
+    Send,
+}
+
+impl Waiting {
+    fn active(&self) -> bool {
+        self.left_at.is_none() && self.measurement_off_at.is_none() && self.archived_at.is_none()
+    }
+
+    fn quiet(&self) -> QuietWindow {
+        QuietWindow {
+            time_zone: self.time_zone.clone(),
+            start_min: self.quiet_start_min,
+            end_min: self.quiet_end_min,
+        }
+    }
+
+    /// The decision, from what was read: the rules of the module doc.
+    pub fn next(&self, now: i64) -> Next {
+        let pending = self.status == "scheduled" || self.status == "open";
+        if !pending {
+            return Next::Finish;
+        }
+        if now >= self.expires_at {
+            return Next::Expire;
+        }
+        if !self.active() || self.prompts_sent >= MAX_PROMPTS {
+            // Asked already: only its expiry is left. Never asked: done.
+            return if self.status == "open" {
+                Next::WaitUntil(self.expires_at)
+            } else {
+                Next::Finish
+            };
+        }
+        if let Some(away) = self.away_until.filter(|&a| a > now) {
+            return Next::WaitUntil(away.min(self.expires_at));
+        }
+        let target = self.next_action_at.unwrap_or(now);
+        let moment = message_moment(
+            target,
+            now,
+            &self.quiet(),
+            self.reminder_time_min,
+            self.last_nudge_at,
+        );
+        if moment >= self.expires_at {
+            Next::WaitUntil(self.expires_at)
+        } else if moment > now {
+            Next::WaitUntil(moment)
+        } else {
+            Next::Send
+        }
+    }
+
+    /// When to look again after this message went out: the next reminder,
+    /// or the expiry after the last.
+    fn after_message(&self, now: i64) -> i64 {
+        let gap = usize::try_from(self.prompts_sent)
+            .ok()
+            .and_then(|sent| REMINDER_GAPS_DAYS.get(sent));
+        gap.map_or(self.expires_at, |days| {
+            (now + days * DAY_MS).min(self.expires_at)
+        })
+    }
+}
+
+async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Waiting>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{WAITING} WHERE q.id = $1")))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+}
+
+/// Acts on one claimed questionnaire; returns whether a message went out.
+async fn act(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let Some(q) = load(conn, id).await? else {
+        return Ok(false);
+    };
+    match q.next(now) {
+        Next::Finish => {
+            move_on(conn, &q, None).await?;
+            Ok(false)
+        }
+        Next::WaitUntil(at) => {
+            move_on(conn, &q, Some(at)).await?;
+            Ok(false)
+        }
+        Next::Expire => {
+            expire(conn, &q).await?;
+            Ok(false)
+        }
+        Next::Send => send(conn, &q, now).await,
+    }
+}
+
+/// Sets when to look again (NULL: never), if the row is as it was read.
+async fn move_on(
+    conn: &mut AnyConnection,
+    q: &Waiting,
+    at: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE questionnaires SET next_action_at = $1, lease_until = NULL
+         WHERE id = $2 AND status = $3 AND prompts_sent = $4",
+    )
+    .bind(at)
+    .bind(&q.id)
+    .bind(&q.status)
+    .bind(q.prompts_sent)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn expire(conn: &mut AnyConnection, q: &Waiting) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE questionnaires
+         SET status = CASE WHEN status = 'open' THEN 'expired' ELSE status END,
+             next_action_at = NULL, lease_until = NULL
+         WHERE id = $1 AND status IN ('scheduled', 'open')",
+    )
+    .bind(&q.id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Asks or reminds: this questionnaire and the account's others due now go
+/// in one message, which takes the account's message of the day. If
+/// another message took the day meanwhile, nothing is sent and the
+/// questionnaire waits for its next moment.
+async fn send(conn: &mut AnyConnection, q: &Waiting, now: i64) -> Result<bool, sqlx::Error> {
+    if !take_the_day(conn, q, now).await? {
+        move_on(conn, q, q.next_action_at).await?;
+        return Ok(false);
+    }
+    let mut asked = vec![q.clone()];
+    asked.extend(riding_along(conn, q, now).await?);
+    let mut sent = Vec::new();
+    for each in asked {
+        if mark_sent(conn, &each, now).await? {
+            sent.push(each);
+        }
+    }
+    if sent.is_empty() {
+        give_back_the_day(conn, q, now).await?;
+        return Ok(false);
+    }
+    let mut names: Vec<String> = sent.iter().map(|s| s.circle_name.clone()).collect();
+    names.dedup();
+    let out = Outgoing {
+        account_id: q.account_id.clone(),
+        kind: NotificationKind::Questionnaire,
+        params: TextParams {
+            circle_name: names.join(", "),
+            count: i64::try_from(sent.len()).unwrap_or(1),
+            reminder: sent.iter().all(|s| s.prompts_sent > 0),
+            ..Default::default()
+        },
+        circle_id: Some(q.circle_id.clone()),
+        post_id: None,
+        membership_id: Some(q.membership_id.clone()),
+        alert_id: None,
+        deliver_at: None,
+        inbox_only: false,
+    };
+    notify(conn, now, &out).await?;
+    Ok(true)
+}
+
+/// The account's one message of the day: taken only if no other message
+/// (a nudge, another ask) was recorded since this one was read.
+async fn take_the_day(
+    conn: &mut AnyConnection,
+    q: &Waiting,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let taken = sqlx::query(
+        "UPDATE accounts SET last_nudge_at = $1
+         WHERE id = $2 AND (last_nudge_at = $3 OR (last_nudge_at IS NULL AND $3 < 0))",
+    )
+    .bind(now)
+    .bind(&q.account_id)
+    .bind(q.last_nudge_at.unwrap_or(-1))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(taken == 1)
+}
+
+/// Nothing went out after all (the rows changed meanwhile): the day is
+/// free again.
+async fn give_back_the_day(
+    conn: &mut AnyConnection,
+    q: &Waiting,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE accounts SET last_nudge_at = $1 WHERE id = $2 AND last_nudge_at = $3")
+        .bind(q.last_nudge_at)
+        .bind(&q.account_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The account's other questionnaires whose ask or reminder is due now.
+async fn riding_along(
+    conn: &mut AnyConnection,
+    q: &Waiting,
+    now: i64,
+) -> Result<Vec<Waiting>, sqlx::Error> {
+    let others: Vec<Waiting> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{WAITING} WHERE q.account_id = $1 AND q.id <> $2 AND q.status IN ('scheduled', 'open')
+           AND q.next_action_at IS NOT NULL AND q.next_action_at <= $3
+         ORDER BY q.due_at, q.id"
+    )))
+    .bind(&q.account_id)
+    .bind(&q.id)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    // Judged as if the day were still free: this message is theirs too.
+    Ok(others
+        .into_iter()
+        .filter(|o| {
+            let free = Waiting {
+                last_nudge_at: q.last_nudge_at,
+                ..o.clone()
+            };
+            free.next(now) == Next::Send
+        })
+        .collect())
+}
+
+/// Records an ask or reminder, if the row is as it was read.
+async fn mark_sent(conn: &mut AnyConnection, q: &Waiting, now: i64) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE questionnaires SET status = 'open', prompts_sent = prompts_sent + 1,
+                next_action_at = $1, lease_until = NULL
+         WHERE id = $2 AND status = $3 AND prompts_sent = $4",
+    )
+    .bind(q.after_message(now))
+    .bind(&q.id)
+    .bind(&q.status)
+    .bind(q.prompts_sent)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
