@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod catalogue;
+pub mod export;
 pub mod plan;
 pub mod schedule;
 pub mod scores;

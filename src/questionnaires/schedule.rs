@@ -8,6 +8,9 @@
 //!   moment is tied to their join); only the asking waits. The unique key
 //!   (membership, instrument, moment) with `ON CONFLICT DO NOTHING` makes
 //!   it exactly once across instances and crashes.
+//! - **At the join**, what is due at once (the intake) is made in the
+//!   join's transaction and shown by the app straight away: that is its
+//!   ask (no message; `open`, `prompts_sent` 1), and reminders follow.
 //! - **Asked gently.** The ask goes out at the member's reminder time,
 //!   outside quiet hours, never while away, and shares the one message a
 //!   day with silence nudges (`accounts.last_nudge_at`): questionnaires of
@@ -117,9 +120,14 @@ struct Candidate {
 /// circle's end.
 const DUE_AT: &str = "(CASE WHEN mm.anchor = 'join' THEN m.joined_at ELSE c.ends_at END) + mm.offset_days * 86400000";
 
-/// Makes the questionnaires whose moment has come and whose window is
-/// still open; returns how many it made.
-async fn make_due(state: &AppState, now: i64) -> Result<usize, sqlx::Error> {
+/// The planned questionnaires whose moment has come, whose window is still
+/// open and which were not made yet, of active members (or of one
+/// membership).
+async fn candidates(
+    conn: &mut AnyConnection,
+    now: i64,
+    membership_id: Option<&str>,
+) -> Result<Vec<Candidate>, sqlx::Error> {
     let sql = format!(
         "SELECT m.id AS membership_id, m.account_id, m.circle_id, c.organisation_id,
                 mm.instrument_key, mm.moment, {DUE_AT} AS due_at
@@ -128,42 +136,78 @@ async fn make_due(state: &AppState, now: i64) -> Result<usize, sqlx::Error> {
          JOIN memberships m ON m.circle_id = mm.circle_id
          WHERE m.role = 'member' AND m.left_at IS NULL AND m.measurement_off_at IS NULL
            AND c.archived_at IS NULL AND (mm.anchor = 'join' OR c.ends_at IS NOT NULL)
-           AND {DUE_AT} <= $1 AND {DUE_AT} > $2
+           AND {DUE_AT} <= $1 AND {DUE_AT} > $2 AND ($4 = '' OR m.id = $4)
            AND NOT EXISTS (SELECT 1 FROM questionnaires q
                            WHERE q.membership_id = m.id AND q.instrument_key = mm.instrument_key
                              AND q.moment = mm.moment)
+         ORDER BY m.id
          LIMIT $3"
     );
-    let due: Vec<Candidate> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(now)
         .bind(now - WINDOW_DAYS * DAY_MS)
         .bind(BATCH)
-        .fetch_all(state.store.pool())
-        .await?;
+        .bind(membership_id.unwrap_or_default())
+        .fetch_all(&mut *conn)
+        .await
+}
+
+/// Makes the questionnaires whose moment has come; returns how many it
+/// made.
+async fn make_due(state: &AppState, now: i64) -> Result<usize, sqlx::Error> {
+    let due = candidates(&mut *state.store.pool().acquire().await?, now, None).await?;
     let mut made = 0;
     for candidate in due {
         let mut conn = state.store.pool().acquire().await?;
-        if make(&mut conn, &candidate, now).await? {
+        if make(&mut conn, &candidate, now, false).await? {
             made += 1;
         }
     }
     Ok(made)
 }
 
-/// Makes one questionnaire; false when it exists already (another instance
-/// made it) or its instrument is unknown.
-async fn make(conn: &mut AnyConnection, c: &Candidate, now: i64) -> Result<bool, sqlx::Error> {
+/// A member joined: what is due at once (the intake) is made in the join's
+/// transaction, so the app can show it straight away. Being shown in the
+/// app at the join is its ask: it is made `open` with no message, and the
+/// reminders follow as for any ask.
+pub async fn on_join(
+    conn: &mut AnyConnection,
+    membership_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    for candidate in candidates(conn, now, Some(membership_id)).await? {
+        make(conn, &candidate, now, true).await?;
+    }
+    Ok(())
+}
+
+/// Makes one questionnaire, `shown` at the join or waiting for its ask;
+/// false when it exists already (another instance made it) or its
+/// instrument is unknown.
+async fn make(
+    conn: &mut AnyConnection,
+    c: &Candidate,
+    now: i64,
+    shown: bool,
+) -> Result<bool, sqlx::Error> {
     let Some(instrument) =
         catalogue::find(conn, &c.organisation_id, &c.instrument_key, None).await?
     else {
         tracing::warn!(instrument = %c.instrument_key, circle_id = %c.circle_id, "planned instrument unknown");
         return Ok(false);
     };
+    let expires_at = c.due_at + WINDOW_DAYS * DAY_MS;
+    let (status, prompts, next) = if shown {
+        let first_reminder = (now + REMINDER_GAPS_DAYS[0] * DAY_MS).min(expires_at);
+        ("open", 1, first_reminder)
+    } else {
+        ("scheduled", 0, c.due_at)
+    };
     let inserted = sqlx::query(
         "INSERT INTO questionnaires (id, membership_id, account_id, circle_id, organisation_id,
                                      instrument_key, instrument_version, moment, due_at, expires_at,
                                      status, prompts_sent, next_action_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'scheduled', 0, $9, $11)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (membership_id, instrument_key, moment) DO NOTHING",
     )
     .bind(new_id())
@@ -175,7 +219,10 @@ async fn make(conn: &mut AnyConnection, c: &Candidate, now: i64) -> Result<bool,
     .bind(i64::from(instrument.version))
     .bind(&c.moment)
     .bind(c.due_at)
-    .bind(c.due_at + WINDOW_DAYS * DAY_MS)
+    .bind(expires_at)
+    .bind(status)
+    .bind(prompts)
+    .bind(next)
     .bind(now)
     .execute(&mut *conn)
     .await?

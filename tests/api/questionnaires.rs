@@ -116,24 +116,16 @@ async fn a_member_is_asked_answers_is_reminded_and_sees_scores(backend: Backend)
         "{text}"
     );
 
-    let round = run(&app).await;
-    assert_eq!(round.made, 1);
-    assert_eq!(messages(&app, &zon.account_id).await, 1);
+    // The intake is made at the join, for the app to show at once: that is
+    // its ask, without a message.
     let list = open_list(&app, &zon).await;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["moment"], "intake");
     assert_eq!(list[0]["status"], "open");
     let intake = list[0]["id"].as_str().unwrap().to_owned();
-    // A push waits for no quiet hours at 10:00.
-    let not_before: i64 = sqlx::query_scalar(
-        "SELECT d.not_before FROM deliveries d JOIN notifications n ON n.id = d.notification_id
-         WHERE n.account_id = $1 AND n.kind = 'questionnaire'",
-    )
-    .bind(&zon.account_id)
-    .fetch_one(app.state.store.pool())
-    .await
-    .unwrap();
-    assert_eq!(not_before, joined);
+    let round = run(&app).await;
+    assert_eq!(round.made, 0, "made once, at the join");
+    assert_eq!(messages(&app, &zon.account_id).await, 0);
 
     // In the member's language, with items and options in order.
     let q = app
@@ -193,7 +185,17 @@ async fn a_member_is_asked_answers_is_reminded_and_sees_scores(backend: Backend)
     assert_eq!(list[0]["moment"], "week_6");
     let week6 = list[0]["id"].as_str().unwrap().to_owned();
     assert_eq!(q_row(&app, &week6).await, ("open".into(), 1));
-    assert_eq!(messages(&app, &zon.account_id).await, 2);
+    assert_eq!(messages(&app, &zon.account_id).await, 1);
+    // Monday 13 April 09:00Z is 11:00 in Amsterdam: pushed at once.
+    let not_before: i64 = sqlx::query_scalar(
+        "SELECT d.not_before FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+         WHERE n.account_id = $1 AND n.kind = 'questionnaire'",
+    )
+    .bind(&zon.account_id)
+    .fetch_one(app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(not_before, joined + 42 * DAY);
     app.advance(days(2));
     run(&app).await;
     assert_eq!(q_row(&app, &week6).await.1, 1, "no reminder before 3 days");
@@ -210,7 +212,7 @@ async fn a_member_is_asked_answers_is_reminded_and_sees_scores(backend: Backend)
         ("open".into(), 3),
         "never a third"
     );
-    assert_eq!(messages(&app, &zon.account_id).await, 4);
+    assert_eq!(messages(&app, &zon.account_id).await, 3);
     // 14 days after the moment: expired, not listed, no answer taken.
     app.advance(days(1));
     run(&app).await;
@@ -279,6 +281,27 @@ async fn trends_show_the_change_since_intake(backend: Backend) {
     assert_eq!(series["change_since_intake"], 40);
     let mine = app.get("/v1/me/outcomes", zon.token()).await.expect(200);
     assert_eq!(mine.body["items"][0]["change_since_intake"], 40);
+
+    // The member's export holds both, with answers and scores.
+    let export = app
+        .post("/v1/me/export", zon.token(), json!({}))
+        .await
+        .expect(202)
+        .str("/id");
+    kring::jobs::run_until_idle(&kring::jobs::exports::Builder, &app.state)
+        .await
+        .unwrap();
+    let doc = app
+        .get(&format!("/v1/me/exports/{export}/download"), zon.token())
+        .await
+        .expect(200)
+        .body;
+    let qs = doc["questionnaires"].as_array().unwrap();
+    assert_eq!(qs.len(), 2);
+    assert_eq!(qs[0]["moment"], "intake");
+    assert_eq!(qs[0]["scaled_score"], 20);
+    assert_eq!(qs[1]["answers"]["who5_5"], "more_than_half");
+    assert_eq!(qs[1]["band"], "no_sign_of_low");
     app.stop().await;
 }
 
@@ -361,6 +384,9 @@ async fn two_instances_make_and_ask_each_once(backend: Backend) {
     for name in ["Zon", "Maan", "Ster", "Wolk", "Regen"] {
         members.push(app.member(&worker, &circle, name).await);
     }
+    // Six weeks on: week_6 is due for all five (the intakes, made at the
+    // join, expired unanswered on the way).
+    app.advance(days(42));
     for _ in 0..3 {
         let (a, b) = tokio::join!(
             kring::questionnaires::schedule::round(&app.state),
@@ -370,10 +396,11 @@ async fn two_instances_make_and_ask_each_once(backend: Backend) {
         b.unwrap();
     }
     run(&app).await;
-    let made: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM questionnaires")
-        .fetch_one(app.state.store.pool())
-        .await
-        .unwrap();
+    let made: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM questionnaires WHERE moment = 'week_6'")
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
     assert_eq!(made, 5);
     for m in &members {
         assert_eq!(messages(&app, &m.account_id).await, 1);
@@ -452,8 +479,8 @@ async fn declining_and_turning_measurement_off_end_the_asking(backend: Backend) 
     run(&app).await;
     app.advance(days(32));
     run(&app).await;
-    assert_eq!(messages(&app, &zon.account_id).await, 2);
-    assert_eq!(messages(&app, &maan.account_id).await, 1);
+    assert_eq!(messages(&app, &zon.account_id).await, 1);
+    assert_eq!(messages(&app, &maan.account_id).await, 0);
     let maan_made: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM questionnaires WHERE account_id = $1")
             .bind(&maan.account_id)
@@ -491,25 +518,32 @@ async fn the_question_waits_for_the_day_a_nudge_did_not_take(backend: Backend) {
         circle,
     } = world(backend).await;
     let zon = app.member(&worker, &circle, "Zon").await;
-    // A nudge went out this morning: today's message is taken.
+    let week6_at = app.now_ms() + 42 * DAY;
+    // A nudge went out this morning, a minute before week_6 is due: the
+    // day's message is taken.
+    app.advance(SignedDuration::from_millis(
+        week6_at - 60_000 - app.now_ms(),
+    ));
     sqlx::query("UPDATE accounts SET last_nudge_at = $1 WHERE id = $2")
-        .bind(app.now_ms() - 60_000)
+        .bind(app.now_ms())
         .bind(&zon.account_id)
         .execute(app.state.store.pool())
         .await
         .unwrap();
+    app.advance(SignedDuration::from_secs(60));
     run(&app).await;
     assert_eq!(messages(&app, &zon.account_id).await, 0);
     let (status, prompts, next): (String, i64, i64) = sqlx::query_as(
-        "SELECT status, prompts_sent, next_action_at FROM questionnaires WHERE account_id = $1",
+        "SELECT status, prompts_sent, next_action_at FROM questionnaires
+         WHERE account_id = $1 AND moment = 'week_6'",
     )
     .bind(&zon.account_id)
     .fetch_one(app.state.store.pool())
     .await
     .unwrap();
     assert_eq!((status.as_str(), prompts), ("scheduled", 0));
-    // Tomorrow 09:00 in Amsterdam (the end of quiet hours) = 08:00Z.
-    let tomorrow_nine: i64 = "2026-03-03T08:00:00Z"
+    // Tomorrow 09:00 in Amsterdam (the end of quiet hours, CEST) = 07:00Z.
+    let tomorrow_nine: i64 = "2026-04-14T07:00:00Z"
         .parse::<jiff::Timestamp>()
         .unwrap()
         .as_millisecond();
