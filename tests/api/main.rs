@@ -25,6 +25,7 @@ mod openapi;
 mod posts;
 mod push;
 mod push_failures;
+mod questionnaire_simulation;
 mod questionnaires;
 mod read_cache;
 mod recovery;
