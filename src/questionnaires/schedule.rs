@@ -419,24 +419,7 @@ async fn send(conn: &mut AnyConnection, q: &Waiting, now: i64) -> Result<bool, s
         give_back_the_day(conn, q, now).await?;
         return Ok(false);
     }
-    let mut names: Vec<String> = sent.iter().map(|s| s.circle_name.clone()).collect();
-    names.dedup();
-    let out = Outgoing {
-        account_id: q.account_id.clone(),
-        kind: NotificationKind::Questionnaire,
-        params: TextParams {
-            circle_name: names.join(", "),
-            count: i64::try_from(sent.len()).unwrap_or(1),
-            reminder: sent.iter().all(|s| s.prompts_sent > 0),
-            ..Default::default()
-        },
-        circle_id: Some(q.circle_id.clone()),
-        post_id: None,
-        membership_id: Some(q.membership_id.clone()),
-        alert_id: None,
-        deliver_at: None,
-        inbox_only: false,
-    };
+    let out = message(&sent, q, false);
     notify(conn, now, &out).await?;
     Ok(true)
 }
@@ -483,27 +466,85 @@ async fn riding_along(
     q: &Waiting,
     now: i64,
 ) -> Result<Vec<Waiting>, sqlx::Error> {
+    due_asks(conn, &q.account_id, &q.id, q.last_nudge_at, now).await
+}
+
+/// The account's questionnaires (but `except`) whose ask or reminder
+/// would go out now if the day's message were free (`day_free_since`: the
+/// last message before this one).
+async fn due_asks(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    except: &str,
+    day_free_since: Option<i64>,
+    now: i64,
+) -> Result<Vec<Waiting>, sqlx::Error> {
     let others: Vec<Waiting> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{WAITING} WHERE q.account_id = $1 AND q.id <> $2 AND q.status IN ('scheduled', 'open')
            AND q.next_action_at IS NOT NULL AND q.next_action_at <= $3
          ORDER BY q.due_at, q.id"
     )))
-    .bind(&q.account_id)
-    .bind(&q.id)
+    .bind(account_id)
+    .bind(except)
     .bind(now)
     .fetch_all(&mut *conn)
     .await?;
-    // Judged as if the day were still free: this message is theirs too.
     Ok(others
         .into_iter()
         .filter(|o| {
             let free = Waiting {
-                last_nudge_at: q.last_nudge_at,
+                last_nudge_at: day_free_since,
                 ..o.clone()
             };
             free.next(now) == Next::Send
         })
         .collect())
+}
+
+/// A silence nudge goes out to the account now, taking the day's message:
+/// the questionnaires whose ask or reminder is due ride along in it (one
+/// message, not two), recorded as sent, with an inbox item of their own
+/// and no push of their own. Returns how many rode along. Call it in the
+/// nudge's transaction, before the nudge records its day.
+pub async fn ride_with_nudge(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    last_message_at: Option<i64>,
+    now: i64,
+) -> Result<usize, sqlx::Error> {
+    let mut sent = Vec::new();
+    for q in due_asks(conn, account_id, "", last_message_at, now).await? {
+        if mark_sent(conn, &q, now).await? {
+            sent.push(q);
+        }
+    }
+    if let Some(first) = sent.first() {
+        let out = message(&sent, first, true);
+        notify(conn, now, &out).await?;
+    }
+    Ok(sent.len())
+}
+
+/// The inbox item (and push, unless `inbox_only`) about `sent`.
+fn message(sent: &[Waiting], first: &Waiting, inbox_only: bool) -> Outgoing {
+    let mut names: Vec<String> = sent.iter().map(|s| s.circle_name.clone()).collect();
+    names.dedup();
+    Outgoing {
+        account_id: first.account_id.clone(),
+        kind: NotificationKind::Questionnaire,
+        params: TextParams {
+            circle_name: names.join(", "),
+            count: i64::try_from(sent.len()).unwrap_or(1),
+            reminder: sent.iter().all(|s| s.prompts_sent > 0),
+            ..Default::default()
+        },
+        circle_id: Some(first.circle_id.clone()),
+        post_id: None,
+        membership_id: Some(first.membership_id.clone()),
+        alert_id: None,
+        deliver_at: None,
+        inbox_only,
+    }
 }
 
 /// Records an ask or reminder, if the row is as it was read.

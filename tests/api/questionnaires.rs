@@ -668,3 +668,81 @@ async fn staff_read_and_replace_the_plan(backend: Backend) {
     assert!(open_list(&app, &maan).await.is_empty());
     app.stop().await;
 }
+
+both_backends!(an_ask_due_with_a_nudge_rides_in_it);
+async fn an_ask_due_with_a_nudge_rides_in_it(backend: Backend) {
+    let World {
+        app,
+        worker,
+        circle,
+    } = world(backend).await;
+    let zon = app.member(&worker, &circle, "Zon").await;
+    app.post(
+        "/v1/devices",
+        zon.token(),
+        json!({"kind": "fcm", "token": "fcm-token-zon-00000000000001"}),
+    )
+    .await
+    .expect(201);
+    let intake = open_list(&app, &zon).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(
+        &format!("/v1/me/questionnaires/{intake}/decline"),
+        zon.token(),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    app.patch(
+        "/v1/me",
+        zon.token(),
+        json!({"preferred_reminder_time": "19:00"}),
+    )
+    .await
+    .expect(200);
+    let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+    let to = |app: &TestApp, t: i64| app.advance(SignedDuration::from_millis(t - app.now_ms()));
+    // Saturday 11 April, 12:00 in Amsterdam: "I'm OK". The first nudge is
+    // due two days later, at 19:00 (the member's reminder time).
+    to(&app, at("2026-04-11T10:00:00Z"));
+    app.post("/v1/me/im-ok", zon.token(), json!({}))
+        .await
+        .expect(201);
+    // Monday 13 April, 11:00: week_6 is made; its ask waits for 19:00.
+    to(&app, at("2026-04-13T09:30:00Z"));
+    run(&app).await;
+    kring::jobs::silence::run_until_idle(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(messages(&app, &zon.account_id).await, 0);
+    // 19:00: the nudge goes out, and the ask rides in it.
+    to(&app, at("2026-04-13T17:00:00Z"));
+    kring::jobs::silence::run_until_idle(&app.state)
+        .await
+        .unwrap();
+    run(&app).await;
+    let pushed: Vec<(String, String)> = sqlx::query_as(
+        "SELECT n.kind, n.body FROM notifications n
+         WHERE n.account_id = $1 AND EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)",
+    )
+    .bind(&zon.account_id)
+    .fetch_all(app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(pushed.len(), 1, "one push: {pushed:?}");
+    assert_eq!(pushed[0].0, "nudge");
+    assert!(pushed[0].1.contains("vragenlijst"), "{}", pushed[0].1);
+    // The ask is recorded, with an inbox item of its own.
+    assert_eq!(messages(&app, &zon.account_id).await, 1);
+    let week6: (String, i64) = sqlx::query_as(
+        "SELECT status, prompts_sent FROM questionnaires WHERE account_id = $1 AND moment = 'week_6'",
+    )
+    .bind(&zon.account_id)
+    .fetch_one(app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(week6, ("open".to_owned(), 1));
+    app.stop().await;
+}
