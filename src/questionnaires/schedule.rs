@@ -14,7 +14,11 @@
 //! - **Asked gently.** The ask goes out at the member's reminder time,
 //!   outside quiet hours, never while away, and shares the one message a
 //!   day with silence nudges (`accounts.last_nudge_at`): questionnaires of
-//!   one account due together go in one message. At most two reminders
+//!   one account due together go in one message, and an ask due when a
+//!   nudge goes out rides in the nudge ([`ride_with_nudge`]). The ask takes
+//!   the day only if no other message took it since it was read; the
+//!   engine's nudge does not check that yet, so two instances deciding a
+//!   nudge and an ask in the same instant could both send (a known gap). At most two reminders
 //!   follow if unanswered: [`REMINDER_GAPS_DAYS`] after the ask.
 //! - **Expires.** [`WINDOW_DAYS`] after its moment a questionnaire can no
 //!   longer be answered: one that was asked becomes `expired`; one never
@@ -562,4 +566,110 @@ async fn mark_sent(conn: &mut AnyConnection, q: &Waiting, now: i64) -> Result<bo
     .await?
     .rows_affected()
         == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(s: &str) -> i64 {
+        s.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+    }
+
+    /// Scheduled, due Monday 2 March 2026 10:00 in Amsterdam (09:00Z).
+    fn waiting() -> Waiting {
+        let due = ms("2026-03-02T09:00:00Z");
+        Waiting {
+            id: "q".into(),
+            membership_id: "m".into(),
+            account_id: "a".into(),
+            circle_id: "c".into(),
+            status: "scheduled".into(),
+            prompts_sent: 0,
+            next_action_at: Some(due),
+            expires_at: due + WINDOW_DAYS * DAY_MS,
+            left_at: None,
+            measurement_off_at: None,
+            away_until: None,
+            archived_at: None,
+            circle_name: "Kring".into(),
+            time_zone: "Europe/Amsterdam".into(),
+            quiet_start_min: 21 * 60,
+            quiet_end_min: 9 * 60,
+            reminder_time_min: None,
+            last_nudge_at: None,
+        }
+    }
+
+    #[test]
+    fn asked_at_its_moment_outside_quiet_hours() {
+        let q = waiting();
+        assert_eq!(q.next(ms("2026-03-02T09:00:00Z")), Next::Send);
+        // Made at 22:30 local: waits for 09:00 the next morning.
+        let late = Waiting {
+            next_action_at: Some(ms("2026-03-02T21:30:00Z")),
+            ..waiting()
+        };
+        assert_eq!(
+            late.next(ms("2026-03-02T21:30:00Z")),
+            Next::WaitUntil(ms("2026-03-03T08:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_nudge_today_moves_the_ask_to_tomorrow() {
+        let q = Waiting {
+            last_nudge_at: Some(ms("2026-03-02T08:30:00Z")),
+            ..waiting()
+        };
+        assert_eq!(
+            q.next(ms("2026-03-02T09:00:00Z")),
+            Next::WaitUntil(ms("2026-03-03T08:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn never_while_away_opted_out_or_after_three() {
+        let now = ms("2026-03-02T09:00:00Z");
+        let away = Waiting {
+            away_until: Some(now + 2 * DAY_MS),
+            ..waiting()
+        };
+        assert_eq!(away.next(now), Next::WaitUntil(now + 2 * DAY_MS));
+        let off = Waiting {
+            measurement_off_at: Some(now),
+            ..waiting()
+        };
+        assert_eq!(off.next(now), Next::Finish);
+        let asked_off = Waiting {
+            status: "open".into(),
+            prompts_sent: 1,
+            ..off
+        };
+        assert_eq!(asked_off.next(now), Next::WaitUntil(asked_off.expires_at));
+        let thrice = Waiting {
+            status: "open".into(),
+            prompts_sent: 3,
+            ..waiting()
+        };
+        assert_eq!(thrice.next(now), Next::WaitUntil(thrice.expires_at));
+        assert_eq!(thrice.next(thrice.expires_at), Next::Expire);
+    }
+
+    #[test]
+    fn reminders_three_and_seven_days_after_the_ask() {
+        let now = ms("2026-03-02T09:00:00Z");
+        let q = waiting();
+        assert_eq!(q.after_message(now), now + 3 * DAY_MS);
+        let once = Waiting {
+            prompts_sent: 1,
+            ..waiting()
+        };
+        assert_eq!(once.after_message(now + 3 * DAY_MS), now + 7 * DAY_MS);
+        let twice = Waiting {
+            prompts_sent: 2,
+            ..waiting()
+        };
+        assert_eq!(twice.after_message(now + 7 * DAY_MS), q.expires_at);
+    }
 }
