@@ -20,7 +20,7 @@ use crate::ops::SpecJson;
 use crate::state::AppState;
 use crate::{
     access_log, accounts, checkins, circles, devices, erasure, exports, http, notifications, ops,
-    organisations, outcomes, posts, silence,
+    organisations, outcomes, posts, questionnaires, silence,
 };
 
 /// All API routes with their OpenAPI description.
@@ -38,6 +38,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(erasure::router())
         .merge(exports::router())
         .merge(outcomes::router())
+        .merge(questionnaires::router())
         .merge(ops::router())
         .split_for_parts();
     Security.modify(&mut spec);

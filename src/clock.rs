@@ -6,6 +6,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use jiff::{SignedDuration, Timestamp};
 
+/// A day, in the milliseconds times are stored in.
+pub const DAY_MS: i64 = 86_400_000;
+
 /// The source of "now" for everything that stores or compares times.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;

@@ -14,8 +14,10 @@
 //! - [`silence`]: the silence engine: nudges, alerts, escalation.
 //! - [`access_log`]: every staff access to a member's data, in a hash chain
 //!   per organisation; a layer that features plug into, like [`http`].
-//! - [`outcomes`]: questionnaires, their scores and cohort statistics (pure;
-//!   no routes yet).
+//! - [`outcomes`]: instruments, their scores and cohort statistics (pure);
+//!   [`questionnaires`]: a circle's measurement plan, the questionnaires
+//!   members are asked (made, asked and reminded by a job), their answers
+//!   and scores.
 //! - [`clock`]: injected time, so tests move days in milliseconds.
 //!
 //! [`run`] serves the API until a shutdown signal; tests call [`serve`] with
@@ -43,6 +45,7 @@ pub mod organisations;
 pub mod outcomes;
 pub mod posts;
 pub mod push;
+pub mod questionnaires;
 pub mod secrets;
 pub mod silence;
 pub mod state;
@@ -138,6 +141,11 @@ pub async fn serve(
         background.push(jobs::start(jobs::silence::Scheduler, &state, &cancel));
         background.push(jobs::start(erasure::run::Erasures, &state, &cancel));
         background.push(jobs::start(jobs::exports::Builder, &state, &cancel));
+        background.push(jobs::start(
+            jobs::questionnaires::Questionnaires,
+            &state,
+            &cancel,
+        ));
     }
     for job in background {
         tracker.spawn(job);

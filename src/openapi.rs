@@ -58,6 +58,7 @@ pub use problems::{PROBLEM_CODES, Problems};
         (name = "access_log", description = "Who read or changed a member's data: every access by a worker or coordinator, for the member and for coordinators (NEN 7513)"),
         (name = "exports", description = "A member's copy of everything Kring holds about them (GDPR art. 15 and 20): started by the member or by a coordinator on their behalf, built by a job, downloadable until it expires"),
         (name = "outcomes", description = "Outcome measurement: the organisation's outcome reports (aggregates, small cells suppressed), a circle's own report for its staff, comparison cohorts and the instruments an organisation may use"),
+        (name = "questionnaires", description = "Outcome measurement: a circle's measurement plan, the validated questionnaires members are asked at set moments (voluntary: decline one, or turn measurement off), their answers and scores over time, and each member's trend for the circle's staff"),
         (name = "operations", description = "Health checks, metrics and the spec"),
     )
 )]
@@ -167,6 +168,8 @@ impl Modify for FieldDescriptions {
             };
             let variants: Vec<&mut RefOr<Schema>> = match schema {
                 Schema::OneOf(one_of) => one_of.items.iter_mut().collect(),
+                // A flattened struct: its own fields are the inline part.
+                Schema::AllOf(all_of) => all_of.items.iter_mut().collect(),
                 _ => Vec::new(),
             };
             for variant in variants {

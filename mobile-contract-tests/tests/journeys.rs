@@ -32,6 +32,8 @@ const PASSWORD: &str = "een lang en veilig wachtwoord";
 
 /// A coordinator, a worker and a circle, set up through the API.
 struct Setup {
+    coordinator: String,
+    coordinator_refresh: String,
     worker: String,
     worker_refresh: String,
     circle: String,
@@ -39,14 +41,15 @@ struct Setup {
 
 async fn setup(server: &Server, app: &App) -> Setup {
     let code = server.create_organisation("Buurtwerk", "anna@buurtwerk.example");
-    let coordinator = app
+    let signed_in = app
         .post(
             "/v1/auth/setup",
             None,
             json!({"code": code, "password": PASSWORD}),
         )
-        .await
-        .str("/tokens/access_token");
+        .await;
+    let coordinator = signed_in.str("/tokens/access_token");
+    let coordinator_refresh = signed_in.str("/tokens/refresh_token");
     let worker_code = app
         .post(
             "/v1/organisation/staff",
@@ -69,14 +72,24 @@ async fn setup(server: &Server, app: &App) -> Setup {
         .await
         .str("/id");
     Setup {
+        coordinator,
+        coordinator_refresh,
         worker,
         worker_refresh,
         circle,
     }
 }
 
-/// A member joins the way the app does it; returns (access, refresh, membership).
+/// A member joins the way the app does it, skipping the intake
+/// questionnaire; returns (access, refresh, membership).
 async fn join(app: &App, s: &Setup, pseudonym: &str) -> (String, String, String) {
+    let joined = join_circle(app, s, pseudonym).await;
+    skip_questionnaires(app, &joined.0).await;
+    joined
+}
+
+/// A member joins; the intake questionnaire waits in the app.
+async fn join_circle(app: &App, s: &Setup, pseudonym: &str) -> (String, String, String) {
     let code = app
         .post(
             &format!("/v1/circles/{}/invites", s.circle),
@@ -103,6 +116,25 @@ async fn join(app: &App, s: &Setup, pseudonym: &str) -> (String, String, String)
         r.str("/tokens/refresh_token"),
         r.str("/membership/id"),
     )
+}
+
+/// The app shows the intake questionnaire right after joining; these
+/// members skip it (answering is voluntary), so that no reminder of it
+/// comes in the journeys about other things.
+async fn skip_questionnaires(app: &App, member: &str) {
+    let open = app.get("/v1/me/questionnaires", Some(member)).await;
+    assert_eq!(open.status, 200);
+    for q in open.body["items"].as_array().unwrap() {
+        let id = q["id"].as_str().unwrap();
+        let declined = app
+            .post(
+                &format!("/v1/me/questionnaires/{id}/decline"),
+                Some(member),
+                json!({}),
+            )
+            .await;
+        assert_eq!(declined.status, 200, "{}", declined.body);
+    }
 }
 
 async fn member_onboarding(backend: Backend) {
@@ -151,9 +183,10 @@ async fn member_onboarding(backend: Backend) {
         .get(&format!("/v1/circles/{}/posts", "nope"), Some(&member))
         .await;
     assert_eq!(none.status, 404);
+    // (14, with the two of skipping the intake questionnaire at the join.)
     assert_eq!(
         app.checked.get(),
-        14,
+        16,
         "every response was checked against the spec"
     );
     server.stop().await;
@@ -832,3 +865,194 @@ async fn a_member_reads_their_access_log_and_exports(backend: Backend) {
     server.stop().await;
 }
 both_backends!(a_member_reads_their_access_log_and_exports);
+
+/// Answers the member's open questionnaire `id` with `option` for every
+/// item (Idempotency-Key as the app sends it); returns the result.
+async fn answer_all(app: &App, member: &str, id: &str, option: &str) -> serde_json::Value {
+    let q = app
+        .get(&format!("/v1/me/questionnaires/{id}"), Some(member))
+        .await;
+    assert_eq!(q.status, 200);
+    assert!(!q.body["voluntary"].as_str().unwrap().is_empty());
+    let answers: serde_json::Map<String, serde_json::Value> = q.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            let offered = item["options"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o["value"] == option);
+            assert!(offered, "{option} is not an option of {item}");
+            (item["id"].as_str().unwrap().to_owned(), json!(option))
+        })
+        .collect();
+    let key = format!("answer-{id}");
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/me/questionnaires/{id}/answers"),
+            Some(member),
+            Some(json!({ "answers": answers })),
+            &[("idempotency-key", &key)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["result"].clone()
+}
+
+/// Outcome measurement as a member and a coordinator live it: the member
+/// answers the WHO-5 right after joining, is asked again at six weeks on
+/// her phone, reminded three days later, answers, and the coordinator
+/// downloads the organisation's report as CSV (one member: every cell
+/// suppressed) while the circle's worker sees the unsuppressed figures.
+async fn outcome_measurement(backend: Backend) {
+    let push = PushService::start().await;
+    let server = Server::start_with_push(backend, &push).await;
+    let app = App::new(&server);
+    monday_morning(&app).await;
+    let s = setup(&server, &app).await;
+    app.keep_fresh(&s.coordinator, &s.coordinator_refresh);
+    app.keep_fresh(&s.worker, &s.worker_refresh);
+    let (member, member_refresh, membership) = join_circle(&app, &s, "Zonnebloem").await;
+    app.keep_fresh(&member, &member_refresh);
+    let phone = push.phone();
+    let device = app.post("/v1/devices", Some(&member), phone.device()).await;
+    assert_eq!(device.status, 201);
+    // She wants no reminders to write, so only questionnaires reach her.
+    let quiet = app
+        .call(
+            "PATCH",
+            &format!("/v1/circles/{}/membership", s.circle),
+            Some(&member),
+            Some(json!({"nudges_enabled": false})),
+            &[],
+        )
+        .await;
+    assert_eq!(quiet.status, 200, "{}", quiet.body);
+
+    // The intake waits in the app right after joining; she answers it.
+    let open = app.get("/v1/me/questionnaires", Some(&member)).await;
+    let items = open.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", open.body);
+    assert_eq!(items[0]["instrument"], "who5");
+    assert_eq!(items[0]["moment"], "intake");
+    let intake = answer_all(
+        &app,
+        &member,
+        items[0]["id"].as_str().unwrap(),
+        "some_of_the_time",
+    )
+    .await;
+    // 5 × 1 = 5 raw, × 4 = 20 %: very low well-being, said in Dutch.
+    assert_eq!(intake["raw"], 5);
+    assert_eq!(intake["score"], 20);
+    assert_eq!(intake["band"]["key"], "very_low");
+    assert_eq!(phone.take(), Vec::<serde_json::Value>::new());
+
+    // Six weeks on, her phone asks for the next one.
+    let mut day = 0;
+    let ask = loop {
+        app.advance(DAY).await;
+        day += 1;
+        let pushes = phone.take();
+        if !pushes.is_empty() {
+            assert_eq!(kinds(&pushes), ["questionnaire"], "day {day}: {pushes:?}");
+            break pushes[0].clone();
+        }
+        assert!(day < 44, "no questionnaire asked by day {day}");
+    };
+    assert!(day >= 42, "asked on day {day}, before six weeks");
+    assert_eq!(ask["locale"], "nl");
+    let open = app.get("/v1/me/questionnaires", Some(&member)).await;
+    let items = open.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", open.body);
+    assert_eq!(items[0]["moment"], "week_6");
+    let week_6 = items[0]["id"].as_str().unwrap().to_owned();
+
+    // Unanswered, one gentle reminder three days after the ask.
+    let asked_on = day;
+    let reminder = loop {
+        app.advance(DAY).await;
+        day += 1;
+        let pushes = phone.take();
+        if !pushes.is_empty() {
+            break pushes;
+        }
+        assert!(day < asked_on + 5, "no reminder by day {day}");
+    };
+    assert_eq!(kinds(&reminder), ["questionnaire"]);
+    assert_eq!(day - asked_on, 3, "the reminder came on day {day}");
+
+    // She answers; nothing more is asked of her for this moment.
+    let later = answer_all(&app, &member, &week_6, "more_than_half").await;
+    assert_eq!(later["score"], 60);
+    for _ in 0..7 {
+        app.advance(DAY).await;
+    }
+    assert_eq!(phone.take(), Vec::<serde_json::Value>::new());
+    let mine = app.get("/v1/me/outcomes", Some(&member)).await;
+    assert_eq!(mine.status, 200);
+
+    // The circle's worker sees her figures unsuppressed.
+    let report = app
+        .get(
+            &format!("/v1/circles/{}/outcomes/report?instrument=who5", s.circle),
+            Some(&s.worker),
+        )
+        .await;
+    assert_eq!(report.status, 200, "{}", report.body);
+    let moments = report.body["moments"].as_array().unwrap();
+    let at = |name: &str| {
+        moments
+            .iter()
+            .find(|m| m["moment"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(at("intake")["score"]["mean"]["value"], 20.0);
+    assert_eq!(at("week_6")["score"]["mean"]["value"], 60.0);
+    assert_eq!(at("week_6")["change"]["mean"]["value"], 40.0);
+    let _ = membership;
+
+    // The coordinator downloads the organisation's report as CSV: with one
+    // member, every figure about her is hidden.
+    let csv = app
+        .call(
+            "GET",
+            "/v1/organisation/outcomes?instrument=who5",
+            Some(&s.coordinator),
+            None,
+            &[("accept", "text/csv")],
+        )
+        .await;
+    assert_eq!(csv.status, 200);
+    assert!(
+        csv.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv"),
+        "{:?}",
+        csv.headers
+    );
+    let text = csv.body.as_str().unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("moment,anchor,offset_days,figure,value,suppressed")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let cell = |moment: &str, figure: &str| {
+        rows.iter()
+            .find(|r| r.len() == 6 && r[0] == moment && r[3] == figure)
+            .unwrap_or_else(|| panic!("no {moment} {figure} row in\n{text}"))
+            .clone()
+    };
+    let invited = cell("intake", "invited");
+    assert_eq!((invited[4], invited[5]), ("", "fewer_than_k"), "{text}");
+    let mean = cell("week_6", "score_mean");
+    assert_eq!((mean[4], mean[5]), ("", "fewer_than_k"), "{text}");
+    server.stop().await;
+}
+both_backends!(outcome_measurement);

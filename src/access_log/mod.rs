@@ -73,8 +73,8 @@ pub enum Kind {
     Export,
     /// The erasure of the member's data.
     Erasure,
-    /// Outcome questionnaires: the member's scores, also as part of a
-    /// circle's outcome report.
+    /// Outcome questionnaires: the member's scores and their trend, also as
+    /// part of a circle's outcome report.
     Outcomes,
 }
 

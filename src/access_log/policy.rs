@@ -247,6 +247,36 @@ pub const POLICY: &[Declared] = &[
     ),
     exempt("POST", "/v1/circles/{circle_id}/checkins", MEMBERS_ONLY),
     exempt("POST", "/v1/circles/{circle_id}/checkins/ok", MEMBERS_ONLY),
+    // Questionnaires and outcomes.
+    exempt("GET", "/v1/circles/{circle_id}/measurement-plan", CIRCLE),
+    exempt("PUT", "/v1/circles/{circle_id}/measurement-plan", CIRCLE),
+    exempt(
+        "PUT",
+        "/v1/circles/{circle_id}/membership/measurement",
+        MEMBERS_ONLY,
+    ),
+    exempt("GET", "/v1/me/questionnaires", MEMBERS_ONLY),
+    exempt(
+        "GET",
+        "/v1/me/questionnaires/{questionnaire_id}",
+        MEMBERS_ONLY,
+    ),
+    exempt(
+        "POST",
+        "/v1/me/questionnaires/{questionnaire_id}/answers",
+        MEMBERS_ONLY,
+    ),
+    exempt(
+        "POST",
+        "/v1/me/questionnaires/{questionnaire_id}/decline",
+        MEMBERS_ONLY,
+    ),
+    exempt("GET", "/v1/me/outcomes", MEMBERS_ONLY),
+    logs(
+        "GET",
+        "/v1/circles/{circle_id}/outcomes",
+        &[(Kind::Outcomes, Action::List)],
+    ),
     // Alerts and the overview.
     logs("GET", "/v1/alerts", &[(Kind::Alerts, Action::List)]),
     logs(

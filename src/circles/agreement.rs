@@ -98,7 +98,7 @@ pub fn default_agreement(language: Locale, policy: &EscalationPolicy) -> String 
                 .to_owned(),
         ),
     }
-    match language {
+    let text = match language {
         Locale::Nl => format!(
             "Jij bepaalt wanneer je schrijft. Als het een tijd stil is, houden we een oogje in het zeil:\n{}\n\
              Herinneringen kun je uitzetten, en je kunt een pauze nemen ('afwezig tot'). \
@@ -111,5 +111,27 @@ pub fn default_agreement(language: Locale, policy: &EscalationPolicy) -> String 
              Your worker is still told when the silence lasts; that is what you agree to.",
             lines.join("\n")
         ),
+    };
+    format!("{text}\n\n{}", measurement(language))
+}
+
+/// What the default measurement plan asks, when and why, and that it is
+/// voluntary (`crate::questionnaires::plan::DEFAULT_PLAN`).
+fn measurement(language: Locale) -> &'static str {
+    match language {
+        Locale::Nl => {
+            "Metingen: we vragen je af en toe een korte vragenlijst over je welbevinden (de WHO-5, \
+             vijf vragen): bij de start, na 6 weken, na 3 en na 6 maanden, en 3 maanden na het einde \
+             van de kring. Zo kan je organisatie laten zien wat deze groep oplevert; anderen dan jij \
+             en je begeleider zien alleen anonieme groepscijfers. Invullen is vrijwillig: je kunt een \
+             vragenlijst overslaan of de metingen voor jezelf uitzetten."
+        }
+        Locale::En => {
+            "Measurement: now and then we ask you a short questionnaire about your well-being (the \
+             WHO-5, five questions): at the start, after 6 weeks, after 3 and 6 months, and 3 months \
+             after the circle ends. It lets your organisation show what this group achieves; anyone \
+             but you and your worker sees only anonymous group figures. Answering is voluntary: you \
+             can skip a questionnaire or turn measurement off for yourself."
+        }
     }
 }

@@ -433,6 +433,7 @@ pub async fn create_circle(
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    crate::questionnaires::plan::write_default(&mut tx, &id).await?;
     if caller.role == Role::Worker {
         add_worker_membership(&mut tx, &id, &caller.account_id, None, now).await?;
     }

@@ -690,6 +690,7 @@ pub async fn join(
     )
     .await?;
     let membership_id = membership_id.into_string();
+    crate::questionnaires::schedule::on_join(&mut tx, &membership_id, now).await?;
     let tokens = match caller {
         Some(_) => None,
         None => Some(open_session(&mut tx, &state, &account_id).await?),

@@ -6,7 +6,8 @@
 //! - deleted: sessions and tokens, devices and their pending pushes, codes,
 //!   notification preferences, idempotency records, the member's own
 //!   notifications, check-ins (moods, notes, contact requests), reactions,
-//!   sign-in failures under their login name, exports of their data;
+//!   sign-in failures under their login name, exports of their data,
+//!   questionnaires with their answers and scores;
 //! - posts become tombstones (no text; threads still read), or with
 //!   `keep_posts` stay under the name "former member"; either way every
 //!   membership is left and renamed "former member", so nothing shown
@@ -268,6 +269,11 @@ async fn erase_account(tx: &mut Tx, account_id: &str, now: i64) -> Result<(), sq
         "DELETE FROM sync_heads WHERE stream = 'notifications:' || $1".to_owned(),
         // Exports hold a copy of everything: gone with the rest.
         "DELETE FROM exports WHERE account_id = $1".to_owned(),
+        // Questionnaires and their answers: health data of the member's own.
+        "DELETE FROM questionnaire_answers WHERE questionnaire_id IN
+             (SELECT id FROM questionnaires WHERE account_id = $1)"
+            .to_owned(),
+        "DELETE FROM questionnaires WHERE account_id = $1".to_owned(),
     ] {
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(account_id)

@@ -149,6 +149,12 @@ codes! {
         "The export is still being built: check its status again shortly.";
     ExportFailed = "export_failed", CONFLICT, Operation,
         "The export could not be built: ask for a new one.";
+    QuestionnaireAnswered = "questionnaire_answered", CONFLICT, Operation,
+        "The questionnaire is already answered; answers never change. A retry with the same `Idempotency-Key` gets the first answer's response.";
+    QuestionnaireDeclined = "questionnaire_declined", CONFLICT, Operation,
+        "You declined this questionnaire; it takes no answers any more.";
+    QuestionnaireExpired = "questionnaire_expired", CONFLICT, Operation,
+        "The questionnaire's window has closed; it can no longer be answered or declined.";
     IdempotencyInProgress = "idempotency_in_progress", CONFLICT, Operation,
         "A request with this `Idempotency-Key` is still running: retry shortly with the same key to get its response.";
     IdempotencyReplayRefused = "idempotency_replay_refused", CONFLICT, Operation,

@@ -108,6 +108,25 @@ type Time = jiff::Timestamp;
         "action": "list",
         "result_count": 1,
         "operation": "circle_checkins_list"
+    }],
+    "questionnaires": [{
+        "id": "0194f1e0a1b27c3d8e9f0a1b2c3d4e5f",
+        "circle_id": "0194f1a2b3c47d5e8f901a2b3c4d5e6f",
+        "instrument": "who5",
+        "instrument_version": 1,
+        "moment": "intake",
+        "status": "answered",
+        "prompts_sent": 1,
+        "due_at": "2026-11-02T10:00:00Z",
+        "expires_at": "2026-11-16T10:00:00Z",
+        "answered_at": "2026-11-02T10:05:00Z",
+        "declined_at": null,
+        "answers": {"who5_1": "more_than_half", "who5_2": "less_than_half", "who5_3": "less_than_half",
+                    "who5_4": "some_of_the_time", "who5_5": "more_than_half"},
+        "raw_score": 11,
+        "scaled_score": 44,
+        "band": "low",
+        "subscales": []
     }]
 }))]
 pub struct DataExport {
@@ -148,6 +167,9 @@ pub struct DataExport {
     /// Every access by staff to your data, oldest first (the same entries as
     /// `GET /v1/me/access-log`).
     pub access_log: Vec<ExportAccessEntry>,
+    /// Every questionnaire your circles made for you, with your answers and
+    /// scores, oldest first.
+    pub questionnaires: Vec<crate::questionnaires::export::ExportQuestionnaire>,
 }
 
 /// Your account and settings. No password or its hash.
@@ -585,6 +607,7 @@ pub async fn build(
     .fetch_optional(&mut *conn)
     .await?;
 
+    let questionnaires = crate::questionnaires::export::of_account(conn, account_id).await?;
     let memberships: Vec<MembershipRow> = sqlx::query_as(
         "SELECT m.id, m.circle_id, c.name AS circle_name, m.pseudonym, m.role, m.joined_at,
                 m.left_at, m.away_until, m.nudges_enabled, m.last_activity_at, m.last_read_at,
@@ -893,6 +916,7 @@ pub async fn build(
                 operation: r.operation,
             })
             .collect(),
+        questionnaires,
     };
     doc.summary = summary(&doc);
     Ok(doc)

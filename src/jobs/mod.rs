@@ -1,6 +1,7 @@
 //! Background work that every Kring instance runs: push delivery
 //! ([`delivery`]), the silence scheduler ([`silence`]), building exports
-//! ([`exports`]) and housekeeping ([`upkeep`]).
+//! ([`exports`]), asking questionnaires ([`questionnaires`]) and
+//! housekeeping ([`upkeep`]).
 //!
 //! Each is a [`Job`]: tests drive it with [`run_until_idle`]; production
 //! runs it in [`run`], one loop for all, which stops between rounds when
@@ -10,6 +11,7 @@
 
 pub mod delivery;
 pub mod exports;
+pub mod questionnaires;
 pub mod silence;
 pub mod upkeep;
 

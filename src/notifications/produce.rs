@@ -40,7 +40,7 @@ impl Outgoing {
             | NotificationKind::AlertEscalated
             | NotificationKind::RecoveryCodeIssued
             | NotificationKind::AccountRecovered => Urgency::High,
-            NotificationKind::Nudge => Urgency::Normal,
+            NotificationKind::Nudge | NotificationKind::Questionnaire => Urgency::Normal,
             NotificationKind::Reply => Urgency::Normal,
             _ => Urgency::Low,
         }
@@ -56,6 +56,9 @@ impl Outgoing {
     }
 
     fn deep_link(&self) -> String {
+        if self.kind == NotificationKind::Questionnaire {
+            return "kring://questionnaires".to_owned();
+        }
         if let Some(alert) = &self.alert_id {
             return format!("kring://alerts/{alert}");
         }
@@ -144,8 +147,12 @@ pub async fn notify(
         Some(at) => at.max(now),
         None => quiet.next_allowed(now),
     };
-    // A newer nudge replaces an older one on the device.
-    let collapse = (out.kind == NotificationKind::Nudge).then_some("nudge");
+    // A newer nudge (or questionnaire reminder) replaces an older one on the device.
+    let collapse = match out.kind {
+        NotificationKind::Nudge => Some("nudge"),
+        NotificationKind::Questionnaire => Some("questionnaire"),
+        _ => None,
+    };
     enqueue(
         conn,
         &id,

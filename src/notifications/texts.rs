@@ -17,6 +17,8 @@ pub struct TextParams {
     pub note: Option<AlertNote>,
     /// Alerts: how long the member has been quiet, in milliseconds.
     pub quiet_ms: i64,
+    /// Questionnaires: a reminder of one already asked, not the first ask.
+    pub reminder: bool,
 }
 
 /// What an alert notice tells the workers.
@@ -190,6 +192,7 @@ pub fn render(kind: NotificationKind, locale: Locale, p: &TextParams) -> (String
             format!("{actor} is active again"),
             format!("The alert in {circle} resolved itself."),
         ),
+        (NotificationKind::Questionnaire, _) => questionnaire(locale, p),
         // Security notices never hold the code: lock screens are seen by others.
         (NotificationKind::RecoveryCodeIssued, Locale::Nl) => (
             "Er is een herstelcode voor je account gemaakt".to_owned(),
@@ -210,6 +213,43 @@ pub fn render(kind: NotificationKind, locale: Locale, p: &TextParams) -> (String
         (NotificationKind::AccountRecovered, Locale::En) => (
             "Your account moved to a new phone".to_owned(),
             "With a recovery code; other devices were signed out. If this was not you, contact your worker.".to_owned(),
+        ),
+    }
+}
+
+/// A questionnaire's ask or reminder: gentle, saying it is voluntary, and
+/// naming no instrument (a lock screen is seen by others).
+fn questionnaire(locale: Locale, p: &TextParams) -> (String, String) {
+    let circle = &p.circle_name;
+    match (locale, p.reminder, p.count > 1) {
+        (Locale::Nl, false, false) => (
+            format!("Een korte vragenlijst ({circle})"),
+            "Wil je vertellen hoe het met je gaat? Het duurt een paar minuten en is vrijwillig."
+                .to_owned(),
+        ),
+        (Locale::Nl, false, true) => (
+            format!("{} korte vragenlijsten ({circle})", p.count),
+            "Wil je vertellen hoe het met je gaat? Het duurt een paar minuten en is vrijwillig."
+                .to_owned(),
+        ),
+        (Locale::Nl, true, _) => (
+            format!("Nog even: de vragenlijst ({circle})"),
+            "Als je wilt, kun je hem nog invullen. Liever niet? Je kunt hem ook overslaan."
+                .to_owned(),
+        ),
+        (Locale::En, false, false) => (
+            format!("A short questionnaire ({circle})"),
+            "Would you tell us how you are doing? It takes a few minutes and is voluntary."
+                .to_owned(),
+        ),
+        (Locale::En, false, true) => (
+            format!("{} short questionnaires ({circle})", p.count),
+            "Would you tell us how you are doing? It takes a few minutes and is voluntary."
+                .to_owned(),
+        ),
+        (Locale::En, true, _) => (
+            format!("Still open: the questionnaire ({circle})"),
+            "If you like, you can still fill it in. Rather not? You can skip it too.".to_owned(),
         ),
     }
 }

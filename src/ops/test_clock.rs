@@ -54,6 +54,7 @@ pub async fn move_clock(
     clock.set(crate::clock::from_ms(target));
     crate::jobs::run_until_idle(&crate::erasure::run::Erasures, &state).await?;
     let mut fired = crate::jobs::silence::run_until_idle(&state).await?.fired;
+    crate::jobs::run_until_idle(&crate::jobs::questionnaires::Questionnaires, &state).await?;
     let mut deliveries = crate::jobs::delivery::run_until_idle(&state).await?;
     crate::jobs::run_until_idle(&crate::jobs::exports::Builder, &state).await?;
     // The server's own job loops may hold a claim on something due (a step

@@ -4,10 +4,19 @@
 //! an instrument may be used ([`Available::usable`]); measurement plans and
 //! reports both ask here.
 
+use std::sync::LazyLock;
+
 use sqlx::AnyConnection;
 
 use super::instrument::Instrument;
-use crate::error::{ApiError, ApiResult};
+
+/// The shipped definitions, validated once (a test keeps them valid).
+static SHIPPED: LazyLock<Vec<Instrument>> = LazyLock::new(|| {
+    super::shipped().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a shipped instrument is invalid; none are offered");
+        Vec::new()
+    })
+});
 
 /// Where a definition comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,9 +77,7 @@ struct PermissionRow {
 pub async fn available(
     conn: &mut AnyConnection,
     organisation_id: &str,
-) -> ApiResult<Vec<Available>> {
-    let shipped = super::shipped()
-        .map_err(|e| ApiError::Internal(format!("a shipped instrument is invalid: {e}")))?;
+) -> Result<Vec<Available>, sqlx::Error> {
     let imported: Vec<ImportedRow> = sqlx::query_as(
         "SELECT definition, imported_by, imported_at FROM organisation_instruments
          WHERE organisation_id = $1 ORDER BY instrument_key, version",
@@ -95,17 +102,24 @@ pub async fn available(
                 recorded_at: p.recorded_at,
             })
     };
-    let mut all: Vec<Available> = shipped
-        .into_iter()
+    let mut all: Vec<Available> = SHIPPED
+        .iter()
         .map(|instrument| Available {
             permission: permission(&instrument.key),
-            instrument,
+            instrument: instrument.clone(),
             origin: Origin::Shipped,
         })
         .collect();
     for row in imported {
-        let instrument = Instrument::from_json(&row.definition)
-            .map_err(|e| ApiError::Internal(format!("a stored instrument is invalid: {e}")))?;
+        // Validated on import; one that no longer is (a stricter check
+        // since) is left out and logged, never offered half-understood.
+        let instrument = match Instrument::from_json(&row.definition) {
+            Ok(instrument) => instrument,
+            Err(e) => {
+                tracing::error!(organisation_id, error = %e, "an imported instrument is invalid; left out");
+                continue;
+            }
+        };
         all.push(Available {
             permission: permission(&instrument.key),
             instrument,
@@ -126,7 +140,7 @@ pub async fn find(
     conn: &mut AnyConnection,
     organisation_id: &str,
     key: &str,
-) -> ApiResult<Option<Available>> {
+) -> Result<Option<Available>, sqlx::Error> {
     Ok(available(conn, organisation_id)
         .await?
         .into_iter()
@@ -141,15 +155,44 @@ pub async fn usable(
     conn: &mut AnyConnection,
     organisation_id: &str,
     key: &str,
-) -> ApiResult<Option<Available>> {
+) -> Result<Option<Available>, sqlx::Error> {
     Ok(find(conn, organisation_id, key)
         .await?
         .filter(Available::usable))
 }
 
+/// Why the organisation may not start measuring with `key`, in words for
+/// a 422 on a measurement plan; `None` when it may.
+pub async fn refusal(
+    conn: &mut AnyConnection,
+    organisation_id: &str,
+    key: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    Ok(match find(conn, organisation_id, key).await? {
+        None => Some(format!("{key} is not a known instrument")),
+        Some(a) if !a.usable() => Some(format!(
+            "{key}'s licence asks for the authors' permission, which your organisation has not recorded"
+        )),
+        Some(_) => None,
+    })
+}
+
+/// The definition of `key` at `version`, as the organisation sees it: the
+/// one a questionnaire was made with (usable now or not).
+pub async fn at_version(
+    conn: &mut AnyConnection,
+    organisation_id: &str,
+    key: &str,
+    version: i64,
+) -> Result<Option<Instrument>, sqlx::Error> {
+    Ok(available(conn, organisation_id)
+        .await?
+        .into_iter()
+        .find(|a| a.instrument.key == key && i64::from(a.instrument.version) == version)
+        .map(|a| a.instrument))
+}
+
 /// Whether `key` is a shipped instrument's key (an import may not take it).
-pub fn is_shipped(key: &str) -> ApiResult<bool> {
-    let shipped = super::shipped()
-        .map_err(|e| ApiError::Internal(format!("a shipped instrument is invalid: {e}")))?;
-    Ok(shipped.iter().any(|i| i.key == key))
+pub fn is_shipped(key: &str) -> bool {
+    SHIPPED.iter().any(|i| i.key == key)
 }

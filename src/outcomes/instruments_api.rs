@@ -227,7 +227,7 @@ pub async fn import(
             .collect();
         format!("the definition is not valid: {}", problems.join("; "))
     })?;
-    if catalogue::is_shipped(&instrument.key).map_err(|e| e.to_string())? {
+    if catalogue::is_shipped(&instrument.key) {
         return Err(format!(
             "{} is the key of an instrument that ships with Kring; give yours another key",
             instrument.key

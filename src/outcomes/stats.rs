@@ -85,7 +85,9 @@ pub struct Estimate {
 }
 
 /// Paired mean change from intake: the change scores' summary and the
-/// mean's 95 % CI, mean ± t(n − 1, 0.975) · SD / √n. Needs two pairs.
+/// mean's 95 % CI, mean ± t(n − 1, 0.975) · SD / √n. One pair has a mean
+/// but no SD or CI (those are NaN, which reports show as null); none has
+/// nothing.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MeanChange {
     pub n: usize,
@@ -96,8 +98,8 @@ pub struct MeanChange {
 pub fn mean_change(pairs: &[(f64, f64)]) -> Option<MeanChange> {
     let changes: Vec<f64> = pairs.iter().map(|(intake, later)| later - intake).collect();
     let s = summary(&changes)?;
-    let sd = s.sd?;
-    let half = t_975(count(s.n) - 1.0)? * sd / count(s.n).sqrt();
+    let sd = s.sd.unwrap_or(f64::NAN);
+    let half = t_975(count(s.n) - 1.0).map_or(f64::NAN, |t| t * sd / count(s.n).sqrt());
     Some(MeanChange {
         n: s.n,
         mean: Estimate {
@@ -374,7 +376,10 @@ mod tests {
         // Half width t(4) · SD / √5 = 2.776445 · 10.03992 / 2.236068 = 12.4662.
         assert_close!(change.mean.ci_low, 10.4 - 12.4662, 0.001);
         assert_close!(change.mean.ci_high, 10.4 + 12.4662, 0.001);
-        assert_eq!(mean_change(&pairs[..1]), None, "one pair has no SD");
+        let one = mean_change(&pairs[..1]).unwrap();
+        assert_eq!((one.n, one.mean.value), (1, pairs[0].1 - pairs[0].0));
+        assert!(one.sd.is_nan() && one.mean.ci_low.is_nan() && one.mean.ci_high.is_nan());
+        assert_eq!(mean_change(&[]), None);
     }
 
     #[test]

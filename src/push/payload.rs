@@ -19,8 +19,9 @@ use utoipa::{PartialSchema, ToSchema};
 /// `alert_escalated` (to coordinators: an alert nobody acknowledged in
 /// time), `all_clear` (to workers: the member of an open alert is active
 /// again), `recovery_code_issued` (staff issued a recovery code for your
-/// account) and `account_recovered` (a recovery code moved your account to
-/// a new phone).
+/// account), `account_recovered` (a recovery code moved your account to
+/// a new phone) and `questionnaire` (a questionnaire of your circle is
+/// ready, or a gentle reminder of one: `GET /v1/me/questionnaires`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
@@ -48,6 +49,9 @@ pub enum NotificationKind {
     /// To a member: a recovery code moved your account to a new phone and
     /// signed out every other device.
     AccountRecovered,
+    /// To a member: a questionnaire is ready to answer (voluntary), or one
+    /// of at most two gentle reminders of it; `GET /v1/me/questionnaires`.
+    Questionnaire,
 }
 
 impl NotificationKind {
@@ -64,6 +68,7 @@ impl NotificationKind {
             Self::AllClear => "all_clear",
             Self::RecoveryCodeIssued => "recovery_code_issued",
             Self::AccountRecovered => "account_recovered",
+            Self::Questionnaire => "questionnaire",
         }
     }
 
@@ -80,6 +85,7 @@ impl NotificationKind {
             "all_clear" => Ok(Self::AllClear),
             "recovery_code_issued" => Ok(Self::RecoveryCodeIssued),
             "account_recovered" => Ok(Self::AccountRecovered),
+            "questionnaire" => Ok(Self::Questionnaire),
             other => Err(format!("unknown notification kind {other}")),
         }
     }

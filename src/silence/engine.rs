@@ -382,14 +382,26 @@ async fn nudge(
     if Some(pick) == state.last_nudge_text {
         pick = (pick + 1 + fastrand::i64(0..count - 1)) % count;
     }
+    // Questionnaires due now ride along: one message a day, not two.
+    let questionnaires = crate::questionnaires::schedule::ride_with_nudge(
+        conn,
+        &state.account_id,
+        state.last_nudge_at,
+        now,
+    )
+    .await?;
+    let mut message = texts
+        .get(usize::try_from(pick).unwrap_or(0))
+        .map(|t| (*t).to_owned());
+    if questionnaires > 0 {
+        message = message.map(|m| format!("{m} {}", also_a_questionnaire(&state.locale)));
+    }
     let out = Outgoing {
         account_id: state.account_id.clone(),
         kind: NotificationKind::Nudge,
         params: TextParams {
             circle_name: names.join(", "),
-            message: texts
-                .get(usize::try_from(pick).unwrap_or(0))
-                .map(|t| (*t).to_owned()),
+            message,
             ..Default::default()
         },
         circle_id: Some(state.circle_id.clone()),
@@ -407,6 +419,15 @@ async fn nudge(
         .execute(&mut *conn)
         .await?;
     Ok(id)
+}
+
+/// Said in a nudge that a questionnaire's ask rode along in.
+fn also_a_questionnaire(locale: &str) -> &'static str {
+    if locale == "en" {
+        "A short questionnaire is waiting for you too, if you like."
+    } else {
+        "Er staat ook een korte vragenlijst voor je klaar, als je wilt."
+    }
 }
 
 /// Another circle's nudge due now rides along in this one: recorded as

@@ -7,7 +7,7 @@ use sqlx::AnyConnection;
 use crate::circles::policy::{EscalationPolicy, StepAction};
 use crate::notifications::timing::QuietWindow;
 use crate::silence::ladder::{HOUR_MS, Ladder, Step};
-use crate::silence::timing::{local_day, member_moment};
+use crate::silence::timing::message_moment;
 
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct MemberState {
@@ -133,29 +133,13 @@ impl MemberState {
     /// due time or from the policy change that made it past due; never in
     /// quiet hours; at most one nudge per local day.
     pub(super) fn nudge_moment(&self, due: i64, now: i64) -> i64 {
-        let quiet = self.quiet();
-        let mut at = member_moment(
+        message_moment(
             due.max(self.policy_changed_at),
-            &quiet,
+            now,
+            &self.quiet(),
             self.reminder_time_min,
-        );
-        if at <= now && quiet.is_quiet(now) {
-            at = member_moment(now, &quiet, self.reminder_time_min);
-        }
-        if let Some(last) = self.last_nudge_at
-            && local_day(at.max(now), &self.time_zone) == local_day(last, &self.time_zone)
-        {
-            let next_day = local_day(last, &self.time_zone)
-                .tomorrow()
-                .ok()
-                .and_then(|d| {
-                    d.to_zoned(jiff::tz::TimeZone::get(&self.time_zone).ok()?)
-                        .ok()
-                })
-                .map_or(last + 24 * HOUR_MS, |z| z.timestamp().as_millisecond());
-            at = member_moment(next_day, &quiet, self.reminder_time_min);
-        }
-        at
+            self.last_nudge_at,
+        )
     }
 
     /// The next nudge still to come in this silence, and its moment.

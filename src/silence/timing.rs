@@ -54,6 +54,37 @@ pub fn member_moment(due: i64, quiet: &QuietWindow, reminder_min: Option<i64>) -
     }
 }
 
+/// When a gentle message (a nudge, a questionnaire's ask) planned for
+/// `target` may reach a member, seen at `now`: their reminder time or the
+/// end of quiet hours at or after `target`; if that has passed and it is
+/// quiet now, the next such moment from now; and never on the local day of
+/// the last such message (`last_message_at`, the account's
+/// `last_nudge_at`): one a day, across circles and kinds.
+pub fn message_moment(
+    target: i64,
+    now: i64,
+    quiet: &QuietWindow,
+    reminder_min: Option<i64>,
+    last_message_at: Option<i64>,
+) -> i64 {
+    let mut at = member_moment(target, quiet, reminder_min);
+    if at <= now && quiet.is_quiet(now) {
+        at = member_moment(now, quiet, reminder_min);
+    }
+    let zone = &quiet.time_zone;
+    if let Some(last) = last_message_at
+        && local_day(at.max(now), zone) == local_day(last, zone)
+    {
+        let next_day = local_day(last, zone)
+            .tomorrow()
+            .ok()
+            .and_then(|d| d.to_zoned(TimeZone::get(zone).ok()?).ok())
+            .map_or(last + 24 * 3_600_000, |z| z.timestamp().as_millisecond());
+        at = member_moment(next_day, quiet, reminder_min);
+    }
+    at
+}
+
 /// The local calendar day of an instant, for "one nudge a day".
 pub fn local_day(ms: i64, zone_name: &str) -> civil::Date {
     local(&tz(zone_name), ms).date()

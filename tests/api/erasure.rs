@@ -204,6 +204,7 @@ async fn everything_shown(w: &World, feed_token: &str) -> String {
         (format!("/v1/circles/{c}/members"), &w.worker),
         (format!("/v1/circles/{c}/overview"), &w.worker),
         (format!("/v1/circles/{c}/checkins"), &w.worker),
+        (format!("/v1/circles/{c}/outcomes"), &w.worker),
         ("/v1/alerts".to_owned(), &w.worker),
         ("/v1/notifications".to_owned(), &w.worker),
         ("/v1/organisation/access-log".to_owned(), &w.coordinator),
@@ -224,8 +225,30 @@ async fn an_erased_member_leaves_no_trace(backend: Backend) {
         .expect(200)
         .str("/sync_token");
     let k = klaproos(&w).await;
+    // Her intake questionnaire, answered: its id is in the questionnaire
+    // and each answer, and nowhere else.
+    let questionnaire = app
+        .get("/v1/me/questionnaires", k.token())
+        .await
+        .expect(200)
+        .str("/items/0/id");
+    app.post(
+        &format!("/v1/me/questionnaires/{questionnaire}/answers"),
+        k.token(),
+        json!({"answers": {"who5_1": "at_no_time", "who5_2": "some_of_the_time"}}),
+    )
+    .await
+    .expect(200);
     let secrets = [
-        PSEUDONYM, LOGIN, POST, REPLY, NOTE, RESOLUTION, MESSAGE, FCM_TOKEN,
+        PSEUDONYM,
+        LOGIN,
+        POST,
+        REPLY,
+        NOTE,
+        RESOLUTION,
+        MESSAGE,
+        FCM_TOKEN,
+        questionnaire.as_str(),
     ];
     // The worker's app holds a copy of her check-ins.
     let check_ins = format!("/v1/circles/{}/checkins", w.circle);

@@ -26,6 +26,8 @@ mod outcome_reports;
 mod posts;
 mod push;
 mod push_failures;
+mod questionnaire_simulation;
+mod questionnaires;
 mod read_cache;
 mod recovery;
 mod sessions;

@@ -46,7 +46,15 @@ impl World {
         let mut people = Vec::new();
         for i in 0..n {
             let name = format!("{prefix}{i:02}");
-            people.push(self.app.member(&self.worker, circle, &name).await);
+            let person = self.app.member(&self.worker, circle, &name).await;
+            // Joining made the intake questionnaire; the fixtures write
+            // every row themselves.
+            sqlx::query("DELETE FROM questionnaires WHERE membership_id = $1")
+                .bind(person.membership())
+                .execute(self.app.state.store.pool())
+                .await
+                .unwrap();
+            people.push(person);
         }
         people
     }
@@ -76,8 +84,13 @@ impl World {
     }
 }
 
-/// WHO-5 at intake and after six weeks.
+/// WHO-5 at intake and after six weeks, instead of the default plan.
 async fn plan(app: &TestApp, circle: &str) {
+    sqlx::query("DELETE FROM measurement_moments WHERE circle_id = $1")
+        .bind(circle)
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
     for (moment, offset) in [("intake", 0), ("week_6", 42)] {
         sqlx::query(
             "INSERT INTO measurement_moments (circle_id, instrument_key, moment, anchor, offset_days)
