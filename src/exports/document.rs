@@ -588,6 +588,33 @@ pub async fn build(
     account_id: &str,
     now: i64,
 ) -> Result<DataExport, sqlx::Error> {
+    let account = account(conn, account_id).await?;
+    let mut doc = DataExport {
+        format: FORMAT.to_owned(),
+        export_id: export_id.to_owned(),
+        generated_at: from_ms(now),
+        language: Locale::parse(&account.locale).unwrap_or(Locale::Nl),
+        summary: String::new(),
+        account,
+        memberships: memberships(conn, account_id).await?,
+        posts: posts(conn, account_id).await?,
+        reactions: reactions(conn, account_id).await?,
+        checkins: checkins(conn, account_id).await?,
+        notifications: notifications(conn, account_id).await?,
+        devices: devices(conn, account_id).await?,
+        sessions: sessions(conn, account_id).await?,
+        recovery_codes: recovery_codes(conn, account_id).await?,
+        alerts: alerts(conn, account_id).await?,
+        silence_steps: silence_steps(conn, account_id).await?,
+        access_log: access_log(conn, account_id).await?,
+        questionnaires: crate::questionnaires::export::of_account(conn, account_id).await?,
+    };
+    doc.summary = summary(&doc);
+    Ok(doc)
+}
+
+/// The account and its settings; no password or its hash.
+async fn account(conn: &mut AnyConnection, account_id: &str) -> Result<ExportAccount, sqlx::Error> {
     let a: AccountRow = sqlx::query_as(
         "SELECT a.id, a.organisation_id, o.name AS organisation_name, a.role, a.display_name,
                 a.email, a.login_name, a.locale, a.time_zone, a.quiet_start_min, a.quiet_end_min,
@@ -606,8 +633,39 @@ pub async fn build(
     .bind(account_id)
     .fetch_optional(&mut *conn)
     .await?;
+    Ok(ExportAccount {
+        id: a.id,
+        organisation_id: a.organisation_id,
+        organisation_name: a.organisation_name,
+        role: a.role,
+        display_name: a.display_name,
+        email: a.email,
+        login_name: a.login_name,
+        locale: a.locale,
+        time_zone: a.time_zone,
+        quiet_hours_start: LocalTime::format(a.quiet_start_min),
+        quiet_hours_end: LocalTime::format(a.quiet_end_min),
+        preferred_reminder_time: a.reminder_time_min.map(LocalTime::format),
+        discreet_pushes: a.discreet_pushes,
+        notification_preferences: preferences.map(|(new_posts, replies, reactions, at)| {
+            ExportNotificationPreferences {
+                new_posts,
+                replies: replies != 0,
+                reactions: reactions != 0,
+                updated_at: from_ms(at),
+            }
+        }),
+        last_nudge_at: opt_from_ms(a.last_nudge_at),
+        created_at: from_ms(a.created_at),
+        deactivated_at: opt_from_ms(a.deactivated_at),
+    })
+}
 
-    let questionnaires = crate::questionnaires::export::of_account(conn, account_id).await?;
+/// Every circle the account is or was in.
+async fn memberships(
+    conn: &mut AnyConnection,
+    account_id: &str,
+) -> Result<Vec<ExportMembership>, sqlx::Error> {
     let memberships: Vec<MembershipRow> = sqlx::query_as(
         "SELECT m.id, m.circle_id, c.name AS circle_name, m.pseudonym, m.role, m.joined_at,
                 m.left_at, m.away_until, m.nudges_enabled, m.last_activity_at, m.last_read_at,
@@ -618,6 +676,32 @@ pub async fn build(
     .bind(account_id)
     .fetch_all(&mut *conn)
     .await?;
+    Ok(memberships
+        .into_iter()
+        .map(|m| ExportMembership {
+            consent: m.consent_version.map(|version| ExportConsent {
+                version,
+                consented_at: opt_from_ms(m.consented_at),
+                agreement_text: (version == m.agreement_version).then(|| m.agreement_text.clone()),
+                current_agreement_version: m.agreement_version,
+            }),
+            id: m.id,
+            circle_id: m.circle_id,
+            circle_name: m.circle_name,
+            pseudonym: m.pseudonym,
+            role: m.role,
+            joined_at: from_ms(m.joined_at),
+            left_at: opt_from_ms(m.left_at),
+            away_until: opt_from_ms(m.away_until),
+            nudges_enabled: m.nudges_enabled != 0,
+            last_activity_at: from_ms(m.last_activity_at),
+            last_read_at: from_ms(m.last_read_at),
+        })
+        .collect())
+}
+
+/// The account's own posts.
+async fn posts(conn: &mut AnyConnection, account_id: &str) -> Result<Vec<ExportPost>, sqlx::Error> {
     let posts: Vec<PostRow> = sqlx::query_as(
         "SELECT p.id, p.circle_id, p.author_membership_id, p.reply_to_id, p.body, p.created_at,
                 p.edited_at, p.deleted_at, p.hidden_at, p.hidden_reason
@@ -627,6 +711,28 @@ pub async fn build(
     .bind(account_id)
     .fetch_all(&mut *conn)
     .await?;
+    Ok(posts
+        .into_iter()
+        .map(|p| ExportPost {
+            id: p.id,
+            circle_id: p.circle_id,
+            membership_id: p.author_membership_id,
+            reply_to_id: p.reply_to_id,
+            body: p.body,
+            created_at: from_ms(p.created_at),
+            edited_at: opt_from_ms(p.edited_at),
+            deleted_at: opt_from_ms(p.deleted_at),
+            hidden_at: opt_from_ms(p.hidden_at),
+            hidden_reason: p.hidden_reason,
+        })
+        .collect())
+}
+
+/// The reactions the account gave.
+async fn reactions(
+    conn: &mut AnyConnection,
+    account_id: &str,
+) -> Result<Vec<ExportReaction>, sqlx::Error> {
     let reactions: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT r.post_id, r.kind, r.created_at
          FROM reactions r JOIN memberships m ON m.id = r.membership_id
@@ -635,6 +741,21 @@ pub async fn build(
     .bind(account_id)
     .fetch_all(&mut *conn)
     .await?;
+    Ok(reactions
+        .into_iter()
+        .map(|(post_id, kind, at)| ExportReaction {
+            post_id,
+            kind,
+            created_at: from_ms(at),
+        })
+        .collect())
+}
+
+/// The account's check-ins (not tombstones).
+async fn checkins(
+    conn: &mut AnyConnection,
+    account_id: &str,
+) -> Result<Vec<ExportCheckin>, sqlx::Error> {
     type CheckinRow = (
         String,
         String,
@@ -652,6 +773,27 @@ pub async fn build(
     .bind(account_id)
     .fetch_all(&mut *conn)
     .await?;
+    Ok(checkins
+        .into_iter()
+        .map(
+            |(id, circle_id, kind, mood, note, wants_contact, at)| ExportCheckin {
+                id,
+                circle_id,
+                kind,
+                mood,
+                note,
+                wants_contact: wants_contact != 0,
+                created_at: from_ms(at),
+            },
+        )
+        .collect())
+}
+
+/// The account's inbox.
+async fn notifications(
+    conn: &mut AnyConnection,
+    account_id: &str,
+) -> Result<Vec<ExportNotification>, sqlx::Error> {
     type NotificationRow = (
         String,
         String,
@@ -668,6 +810,27 @@ pub async fn build(
     .bind(account_id)
     .fetch_all(&mut *conn)
     .await?;
+    Ok(notifications
+        .into_iter()
+        .map(
+            |(id, kind, title, body, circle_id, at, read_at)| ExportNotification {
+                id,
+                kind,
+                title,
+                body,
+                circle_id,
+                created_at: from_ms(at),
+                read_at: opt_from_ms(read_at),
+            },
+        )
+        .collect())
+}
+
+/// The account's devices, never their tokens.
+async fn devices(
+    conn: &mut AnyConnection,
+    account_id: &str,
+) -> Result<Vec<ExportDevice>, sqlx::Error> {
     type DeviceRow = (
         String,
         String,
@@ -683,6 +846,26 @@ pub async fn build(
     .bind(account_id)
     .fetch_all(&mut *conn)
     .await?;
+    Ok(devices
+        .into_iter()
+        .map(
+            |(id, kind, label, at, removed_at, removed_reason)| ExportDevice {
+                id,
+                kind,
+                label,
+                created_at: from_ms(at),
+                removed_at: opt_from_ms(removed_at),
+                removed_reason,
+            },
+        )
+        .collect())
+}
+
+/// The account's sign-ins, never their tokens.
+async fn sessions(
+    conn: &mut AnyConnection,
+    account_id: &str,
+) -> Result<Vec<ExportSession>, sqlx::Error> {
     let sessions: Vec<(i64, i64, Option<i64>, Option<String>)> = sqlx::query_as(
         "SELECT created_at, last_used_at, revoked_at, revoked_reason
          FROM sessions WHERE account_id = $1 ORDER BY created_at, id",
@@ -690,6 +873,22 @@ pub async fn build(
     .bind(account_id)
     .fetch_all(&mut *conn)
     .await?;
+    Ok(sessions
+        .into_iter()
+        .map(|(at, used, revoked_at, revoked_reason)| ExportSession {
+            created_at: from_ms(at),
+            last_used_at: from_ms(used),
+            revoked_at: opt_from_ms(revoked_at),
+            revoked_reason,
+        })
+        .collect())
+}
+
+/// Recovery codes issued for the account, never the codes.
+async fn recovery_codes(
+    conn: &mut AnyConnection,
+    account_id: &str,
+) -> Result<Vec<ExportRecoveryCode>, sqlx::Error> {
     type CodeRow = (Option<String>, Option<String>, i64, i64, Option<i64>);
     let codes: Vec<CodeRow> = sqlx::query_as(
         "SELECT s.display_name, k.circle_id, k.created_at, k.expires_at, k.used_at
@@ -699,6 +898,25 @@ pub async fn build(
     .bind(account_id)
     .fetch_all(&mut *conn)
     .await?;
+    Ok(codes
+        .into_iter()
+        .map(
+            |(issued_by, circle_id, at, expires, used)| ExportRecoveryCode {
+                issued_by,
+                circle_id,
+                issued_at: from_ms(at),
+                expires_at: from_ms(expires),
+                used_at: opt_from_ms(used),
+            },
+        )
+        .collect())
+}
+
+/// Alerts about the account's memberships, with the workers' notes.
+async fn alerts(
+    conn: &mut AnyConnection,
+    account_id: &str,
+) -> Result<Vec<ExportAlert>, sqlx::Error> {
     let alerts: Vec<AlertRow> = sqlx::query_as(
         "SELECT al.id, al.circle_id, al.membership_id, al.reason, al.status, al.opened_at,
                 al.acknowledged_at, ack.display_name AS acknowledged_by, al.snoozed_until,
@@ -712,6 +930,32 @@ pub async fn build(
     .bind(account_id)
     .fetch_all(&mut *conn)
     .await?;
+    Ok(alerts
+        .into_iter()
+        .map(|r| ExportAlert {
+            id: r.id,
+            circle_id: r.circle_id,
+            membership_id: r.membership_id,
+            reason: r.reason,
+            status: r.status,
+            opened_at: from_ms(r.opened_at),
+            acknowledged_at: opt_from_ms(r.acknowledged_at),
+            acknowledged_by: r.acknowledged_by,
+            snoozed_until: opt_from_ms(r.snoozed_until),
+            escalated_at: opt_from_ms(r.escalated_at),
+            resolved_at: opt_from_ms(r.resolved_at),
+            resolved_by: r.resolved_by,
+            resolution_outcome: r.resolution_outcome,
+            resolution_note: r.resolution_note,
+        })
+        .collect())
+}
+
+/// The reminder-ladder steps that fired for the account.
+async fn silence_steps(
+    conn: &mut AnyConnection,
+    account_id: &str,
+) -> Result<Vec<ExportSilenceStep>, sqlx::Error> {
     let steps: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
         "SELECT s.membership_id, s.action, s.outcome, s.silence_start, s.fired_at
          FROM silence_steps s JOIN memberships m ON m.id = s.membership_id
@@ -720,6 +964,25 @@ pub async fn build(
     .bind(account_id)
     .fetch_all(&mut *conn)
     .await?;
+    Ok(steps
+        .into_iter()
+        .map(
+            |(membership_id, action, outcome, start, fired)| ExportSilenceStep {
+                membership_id,
+                action,
+                outcome,
+                silence_started_at: from_ms(start),
+                fired_at: from_ms(fired),
+            },
+        )
+        .collect())
+}
+
+/// Every access by staff to the account's data, oldest first.
+async fn access_log(
+    conn: &mut AnyConnection,
+    account_id: &str,
+) -> Result<Vec<ExportAccessEntry>, sqlx::Error> {
     let access: Vec<AccessRow> = sqlx::query_as(
         "SELECT l.accessed_at, s.display_name AS staff_name, l.actor_role, l.on_behalf_of,
                 l.circle_id, l.kind, l.action, l.result_count, l.operation
@@ -729,197 +992,20 @@ pub async fn build(
     .bind(account_id)
     .fetch_all(&mut *conn)
     .await?;
-
-    let language = Locale::parse(&a.locale).unwrap_or(Locale::Nl);
-    let mut doc = DataExport {
-        format: FORMAT.to_owned(),
-        export_id: export_id.to_owned(),
-        generated_at: from_ms(now),
-        language,
-        summary: String::new(),
-        account: ExportAccount {
-            id: a.id,
-            organisation_id: a.organisation_id,
-            organisation_name: a.organisation_name,
-            role: a.role,
-            display_name: a.display_name,
-            email: a.email,
-            login_name: a.login_name,
-            locale: a.locale,
-            time_zone: a.time_zone,
-            quiet_hours_start: LocalTime::format(a.quiet_start_min),
-            quiet_hours_end: LocalTime::format(a.quiet_end_min),
-            preferred_reminder_time: a.reminder_time_min.map(LocalTime::format),
-            discreet_pushes: a.discreet_pushes,
-            notification_preferences: preferences.map(|(new_posts, replies, reactions, at)| {
-                ExportNotificationPreferences {
-                    new_posts,
-                    replies: replies != 0,
-                    reactions: reactions != 0,
-                    updated_at: from_ms(at),
-                }
-            }),
-            last_nudge_at: opt_from_ms(a.last_nudge_at),
-            created_at: from_ms(a.created_at),
-            deactivated_at: opt_from_ms(a.deactivated_at),
-        },
-        memberships: memberships
-            .into_iter()
-            .map(|m| ExportMembership {
-                consent: m.consent_version.map(|version| ExportConsent {
-                    version,
-                    consented_at: opt_from_ms(m.consented_at),
-                    agreement_text: (version == m.agreement_version)
-                        .then(|| m.agreement_text.clone()),
-                    current_agreement_version: m.agreement_version,
-                }),
-                id: m.id,
-                circle_id: m.circle_id,
-                circle_name: m.circle_name,
-                pseudonym: m.pseudonym,
-                role: m.role,
-                joined_at: from_ms(m.joined_at),
-                left_at: opt_from_ms(m.left_at),
-                away_until: opt_from_ms(m.away_until),
-                nudges_enabled: m.nudges_enabled != 0,
-                last_activity_at: from_ms(m.last_activity_at),
-                last_read_at: from_ms(m.last_read_at),
-            })
-            .collect(),
-        posts: posts
-            .into_iter()
-            .map(|p| ExportPost {
-                id: p.id,
-                circle_id: p.circle_id,
-                membership_id: p.author_membership_id,
-                reply_to_id: p.reply_to_id,
-                body: p.body,
-                created_at: from_ms(p.created_at),
-                edited_at: opt_from_ms(p.edited_at),
-                deleted_at: opt_from_ms(p.deleted_at),
-                hidden_at: opt_from_ms(p.hidden_at),
-                hidden_reason: p.hidden_reason,
-            })
-            .collect(),
-        reactions: reactions
-            .into_iter()
-            .map(|(post_id, kind, at)| ExportReaction {
-                post_id,
-                kind,
-                created_at: from_ms(at),
-            })
-            .collect(),
-        checkins: checkins
-            .into_iter()
-            .map(
-                |(id, circle_id, kind, mood, note, wants_contact, at)| ExportCheckin {
-                    id,
-                    circle_id,
-                    kind,
-                    mood,
-                    note,
-                    wants_contact: wants_contact != 0,
-                    created_at: from_ms(at),
-                },
-            )
-            .collect(),
-        notifications: notifications
-            .into_iter()
-            .map(
-                |(id, kind, title, body, circle_id, at, read_at)| ExportNotification {
-                    id,
-                    kind,
-                    title,
-                    body,
-                    circle_id,
-                    created_at: from_ms(at),
-                    read_at: opt_from_ms(read_at),
-                },
-            )
-            .collect(),
-        devices: devices
-            .into_iter()
-            .map(
-                |(id, kind, label, at, removed_at, removed_reason)| ExportDevice {
-                    id,
-                    kind,
-                    label,
-                    created_at: from_ms(at),
-                    removed_at: opt_from_ms(removed_at),
-                    removed_reason,
-                },
-            )
-            .collect(),
-        sessions: sessions
-            .into_iter()
-            .map(|(at, used, revoked_at, revoked_reason)| ExportSession {
-                created_at: from_ms(at),
-                last_used_at: from_ms(used),
-                revoked_at: opt_from_ms(revoked_at),
-                revoked_reason,
-            })
-            .collect(),
-        recovery_codes: codes
-            .into_iter()
-            .map(
-                |(issued_by, circle_id, at, expires, used)| ExportRecoveryCode {
-                    issued_by,
-                    circle_id,
-                    issued_at: from_ms(at),
-                    expires_at: from_ms(expires),
-                    used_at: opt_from_ms(used),
-                },
-            )
-            .collect(),
-        alerts: alerts
-            .into_iter()
-            .map(|r| ExportAlert {
-                id: r.id,
-                circle_id: r.circle_id,
-                membership_id: r.membership_id,
-                reason: r.reason,
-                status: r.status,
-                opened_at: from_ms(r.opened_at),
-                acknowledged_at: opt_from_ms(r.acknowledged_at),
-                acknowledged_by: r.acknowledged_by,
-                snoozed_until: opt_from_ms(r.snoozed_until),
-                escalated_at: opt_from_ms(r.escalated_at),
-                resolved_at: opt_from_ms(r.resolved_at),
-                resolved_by: r.resolved_by,
-                resolution_outcome: r.resolution_outcome,
-                resolution_note: r.resolution_note,
-            })
-            .collect(),
-        silence_steps: steps
-            .into_iter()
-            .map(
-                |(membership_id, action, outcome, start, fired)| ExportSilenceStep {
-                    membership_id,
-                    action,
-                    outcome,
-                    silence_started_at: from_ms(start),
-                    fired_at: from_ms(fired),
-                },
-            )
-            .collect(),
-        access_log: access
-            .into_iter()
-            .map(|r| ExportAccessEntry {
-                accessed_at: from_ms(r.accessed_at),
-                staff_name: r.staff_name,
-                staff_role: r.actor_role,
-                on_your_behalf: r.on_behalf_of.as_deref() == Some(account_id),
-                circle_id: r.circle_id,
-                kind: r.kind,
-                action: r.action,
-                result_count: r.result_count,
-                operation: r.operation,
-            })
-            .collect(),
-        questionnaires,
-    };
-    doc.summary = summary(&doc);
-    Ok(doc)
+    Ok(access
+        .into_iter()
+        .map(|r| ExportAccessEntry {
+            accessed_at: from_ms(r.accessed_at),
+            staff_name: r.staff_name,
+            staff_role: r.actor_role,
+            on_your_behalf: r.on_behalf_of.as_deref() == Some(account_id),
+            circle_id: r.circle_id,
+            kind: r.kind,
+            action: r.action,
+            result_count: r.result_count,
+            operation: r.operation,
+        })
+        .collect())
 }
 
 /// A few sentences in the member's language on what the document holds.
