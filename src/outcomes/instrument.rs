@@ -293,6 +293,17 @@ impl Instrument {
 
     fn problems(&self) -> Vec<Problem> {
         let mut p = Problems::default();
+        self.check_heading(&mut p);
+        self.check_scales(&mut p);
+        self.check_items(&mut p);
+        let ranges_known = self.check_scoring(&mut p);
+        self.check_subscales(&mut p, ranges_known);
+        self.check_reliability_and_source(&mut p, ranges_known);
+        p.0
+    }
+
+    /// Key, version, title and instructions.
+    fn check_heading(&self, p: &mut Problems) {
         if self.key.is_empty()
             || !self
                 .key
@@ -308,7 +319,10 @@ impl Instrument {
         if let Some(instructions) = &self.instructions {
             p.text("instructions", instructions);
         }
+    }
 
+    /// Answer scales: ids, options, values, labels and scores.
+    fn check_scales(&self, p: &mut Problems) {
         if self.scales.is_empty() {
             p.add("scales", "must have at least one answer scale");
         }
@@ -353,7 +367,10 @@ impl Instrument {
                 );
             }
         }
+    }
 
+    /// Items: ids, texts and their scales.
+    fn check_items(&self, p: &mut Problems) {
         if self.items.is_empty() {
             p.add("items", "must have at least one item");
         }
@@ -373,7 +390,12 @@ impl Instrument {
                 );
             }
         }
+    }
 
+    /// The multiplier, the missing-data rule and the bands; true when the
+    /// score ranges are known (every item has a scale and the multiplier
+    /// is sound).
+    fn check_scoring(&self, p: &mut Problems) -> bool {
         let multiplier_ok = (1..=1000).contains(&self.scoring.multiplier);
         if !multiplier_ok {
             p.add("scoring.multiplier", "must be between 1 and 1000");
@@ -398,7 +420,11 @@ impl Instrument {
                 self.higher_is_better,
             );
         }
+        ranges_known
+    }
 
+    /// Subscales: keys, titles, items, missing-data rules and bands.
+    fn check_subscales(&self, p: &mut Problems, ranges_known: bool) {
         let mut subscale_keys = BTreeSet::new();
         for (i, subscale) in self.subscales.iter().enumerate() {
             let at = format!("subscales[{i}]");
@@ -442,7 +468,10 @@ impl Instrument {
                 );
             }
         }
+    }
 
+    /// Reliability, meaningful change, citations and licence.
+    fn check_reliability_and_source(&self, p: &mut Problems, ranges_known: bool) {
         let r = self.reliability.r;
         if !(r.is_finite() && r > 0.0 && r < 1.0) {
             p.add("reliability.r", "must be strictly between 0 and 1");
@@ -467,7 +496,6 @@ impl Instrument {
         if self.licence.note.trim().is_empty() {
             p.add("licence.note", "must not be empty");
         }
-        p.0
     }
 }
 
