@@ -42,6 +42,17 @@ Two jobs, both in `before_call`, so they see every request of every phase:
      a tagged union, which serde reads whole before it picks the variant, so
      every string in it is checked for control characters, also in a
      property the server would otherwise ignore.
+   - outcome reports: `instrument` is one the organisation has (`who5`);
+     `circle_id` and `comparison_cohort_id` name things only the server
+     makes, so generated ones go; `joined_from` and `joined_until` stay only
+     as times or dates in order.
+   - answers to a questionnaire: the items and options of the instrument it
+     was made with (WHO-5 here), which JSON Schema cannot tie to the path.
+   - a comparison cohort: its figures must fit the instrument's range and
+     add up (counts per band to n, the change's n to the moment's), so the
+     moments become a known good pair; `instrument` becomes `who5`.
+   - a measurement plan: `instrument` becomes `who5`, each moment is named
+     once, `intake` is at the join (offset 0), and `ends_at` is a real time.
 """
 
 import os
@@ -88,6 +99,8 @@ def repair(op, case):
     if isinstance(query, dict):
         query.pop("cursor", None)
         query.pop("since", None)
+        if op in ("organisation_outcomes_get", "circle_outcomes_report_get"):
+            report_filters(query)
     if not isinstance(body, dict):
         return
     known_zone(body)
@@ -111,6 +124,16 @@ def repair(op, case):
         if signed_in or "login_name" not in body or "password" not in body:
             body.pop("login_name", None)
             body.pop("password", None)
+    elif op == "me_questionnaire_answers_create":
+        body["answers"] = {f"who5_{i}": "some_of_the_time" for i in range(1, 6)}
+    elif op == "organisation_comparison_cohorts_create":
+        body["instrument"] = "who5"
+        body["moments"] = [
+            {"moment": "intake", "n": 30, "mean": 45.0, "sd": 15.0},
+            {"moment": "week_6", "n": 25, "mean": 50.0, "sd": 16.0, "change": {"n": 25, "mean": 4.0, "sd": 12.0}},
+        ]
+    elif op == "circle_measurement_plan_replace":
+        valid_plan(body)
     elif op in ("devices_register", "device_update"):
         for key in [k for k in body if k not in DEVICE_FIELDS]:
             del body[key]
@@ -203,3 +226,44 @@ def valid_policy(policy):
         s.get("action") == "alert_worker" for s in ordered
     ):
         ordered[-1]["action"] = "alert_worker"
+
+
+def time_or_date(value):
+    if not isinstance(value, str):
+        return None
+    if re.match(r"^\d{4}-\d{2}-\d{2}$", value):
+        try:
+            return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+        except ValueError:
+            return None
+    return parse_time(value)
+
+
+def report_filters(query):
+    query["instrument"] = "who5"
+    query.pop("circle_id", None)
+    query.pop("comparison_cohort_id", None)
+    start, end = time_or_date(query.get("joined_from")), time_or_date(query.get("joined_until"))
+    for name, when in (("joined_from", start), ("joined_until", end)):
+        if when is None:
+            query.pop(name, None)
+    if start is not None and end is not None and not start < end:
+        query.pop("joined_until", None)
+
+
+def valid_plan(body):
+    if body.get("ends_at") is not None and parse_time(body.get("ends_at")) is None:
+        body["ends_at"] = None
+    moments = body.get("moments")
+    if not isinstance(moments, list):
+        return
+    named, kept = set(), []
+    for moment in moments:
+        if not isinstance(moment, dict) or moment.get("moment") in named:
+            continue
+        named.add(moment.get("moment"))
+        moment["instrument"] = "who5"
+        if moment.get("moment") == "intake":
+            moment["anchor"], moment["offset_days"] = "join", 0
+        kept.append(moment)
+    body["moments"] = kept

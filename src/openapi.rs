@@ -22,8 +22,8 @@ use utoipa::{Modify, OpenApi};
 use crate::error::{FieldError, Problem};
 
 pub use fields::{
-    AgreementText, DeviceLabel, HideReason, MessageText, Name, Note, PostBody, Theme, Weekday,
-    free_text_pattern, lines_pattern, plain_text_pattern,
+    AgreementText, DeviceLabel, HideReason, InstrumentKey, MessageText, MomentName, Name, Note,
+    PostBody, Statement, Theme, Weekday, free_text_pattern, lines_pattern, plain_text_pattern,
 };
 pub use headers::ResponseHeaders;
 pub use links::Links;

@@ -120,7 +120,51 @@ text_schemas! {
         max 500, free_text_pattern(true), "Ik dacht even aan je. Hoe gaat het?";
     Note: "A short note: up to 1000 characters, no control characters but tab and newline; blank means none.",
         max 1000, free_text_pattern(false), "Goed geslapen.";
+    Statement: "A statement for the record: up to 1000 characters, not blank, no control characters but tab and newline.",
+        max 1000, free_text_pattern(true), "Toestemming van de auteurs per e-mail, 3 maart 2026.";
 }
+
+/// A name made of lower-case ASCII letters, digits and a few marks, as
+/// keys and moment names are.
+fn key_schema(description: &str, pattern: &str, example: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .pattern(Some(pattern))
+        .examples([example])
+        .into()
+}
+
+/// A moment of a measurement plan: 1 to 40 lower-case letters, digits and
+/// `_`, starting with a letter.
+pub struct MomentName;
+
+impl PartialSchema for MomentName {
+    fn schema() -> RefOr<Schema> {
+        key_schema(
+            "A moment of a measurement plan (`intake`, `week_6`, `month_3`, …): 1 to 40 lower-case letters, digits and `_`, starting with a letter.",
+            "^[a-z][a-z0-9_]{0,39}$",
+            "week_6",
+        )
+    }
+}
+
+impl ToSchema for MomentName {}
+
+/// An instrument's key: lower-case letters, digits, `_` and `-`.
+pub struct InstrumentKey;
+
+impl PartialSchema for InstrumentKey {
+    fn schema() -> RefOr<Schema> {
+        key_schema(
+            "An instrument's key (`who5`, `djg6`, or one an organisation imported): lower-case letters, digits, `_` and `-`.",
+            "^[a-z0-9_-]{1,64}$",
+            "who5",
+        )
+    }
+}
+
+impl ToSchema for InstrumentKey {}
 
 /// An ISO weekday: 1 = Monday … 7 = Sunday.
 pub struct Weekday;

@@ -30,10 +30,12 @@ const MAX_MOMENTS: usize = 20;
 pub struct ChangeFigures {
     /// Members measured at intake and at this moment (at least 2, at most
     /// the moment's n).
+    #[schema(minimum = 2)]
     pub n: i64,
     /// Their mean change (this moment − intake), in the instrument's scaled score.
     pub mean: f64,
     /// The SD of that change (0 or more).
+    #[schema(minimum = 0)]
     pub sd: f64,
 }
 
@@ -47,12 +49,15 @@ pub struct ChangeFigures {
 pub struct CohortMomentFigures {
     /// The moment, named as in the measurement plans (`intake`, `week_6`,
     /// …): lower case letters, digits and `_`, starting with a letter.
+    #[schema(value_type = crate::openapi::MomentName)]
     pub moment: String,
     /// Members measured (at least 2).
+    #[schema(minimum = 2)]
     pub n: i64,
     /// Mean scaled score, within the instrument's range.
     pub mean: f64,
     /// SD of the scaled score (0 or more).
+    #[schema(minimum = 0)]
     pub sd: f64,
     /// The paired change from intake, when known; never at intake. Without
     /// it the report derives the change from the moment means.
@@ -76,10 +81,13 @@ pub struct CohortMomentFigures {
 }))]
 pub struct CreateCohort {
     /// The instrument's key; one the organisation can see.
+    #[schema(value_type = crate::openapi::InstrumentKey)]
     pub instrument: String,
     /// Who the cohort was, when and how it was measured (1 to 1,000 characters).
+    #[schema(value_type = crate::openapi::Statement)]
     pub description: String,
     /// Its figures, one per moment (1 to 20, each moment once).
+    #[schema(min_items = 1, max_items = 20)]
     pub moments: Vec<CohortMomentFigures>,
 }
 

@@ -121,6 +121,7 @@ pub async fn list(
 pub struct RecordPermission {
     /// What permission the organisation holds, from whom and since when
     /// (1 to 1,000 characters); shown in reports.
+    #[schema(value_type = crate::openapi::Statement)]
     pub statement: String,
 }
 

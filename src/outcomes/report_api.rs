@@ -30,19 +30,21 @@ use crate::state::AppState;
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// The instrument's key (`who5`, `djg6`, or one the organisation imported).
-    #[param(example = "who5")]
+    #[param(example = "who5", pattern = "^[a-z0-9_-]{1,64}$")]
     pub instrument: String,
     /// Only these circles (repeat the parameter or separate ids with commas);
     /// all of the organisation's circles when absent.
+    #[param(pattern = "^[^\\x00-\\x1f\\x7f]*$")]
     pub circle_id: Option<Vec<String>>,
     /// Only members who joined at or after this time (RFC 3339, or a date
     /// `YYYY-MM-DD` meaning its start in UTC).
-    #[param(example = "2026-01-01")]
+    #[param(example = "2026-01-01", pattern = "^[^\\x00-\\x1f\\x7f]*$")]
     pub joined_from: Option<String>,
     /// Only members who joined before this time (exclusive; RFC 3339 or a date).
-    #[param(example = "2027-01-01")]
+    #[param(example = "2027-01-01", pattern = "^[^\\x00-\\x1f\\x7f]*$")]
     pub joined_until: Option<String>,
     /// A comparison cohort of the same instrument to show side by side.
+    #[param(pattern = "^[^\\x00-\\x1f\\x7f]*$")]
     pub comparison_cohort_id: Option<String>,
 }
 
@@ -51,16 +53,17 @@ pub struct ReportQuery {
 #[into_params(parameter_in = Query)]
 pub struct CircleReportQuery {
     /// The instrument's key (`who5`, `djg6`, or one the organisation imported).
-    #[param(example = "who5")]
+    #[param(example = "who5", pattern = "^[a-z0-9_-]{1,64}$")]
     pub instrument: String,
     /// Only members who joined at or after this time (RFC 3339, or a date
     /// `YYYY-MM-DD` meaning its start in UTC).
-    #[param(example = "2026-01-01")]
+    #[param(example = "2026-01-01", pattern = "^[^\\x00-\\x1f\\x7f]*$")]
     pub joined_from: Option<String>,
     /// Only members who joined before this time (exclusive; RFC 3339 or a date).
-    #[param(example = "2027-01-01")]
+    #[param(example = "2027-01-01", pattern = "^[^\\x00-\\x1f\\x7f]*$")]
     pub joined_until: Option<String>,
     /// A comparison cohort of the same instrument to show side by side.
+    #[param(pattern = "^[^\\x00-\\x1f\\x7f]*$")]
     pub comparison_cohort_id: Option<String>,
 }
 

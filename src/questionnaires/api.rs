@@ -411,7 +411,7 @@ async fn set_measurement(
     operation_id = "circle_membership_measurement_set",
     extensions(("x-problem-codes" = json!([Code::MembersOnly]))),
     security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The circle's id"), IdempotencyKey),
+    params(("circle_id" = String, Path, description = "The circle's id")),
     request_body = MeasurementChoice,
     responses(
         (status = 200, description = "Your choice as it is now", body = Measurement),

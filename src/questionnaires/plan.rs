@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use crate::circles::access;
 use crate::clock::opt_from_ms;
 use crate::error::{ApiResult, Code, Validator};
-use crate::http::idempotency::{IdempotencyKey, Idempotent};
+use crate::http::idempotency::Idempotent;
 use crate::http::time::parse_timestamp;
 use crate::http::{Caller, Json};
 use crate::state::AppState;
@@ -73,13 +73,17 @@ pub struct PlannedMoment {
     /// The instrument's key (`who5`, `djg6`, or one of the organisation's
     /// own). One whose licence asks for permission needs that permission
     /// recorded by the organisation.
+    #[schema(value_type = crate::openapi::InstrumentKey)]
     pub instrument: String,
-    /// The moment's name, 1 to 40 lower-case letters, digits and `_`;
-    /// `intake` is always counted from the join at 0 days.
+    /// The moment's name, 1 to 40 lower-case letters, digits and `_`,
+    /// starting with a letter; `intake` is always counted from the join at
+    /// 0 days.
+    #[schema(value_type = crate::openapi::MomentName)]
     pub moment: String,
     /// What the offset counts from.
     pub anchor: Anchor,
     /// Days after the anchor, 0 to 3650.
+    #[schema(minimum = 0, maximum = 3650)]
     pub offset_days: i64,
 }
 
@@ -102,7 +106,8 @@ pub struct MeasurementPlan {
     pub ends_at: Option<String>,
     /// The moments; empty turns measurement off for the circle (nothing
     /// new is asked; questionnaires already made stay answerable until
-    /// they expire).
+    /// they expire). At most 24.
+    #[schema(max_items = 24)]
     pub moments: Vec<PlannedMoment>,
 }
 
@@ -190,15 +195,13 @@ async fn load(conn: &mut AnyConnection, circle_id: &str) -> ApiResult<Measuremen
     })
 }
 
+/// A moment's name, as every part of outcome measurement names moments
+/// ([`crate::outcomes::cohorts::valid_moment_name`]).
 fn valid_name(name: &str) -> Result<(), String> {
-    let ok = (1..=40).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if ok {
+    if crate::outcomes::cohorts::valid_moment_name(name) {
         Ok(())
     } else {
-        Err("must be 1 to 40 lower-case letters, digits and _".into())
+        Err("must be 1 to 40 lower-case letters, digits and _, starting with a letter".into())
     }
 }
 
@@ -272,7 +275,7 @@ pub async fn get_plan(
     operation_id = "circle_measurement_plan_replace",
     extensions(("x-problem-codes" = json!([Code::StaffOnly, Code::ValidationFailed]))),
     security(("bearer" = [])),
-    params(("circle_id" = String, Path, description = "The circle's id"), IdempotencyKey),
+    params(("circle_id" = String, Path, description = "The circle's id")),
     request_body = MeasurementPlan,
     responses(
         (status = 200, description = "The plan as it is now", body = MeasurementPlan),
