@@ -59,13 +59,29 @@ pub fn spec_json() -> String {
     json
 }
 
+/// The routes, the spec as JSON and the access log's list of operations.
+/// Built on a thread of its own: the spec's document is large, and the
+/// allocator gives the memory its building freed back to the system when
+/// that thread ends, where a thread that then idles would keep it.
+fn built_once() -> (
+    Router<AppState>,
+    String,
+    std::sync::Arc<access_log::Operations>,
+) {
+    let build = || {
+        let (router, spec) = api();
+        let mut json = spec.to_pretty_json().unwrap_or_default();
+        json.push('\n');
+        let operations = std::sync::Arc::new(access_log::Operations::from_spec(&spec));
+        (router, json, operations)
+    };
+    std::thread::scope(|scope| scope.spawn(build).join()).unwrap_or_else(|_| build())
+}
+
 /// The application with its state and layers.
 pub fn app(state: AppState) -> Router {
-    let (router, spec) = api();
-    let mut json = spec.to_pretty_json().unwrap_or_default();
-    json.push('\n');
+    let (router, json, operations) = built_once();
     let max_body = state.config.max_body_bytes;
-    let operations = std::sync::Arc::new(access_log::Operations::from_spec(&spec));
     // Testing only, and outside the spec: moving the clock.
     let router = if state.test_clock.is_some() {
         router.route(
