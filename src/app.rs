@@ -75,7 +75,8 @@ fn built_once() -> (
         let operations = std::sync::Arc::new(access_log::Operations::from_spec(&spec));
         (router, json, operations)
     };
-    std::thread::scope(|scope| scope.spawn(build).join()).unwrap_or_else(|_| build())
+    std::thread::scope(|scope| scope.spawn(build).join())
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// The application with its state and layers.
