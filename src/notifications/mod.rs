@@ -1,6 +1,7 @@
 //! The notification inbox (the truth: push is unreliable), per-account
 //! preferences, and the producers that turn activity into notifications.
 
+pub mod day;
 pub mod inbox;
 pub mod produce;
 pub mod texts;

@@ -15,11 +15,11 @@
 //!   outside quiet hours, never while away, and shares the one message a
 //!   day with silence nudges (`accounts.last_nudge_at`): questionnaires of
 //!   one account due together go in one message, and an ask due when a
-//!   nudge goes out rides in the nudge ([`ride_with_nudge`]). The ask takes
-//!   the day only if no other message took it since it was read; the
-//!   engine's nudge does not check that yet, so two instances deciding a
-//!   nudge and an ask in the same instant could both send (a known gap). At most two reminders
-//!   follow if unanswered: [`REMINDER_GAPS_DAYS`] after the ask.
+//!   nudge goes out rides in the nudge ([`ride_with_nudge`]). Asks and
+//!   nudges take the day through [`crate::notifications::day::take`], only
+//!   if no other message took it since they read it, so a nudge and an ask
+//!   decided at once by two instances send one message. At most two
+//!   reminders follow if unanswered: [`REMINDER_GAPS_DAYS`] after the ask.
 //! - **Expires.** [`WINDOW_DAYS`] after its moment a questionnaire can no
 //!   longer be answered: one that was asked becomes `expired`; one never
 //!   asked (the member was away or had turned measurement off all along)
@@ -32,6 +32,7 @@
 
 use sqlx::AnyConnection;
 
+use crate::notifications::day;
 use crate::notifications::produce::{Outgoing, notify};
 use crate::notifications::texts::TextParams;
 use crate::notifications::timing::QuietWindow;
@@ -349,8 +350,9 @@ async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Waiting>, sql
         .await
 }
 
-/// Acts on one claimed questionnaire; returns whether a message went out.
-async fn act(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool, sqlx::Error> {
+/// Acts on one claimed questionnaire, in the caller's transaction;
+/// returns whether a message went out.
+pub async fn act(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool, sqlx::Error> {
     let Some(q) = load(conn, id).await? else {
         return Ok(false);
     };
@@ -408,7 +410,7 @@ async fn expire(conn: &mut AnyConnection, q: &Waiting) -> Result<(), sqlx::Error
 /// another message took the day meanwhile, nothing is sent and the
 /// questionnaire waits for its next moment.
 async fn send(conn: &mut AnyConnection, q: &Waiting, now: i64) -> Result<bool, sqlx::Error> {
-    if !take_the_day(conn, q, now).await? {
+    if !day::take(conn, &q.account_id, q.last_nudge_at, now).await? {
         move_on(conn, q, q.next_action_at).await?;
         return Ok(false);
     }
@@ -421,48 +423,12 @@ async fn send(conn: &mut AnyConnection, q: &Waiting, now: i64) -> Result<bool, s
         }
     }
     if sent.is_empty() {
-        give_back_the_day(conn, q, now).await?;
+        day::give_back(conn, &q.account_id, q.last_nudge_at, now).await?;
         return Ok(false);
     }
     let out = message(&sent, q, false);
     notify(conn, now, &out).await?;
     Ok(true)
-}
-
-/// The account's one message of the day: taken only if no other message
-/// (a nudge, another ask) was recorded since this one was read.
-async fn take_the_day(
-    conn: &mut AnyConnection,
-    q: &Waiting,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let taken = sqlx::query(
-        "UPDATE accounts SET last_nudge_at = $1
-         WHERE id = $2 AND (last_nudge_at = $3 OR (last_nudge_at IS NULL AND $3 < 0))",
-    )
-    .bind(now)
-    .bind(&q.account_id)
-    .bind(q.last_nudge_at.unwrap_or(-1))
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(taken == 1)
-}
-
-/// Nothing went out after all (the rows changed meanwhile): the day is
-/// free again.
-async fn give_back_the_day(
-    conn: &mut AnyConnection,
-    q: &Waiting,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE accounts SET last_nudge_at = $1 WHERE id = $2 AND last_nudge_at = $3")
-        .bind(q.last_nudge_at)
-        .bind(&q.account_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
 }
 
 /// The account's other questionnaires whose ask or reminder is due now.
@@ -510,7 +476,8 @@ async fn due_asks(
 /// the questionnaires whose ask or reminder is due ride along in it (one
 /// message, not two), recorded as sent, with an inbox item of their own
 /// and no push of their own. Returns how many rode along. Call it in the
-/// nudge's transaction, before the nudge records its day.
+/// nudge's transaction, after the nudge took the day, with the
+/// `last_nudge_at` read before it did.
 pub async fn ride_with_nudge(
     conn: &mut AnyConnection,
     account_id: &str,

@@ -22,6 +22,7 @@
 use sqlx::AnyConnection;
 
 use crate::circles::policy::StepAction;
+use crate::notifications::day;
 use crate::notifications::produce::{Outgoing, notify};
 use crate::notifications::texts::{NUDGES_EN, NUDGES_NL, TextParams};
 use crate::push::payload::NotificationKind;
@@ -290,7 +291,7 @@ pub async fn fire_due(
     membership_id: &str,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
-    let Some(state) = load(conn, membership_id).await? else {
+    let Some(mut state) = load(conn, membership_id).await? else {
         return Ok(false);
     };
     let start = state.silence_start();
@@ -313,41 +314,47 @@ pub async fn fire_due(
         done.advance(step);
     }
 
-    let mut nudged = false;
     if let Some(moment) = state.next_nudge(&ladder, start, done, now)
         && moment <= now
         && let Some((step, covered)) = ladder.due_by(StepAction::Nudge, done.nudge, now - start)
     {
-        if claim_step(conn, &state, start, step, &covered, "pending", now).await? {
-            let notification_id = nudge(conn, &state, now).await?;
-            record_step(
-                conn,
-                &state.id,
-                start,
-                step,
-                "nudged",
-                Some(notification_id),
-                None,
-            )
-            .await?;
-            fired = true;
-            nudged = true;
+        // The account's message of the day, unless another message (an
+        // ask, another instance's nudge) took it since `state` was read.
+        let read = state.last_nudge_at;
+        if day::take(conn, &state.account_id, read, now).await? {
+            if claim_step(conn, &state, start, step, &covered, "pending", now).await? {
+                let notification_id = nudge(conn, &state, now).await?;
+                record_step(
+                    conn,
+                    &state.id,
+                    start,
+                    step,
+                    "nudged",
+                    Some(notification_id),
+                    None,
+                )
+                .await?;
+                fired = true;
+                // The next nudge counts from this one.
+                state.last_nudge_at = Some(now);
+            } else {
+                day::give_back(conn, &state.account_id, read, now).await?;
+            }
+            done.advance(step);
+        } else {
+            // Taken: this nudge waits for the member's next moment.
+            state.last_nudge_at = day::last(conn, &state.account_id).await?;
         }
-        done.advance(step);
     }
 
-    // A nudge just sent moved the account's day: the next one counts from it.
-    let mut state = state;
-    if nudged {
-        state.last_nudge_at = Some(now);
-    }
     write_schedule(conn, &state, start, done, now).await?;
     Ok(fired)
 }
 
-/// A gentle reminder, at most one a day per member across their circles:
-/// other circles whose nudge is due now go in the same message (and are
-/// recorded as merged there); a later one waits for the next day.
+/// A gentle reminder, at most one a day per member across their circles
+/// (the caller took the day): other circles whose nudge is due now go in
+/// the same message (and are recorded as merged there); a later one waits
+/// for the next day.
 async fn nudge(
     conn: &mut AnyConnection,
     state: &MemberState,
@@ -367,7 +374,7 @@ async fn nudge(
     .await?;
     let mut names = vec![state.circle_name.clone()];
     for other_id in others {
-        if let Some(name) = merge_nudge(conn, &other_id, now).await? {
+        if let Some(name) = merge_nudge(conn, &other_id, state.last_nudge_at, now).await? {
             names.push(name);
         }
     }
@@ -412,8 +419,7 @@ async fn nudge(
         inbox_only: false,
     };
     let id = notify(conn, now, &out).await?;
-    sqlx::query("UPDATE accounts SET last_nudge_at = $1, last_nudge_text = $2 WHERE id = $3")
-        .bind(now)
+    sqlx::query("UPDATE accounts SET last_nudge_text = $1 WHERE id = $2")
         .bind(pick)
         .bind(&state.account_id)
         .execute(&mut *conn)
@@ -431,15 +437,19 @@ fn also_a_questionnaire(locale: &str) -> &'static str {
 }
 
 /// Another circle's nudge due now rides along in this one: recorded as
-/// merged; returns the circle's name when it did.
+/// merged; returns the circle's name when it did. Whether it is due is
+/// judged with the account's day as it was before this message took it
+/// (`day_free_since`).
 async fn merge_nudge(
     conn: &mut AnyConnection,
     membership_id: &str,
+    day_free_since: Option<i64>,
     now: i64,
 ) -> Result<Option<String>, sqlx::Error> {
-    let Some(state) = load(conn, membership_id).await? else {
+    let Some(mut state) = load(conn, membership_id).await? else {
         return Ok(None);
     };
+    state.last_nudge_at = day_free_since;
     let Some(policy) = state.policy() else {
         return Ok(None);
     };
@@ -459,6 +469,8 @@ async fn merge_nudge(
         return Ok(None);
     }
     done.advance(step);
+    // Its next nudge counts from this message.
+    state.last_nudge_at = Some(now);
     write_schedule(conn, &state, start, done, now).await?;
     Ok(Some(state.circle_name))
 }

@@ -669,6 +669,91 @@ async fn staff_read_and_replace_the_plan(backend: Backend) {
     app.stop().await;
 }
 
+/// Prepares `members` so that each one's week_6 ask and first silence
+/// nudge fall due together, on Monday 13 April 2026 at 19:00 in Amsterdam
+/// (their reminder time), and leaves the clock there. Returns each one's
+/// week_6 questionnaire and membership.
+async fn ask_and_nudge_due_together(app: &TestApp, members: &[&Person]) -> Vec<(String, String)> {
+    for m in members {
+        app.post(
+            "/v1/devices",
+            m.token(),
+            json!({"kind": "fcm", "token": format!("fcm-token-{}", m.account_id)}),
+        )
+        .await
+        .expect(201);
+        let intake = open_list(app, m).await[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.post(
+            &format!("/v1/me/questionnaires/{intake}/decline"),
+            m.token(),
+            json!({}),
+        )
+        .await
+        .expect(200);
+        app.patch(
+            "/v1/me",
+            m.token(),
+            json!({"preferred_reminder_time": "19:00"}),
+        )
+        .await
+        .expect(200);
+    }
+    // Saturday 11 April, 12:00 in Amsterdam: "I'm OK". The first nudge is
+    // due two days later, at 19:00 (the members' reminder time).
+    to(app, at("2026-04-11T10:00:00Z"));
+    for m in members {
+        app.post("/v1/me/im-ok", m.token(), json!({}))
+            .await
+            .expect(201);
+    }
+    // Monday 13 April, 11:00: week_6 is made; its ask waits for 19:00.
+    to(app, at("2026-04-13T09:30:00Z"));
+    run(app).await;
+    kring::jobs::silence::run_until_idle(&app.state)
+        .await
+        .unwrap();
+    let mut due = Vec::new();
+    for m in members {
+        assert_eq!(messages(app, &m.account_id).await, 0);
+        due.push(
+            sqlx::query_as(
+                "SELECT id, membership_id FROM questionnaires
+                 WHERE account_id = $1 AND moment = 'week_6'",
+            )
+            .bind(&m.account_id)
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap(),
+        );
+    }
+    to(app, at("2026-04-13T17:00:00Z"));
+    due
+}
+
+fn at(s: &str) -> i64 {
+    s.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+}
+
+fn to(app: &TestApp, t: i64) {
+    app.advance(SignedDuration::from_millis(t - app.now_ms()));
+}
+
+/// The kinds of the account's notifications that went out as pushes.
+async fn pushes(app: &TestApp, account_id: &str) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT n.kind, n.body FROM notifications n
+         WHERE n.account_id = $1 AND EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)
+         ORDER BY n.created_at",
+    )
+    .bind(account_id)
+    .fetch_all(app.state.store.pool())
+    .await
+    .unwrap()
+}
+
 both_backends!(an_ask_due_with_a_nudge_rides_in_it);
 async fn an_ask_due_with_a_nudge_rides_in_it(backend: Backend) {
     let World {
@@ -677,60 +762,13 @@ async fn an_ask_due_with_a_nudge_rides_in_it(backend: Backend) {
         circle,
     } = world(backend).await;
     let zon = app.member(&worker, &circle, "Zon").await;
-    app.post(
-        "/v1/devices",
-        zon.token(),
-        json!({"kind": "fcm", "token": "fcm-token-zon-00000000000001"}),
-    )
-    .await
-    .expect(201);
-    let intake = open_list(&app, &zon).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.post(
-        &format!("/v1/me/questionnaires/{intake}/decline"),
-        zon.token(),
-        json!({}),
-    )
-    .await
-    .expect(200);
-    app.patch(
-        "/v1/me",
-        zon.token(),
-        json!({"preferred_reminder_time": "19:00"}),
-    )
-    .await
-    .expect(200);
-    let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap().as_millisecond();
-    let to = |app: &TestApp, t: i64| app.advance(SignedDuration::from_millis(t - app.now_ms()));
-    // Saturday 11 April, 12:00 in Amsterdam: "I'm OK". The first nudge is
-    // due two days later, at 19:00 (the member's reminder time).
-    to(&app, at("2026-04-11T10:00:00Z"));
-    app.post("/v1/me/im-ok", zon.token(), json!({}))
-        .await
-        .expect(201);
-    // Monday 13 April, 11:00: week_6 is made; its ask waits for 19:00.
-    to(&app, at("2026-04-13T09:30:00Z"));
-    run(&app).await;
-    kring::jobs::silence::run_until_idle(&app.state)
-        .await
-        .unwrap();
-    assert_eq!(messages(&app, &zon.account_id).await, 0);
+    ask_and_nudge_due_together(&app, &[&zon]).await;
     // 19:00: the nudge goes out, and the ask rides in it.
-    to(&app, at("2026-04-13T17:00:00Z"));
     kring::jobs::silence::run_until_idle(&app.state)
         .await
         .unwrap();
     run(&app).await;
-    let pushed: Vec<(String, String)> = sqlx::query_as(
-        "SELECT n.kind, n.body FROM notifications n
-         WHERE n.account_id = $1 AND EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)",
-    )
-    .bind(&zon.account_id)
-    .fetch_all(app.state.store.pool())
-    .await
-    .unwrap();
+    let pushed = pushes(&app, &zon.account_id).await;
     assert_eq!(pushed.len(), 1, "one push: {pushed:?}");
     assert_eq!(pushed[0].0, "nudge");
     assert!(pushed[0].1.contains("vragenlijst"), "{}", pushed[0].1);
@@ -744,5 +782,105 @@ async fn an_ask_due_with_a_nudge_rides_in_it(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(week6, ("open".to_owned(), 1));
+    app.stop().await;
+}
+
+/// Waits until another transaction waits for a lock this test holds
+/// (PostgreSQL), or gives it a moment to queue for the write lock (SQLite,
+/// where writers take turns).
+async fn until_waiting_for_a_lock(app: &TestApp) {
+    if app.state.store.backend() != kring::store::Backend::Postgres {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        return;
+    }
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the second transaction never waited for the first");
+}
+
+both_backends!(a_nudge_and_an_ask_decided_at_once_send_one_message);
+/// Two instances decide, in the same instant, a silence nudge and a
+/// questionnaire's ask for one member: one message goes out, whichever
+/// committed first; the other waits for the member's next moment.
+async fn a_nudge_and_an_ask_decided_at_once_send_one_message(backend: Backend) {
+    use kring::questionnaires::schedule::act;
+    use kring::silence::engine::fire_due;
+    let World {
+        app,
+        worker,
+        circle,
+    } = world(backend).await;
+    let zon = app.member(&worker, &circle, "Zon").await;
+    let maan = app.member(&worker, &circle, "Maan").await;
+    let due = ask_and_nudge_due_together(&app, &[&zon, &maan]).await;
+    let now = app.now_ms();
+
+    // Zon: the ask is sent; before it commits, another instance decides
+    // the nudge.
+    let (question, membership) = due[0].clone();
+    let mut ask = app.state.store.begin().await.unwrap();
+    assert!(act(&mut ask, &question, now).await.unwrap());
+    let state = app.state.clone();
+    let nudge = tokio::spawn(async move {
+        let mut tx = state.store.begin().await.unwrap();
+        let fired = fire_due(&mut tx, &membership, now).await.unwrap();
+        tx.commit().await.unwrap();
+        fired
+    });
+    until_waiting_for_a_lock(&app).await;
+    ask.commit().await.unwrap();
+    assert!(!nudge.await.unwrap(), "the nudge found the day taken");
+    let kinds: Vec<String> = pushes(&app, &zon.account_id)
+        .await
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .collect();
+    assert_eq!(kinds, ["questionnaire"]);
+    // The nudge waits for Zon's next moment: tomorrow at 19:00.
+    let next: i64 = sqlx::query_scalar("SELECT next_step_due_at FROM memberships WHERE id = $1")
+        .bind(&due[0].1)
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(next, at("2026-04-14T17:00:00Z"));
+
+    // Maan: the nudge is sent (the ask rides in it); before it commits,
+    // another instance decides the ask on its own.
+    let (question, membership) = due[1].clone();
+    let mut nudge = app.state.store.begin().await.unwrap();
+    assert!(fire_due(&mut nudge, &membership, now).await.unwrap());
+    let state = app.state.clone();
+    let ask = tokio::spawn(async move {
+        let mut tx = state.store.begin().await.unwrap();
+        let sent = act(&mut tx, &question, now).await.unwrap();
+        tx.commit().await.unwrap();
+        sent
+    });
+    until_waiting_for_a_lock(&app).await;
+    nudge.commit().await.unwrap();
+    assert!(!ask.await.unwrap(), "the ask found the day taken");
+    let kinds: Vec<String> = pushes(&app, &maan.account_id)
+        .await
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .collect();
+    assert_eq!(kinds, ["nudge"]);
+    assert_eq!(q_row(&app, &due[1].0).await, ("open".to_owned(), 1));
+    assert_eq!(
+        messages(&app, &maan.account_id).await,
+        1,
+        "the ride-along's inbox item"
+    );
     app.stop().await;
 }
