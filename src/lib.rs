@@ -23,6 +23,8 @@
 //! [`run`] serves the API until a shutdown signal; tests call [`serve`] with
 //! their own state and a port-0 listener.
 
+#![forbid(unsafe_code)]
+
 pub mod access_log;
 pub mod accounts;
 pub mod app;
