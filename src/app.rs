@@ -60,9 +60,10 @@ pub fn spec_json() -> String {
 }
 
 /// The routes, the spec as JSON and the access log's list of operations.
-/// Built on a thread of its own: the spec's document is large, and the
-/// allocator gives the memory its building freed back to the system when
-/// that thread ends, where a thread that then idles would keep it.
+/// Built on a thread of its own, which ends: the spec's document is large,
+/// and a thread that idles after freeing memory would keep it unless the
+/// allocator purges at once (the binary sets that, `src/main.rs`; tests
+/// and other embedders may not).
 fn built_once() -> (
     Router<AppState>,
     String,
