@@ -809,13 +809,55 @@ async fn until_waiting_for_a_lock(app: &TestApp) {
     panic!("the second transaction never waited for the first");
 }
 
+/// A message one instance decides for a member.
+enum Decision {
+    /// The questionnaire job acts on this questionnaire.
+    Ask(String),
+    /// The silence scheduler fires this membership's due steps.
+    Nudge(String),
+}
+
+impl Decision {
+    async fn decide(&self, conn: &mut sqlx::AnyConnection, now: i64) -> bool {
+        match self {
+            Decision::Ask(id) => kring::questionnaires::schedule::act(conn, id, now).await,
+            Decision::Nudge(id) => kring::silence::engine::fire_due(conn, id, now).await,
+        }
+        .unwrap()
+    }
+}
+
+/// `first` is decided and not yet committed when another instance decides
+/// `second`; returns whether each sent a message.
+async fn decided_at_once(app: &TestApp, first: Decision, second: Decision) -> (bool, bool) {
+    let now = app.now_ms();
+    let mut tx = app.state.store.begin().await.unwrap();
+    let first_sent = first.decide(&mut tx, now).await;
+    let state = app.state.clone();
+    let other = tokio::spawn(async move {
+        let mut tx = state.store.begin().await.unwrap();
+        let sent = second.decide(&mut tx, now).await;
+        tx.commit().await.unwrap();
+        sent
+    });
+    until_waiting_for_a_lock(app).await;
+    tx.commit().await.unwrap();
+    (first_sent, other.await.unwrap())
+}
+
+async fn push_kinds(app: &TestApp, account_id: &str) -> Vec<String> {
+    pushes(app, account_id)
+        .await
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .collect()
+}
+
 both_backends!(a_nudge_and_an_ask_decided_at_once_send_one_message);
 /// Two instances decide, in the same instant, a silence nudge and a
 /// questionnaire's ask for one member: one message goes out, whichever
 /// committed first; the other waits for the member's next moment.
 async fn a_nudge_and_an_ask_decided_at_once_send_one_message(backend: Backend) {
-    use kring::questionnaires::schedule::act;
-    use kring::silence::engine::fire_due;
     let World {
         app,
         worker,
@@ -824,29 +866,13 @@ async fn a_nudge_and_an_ask_decided_at_once_send_one_message(backend: Backend) {
     let zon = app.member(&worker, &circle, "Zon").await;
     let maan = app.member(&worker, &circle, "Maan").await;
     let due = ask_and_nudge_due_together(&app, &[&zon, &maan]).await;
-    let now = app.now_ms();
 
     // Zon: the ask is sent; before it commits, another instance decides
-    // the nudge.
+    // the nudge, which finds the day taken.
     let (question, membership) = due[0].clone();
-    let mut ask = app.state.store.begin().await.unwrap();
-    assert!(act(&mut ask, &question, now).await.unwrap());
-    let state = app.state.clone();
-    let nudge = tokio::spawn(async move {
-        let mut tx = state.store.begin().await.unwrap();
-        let fired = fire_due(&mut tx, &membership, now).await.unwrap();
-        tx.commit().await.unwrap();
-        fired
-    });
-    until_waiting_for_a_lock(&app).await;
-    ask.commit().await.unwrap();
-    assert!(!nudge.await.unwrap(), "the nudge found the day taken");
-    let kinds: Vec<String> = pushes(&app, &zon.account_id)
-        .await
-        .into_iter()
-        .map(|(kind, _)| kind)
-        .collect();
-    assert_eq!(kinds, ["questionnaire"]);
+    let sent = decided_at_once(&app, Decision::Ask(question), Decision::Nudge(membership)).await;
+    assert_eq!(sent, (true, false), "the ask went out, the nudge did not");
+    assert_eq!(push_kinds(&app, &zon.account_id).await, ["questionnaire"]);
     // The nudge waits for Zon's next moment: tomorrow at 19:00.
     let next: i64 = sqlx::query_scalar("SELECT next_step_due_at FROM memberships WHERE id = $1")
         .bind(&due[0].1)
@@ -856,26 +882,16 @@ async fn a_nudge_and_an_ask_decided_at_once_send_one_message(backend: Backend) {
     assert_eq!(next, at("2026-04-14T17:00:00Z"));
 
     // Maan: the nudge is sent (the ask rides in it); before it commits,
-    // another instance decides the ask on its own.
+    // another instance decides the ask on its own, which finds the day
+    // taken.
     let (question, membership) = due[1].clone();
-    let mut nudge = app.state.store.begin().await.unwrap();
-    assert!(fire_due(&mut nudge, &membership, now).await.unwrap());
-    let state = app.state.clone();
-    let ask = tokio::spawn(async move {
-        let mut tx = state.store.begin().await.unwrap();
-        let sent = act(&mut tx, &question, now).await.unwrap();
-        tx.commit().await.unwrap();
-        sent
-    });
-    until_waiting_for_a_lock(&app).await;
-    nudge.commit().await.unwrap();
-    assert!(!ask.await.unwrap(), "the ask found the day taken");
-    let kinds: Vec<String> = pushes(&app, &maan.account_id)
-        .await
-        .into_iter()
-        .map(|(kind, _)| kind)
-        .collect();
-    assert_eq!(kinds, ["nudge"]);
+    let sent = decided_at_once(&app, Decision::Nudge(membership), Decision::Ask(question)).await;
+    assert_eq!(
+        sent,
+        (true, false),
+        "the nudge went out, the lone ask did not"
+    );
+    assert_eq!(push_kinds(&app, &maan.account_id).await, ["nudge"]);
     assert_eq!(q_row(&app, &due[1].0).await, ("open".to_owned(), 1));
     assert_eq!(
         messages(&app, &maan.account_id).await,
