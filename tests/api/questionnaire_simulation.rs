@@ -3,8 +3,9 @@
 //! reminder time), answer, decline, ignore, turn measurement off, and check
 //! in now and then (so silence nudges compete for the one message a day);
 //! one circle ends on day 100 and asks a follow-up three months later. The
-//! silence scheduler and the questionnaire job run on the injected clock
-//! every three hours, and after every step the invariants are checked
+//! silence scheduler and the questionnaire job run at once (as two
+//! instances would) on the injected clock every three hours, and after
+//! every step the invariants are checked
 //! against what Kring wrote:
 //!
 //! 1. one questionnaire per membership × instrument × moment, and every
@@ -222,16 +223,18 @@ impl Sim {
         }
     }
 
+    /// The silence scheduler and the questionnaire job at once, as two
+    /// instances would run them: nudges and asks compete for the same day.
     async fn run_jobs(&self) {
-        kring::jobs::silence::run_until_idle(&self.app.state)
-            .await
-            .unwrap();
-        kring::jobs::run_until_idle(
-            &kring::jobs::questionnaires::Questionnaires,
-            &self.app.state,
-        )
-        .await
-        .unwrap();
+        let (silence, questionnaires) = tokio::join!(
+            kring::jobs::silence::run_until_idle(&self.app.state),
+            kring::jobs::run_until_idle(
+                &kring::jobs::questionnaires::Questionnaires,
+                &self.app.state,
+            )
+        );
+        silence.unwrap();
+        questionnaires.unwrap();
     }
 
     async fn check(&mut self) {
