@@ -546,10 +546,15 @@ impl Sim {
         best
     }
 
+    /// Two scheduler instances at once (they split the due memberships
+    /// between them by lease), then delivery.
     async fn settle(&self) {
-        kring::jobs::silence::run_until_idle(&self.app.state)
-            .await
-            .expect("scheduler");
+        let (one, two) = tokio::join!(
+            kring::jobs::silence::run_until_idle(&self.app.state),
+            kring::jobs::silence::run_until_idle(&self.app.state)
+        );
+        one.expect("scheduler");
+        two.expect("second scheduler");
         kring::jobs::delivery::run_until_idle(&self.app.state)
             .await
             .expect("delivery");
